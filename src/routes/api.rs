@@ -1,0 +1,395 @@
+//! The session API the iframe (and trusted pages) call: `/v1/session…` and `/v1/handoff…`.
+//!
+//! The cookies are `SameSite=None`, so a request from any site in the world arrives with them.
+//! What stops cross-site request forgery is the `Origin` check in `guard`, which runs before any
+//! handler: a request whose origin is neither the broker's own nor a trusted one is refused with
+//! 403 and changes nothing. Browsers omit `Origin` on same-origin GETs, so for those the
+//! unforgeable `Sec-Fetch-Site: same-origin` stands in for the broker's own origin.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::cookie::{self, RequestCookies};
+use crate::error::ApiError;
+use crate::origin::Origin;
+use crate::session::{Session, SessionId, Timestamp};
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    // JSON escaping can grow a value up to 6 times (`\u00XX`); anything beyond that is not a
+    // legitimate request and is cut off before it is buffered.
+    let body_limit = state.policy.max_value_bytes * 6 + 4096;
+    Router::new()
+        .route("/session", get(get_session).delete(end_session))
+        .route("/session/{key}", put(put_value).delete(delete_value))
+        .route("/handoff", post(mint_handoff))
+        .route("/handoff/redeem", post(redeem_handoff))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state, guard))
+}
+
+/// The origin the request acts for, once `guard` has allowed it.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Origin);
+
+fn caller_origin(state: &AppState, headers: &HeaderMap) -> Result<Origin, ApiError> {
+    let policy = &state.policy;
+    let Some(raw) = headers.get(header::ORIGIN) else {
+        let same_origin = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
+        return if same_origin {
+            Ok(policy.public_origin.clone())
+        } else {
+            Err(ApiError::OriginDenied)
+        };
+    };
+    let raw = raw.to_str().map_err(|_| ApiError::OriginDenied)?;
+    if raw == policy.public_origin.as_str() {
+        return Ok(policy.public_origin.clone());
+    }
+    policy.trusted.check(raw).map_err(|denied| {
+        tracing::info!(reason = denied.code(), "origin denied");
+        ApiError::OriginDenied
+    })
+}
+
+async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let origin = match caller_origin(&state, req.headers()) {
+        Ok(origin) => origin,
+        Err(e) => return e.into_response(),
+    };
+    let mut res = if req.method() == Method::OPTIONS {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, PUT, POST, DELETE"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        res
+    } else {
+        req.extensions_mut().insert(Caller(origin.clone()));
+        next.run(req).await
+    };
+    let h = res.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(origin.as_str()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `Json` with this API's error shape: 415 without a JSON content type, 413 over the body
+/// limit, 400 for anything that is not the expected JSON.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::BodyTooLarge)
+            }
+            Err(rejection) => Err(ApiError::BadJson(rejection.body_text())),
+        }
+    }
+}
+
+fn valid_key(key: &str) -> Result<(), ApiError> {
+    let ok = (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok { Ok(()) } else { Err(ApiError::BadKey) }
+}
+
+/// The session a request reaches, and whether its cookies need re-issuing.
+struct Resolved {
+    session: Session,
+    id: SessionId,
+    refresh: bool,
+}
+
+/// Finds the live session the request's cookies reach. The unpartitioned cookie wins when both
+/// reach live sessions (it is the one every site shares); the partitioned one is the fallback
+/// where third-party cookies are blocked. Whichever wins, both cookies are re-issued when they do
+/// not both carry its id.
+async fn resolve(
+    state: &AppState,
+    cookies: &RequestCookies,
+    now: Timestamp,
+) -> Result<Option<Resolved>, ApiError> {
+    for id in [&cookies.unpartitioned, &cookies.partitioned]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(session) = state.store.load(&id.hash(), now).await? {
+            let refresh = cookies.unpartitioned.as_ref() != Some(id)
+                || cookies.partitioned.as_ref() != Some(id);
+            return Ok(Some(Resolved {
+                session,
+                id: id.clone(),
+                refresh,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn max_age_secs(state: &AppState, session: &Session, now: Timestamp) -> i64 {
+    let end = session
+        .created_at
+        .saturating_add(state.policy.timeouts.absolute_ms);
+    ((end - now) / 1000).max(1)
+}
+
+fn with_cookies(mut res: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+/// A JSON answer about `session`, re-issuing both cookies for `id` when `refresh`.
+fn session_response(
+    state: &AppState,
+    body: serde_json::Value,
+    id: &SessionId,
+    session: &Session,
+    refresh: bool,
+    now: Timestamp,
+) -> Response {
+    let res = Json(body).into_response();
+    if refresh {
+        with_cookies(
+            res,
+            &cookie::session_cookies(id, max_age_secs(state, session, now)),
+        )
+    } else {
+        res
+    }
+}
+
+fn values_response(state: &AppState, id: &SessionId, session: &Session, refresh: bool, now: Timestamp) -> Response {
+    session_response(state, json!({ "values": session.values }), id, session, refresh, now)
+}
+
+async fn get_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let cookies = RequestCookies::from_headers(&headers);
+    let r = resolve(&state, &cookies, now)
+        .await?
+        .ok_or(ApiError::NoSession)?;
+    Ok(values_response(&state, &r.id, &r.session, r.refresh, now))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutValue {
+    value: String,
+}
+
+async fn put_value(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PutValue>,
+) -> Result<Response, ApiError> {
+    valid_key(&key)?;
+    let policy = &state.policy;
+    if body.value.len() > policy.max_value_bytes {
+        return Err(ApiError::ValueTooLarge(policy.max_value_bytes));
+    }
+    let now = state.clock.now();
+    let cookies = RequestCookies::from_headers(&headers);
+    let (session, id, refresh) = match resolve(&state, &cookies, now).await? {
+        Some(r) => (r.session, r.id, r.refresh),
+        None => {
+            let id = SessionId::generate();
+            let session = state.store.create(&id.hash(), now).await?;
+            (session, id, true)
+        }
+    };
+    if !session.values.contains_key(&key) && session.values.len() >= policy.max_values {
+        return Err(ApiError::TooManyValues(policy.max_values));
+    }
+    let session = state
+        .store
+        .set_value(&session.uid, &key, &body.value, now)
+        .await?
+        .ok_or(ApiError::NoSession)?;
+    Ok(values_response(&state, &id, &session, refresh, now))
+}
+
+async fn delete_value(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    valid_key(&key)?;
+    let now = state.clock.now();
+    let cookies = RequestCookies::from_headers(&headers);
+    let r = resolve(&state, &cookies, now)
+        .await?
+        .ok_or(ApiError::NoSession)?;
+    state
+        .store
+        .remove_value(&r.session.uid, &key, now)
+        .await?
+        .ok_or(ApiError::NoSession)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Ends every session the request's cookies reach (normally one) and expires both cookies.
+async fn end_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let cookies = RequestCookies::from_headers(&headers);
+    for id in [&cookies.unpartitioned, &cookies.partitioned]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(session) = state.store.load(&id.hash(), now).await? {
+            state.store.end(&session.uid).await?;
+        }
+    }
+    Ok(with_cookies(
+        StatusCode::NO_CONTENT.into_response(),
+        &cookie::removal_cookies(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintRequest {
+    audience: String,
+}
+
+async fn mint_handoff(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<MintRequest>,
+) -> Result<Response, ApiError> {
+    if !state.handoff.is_enabled() {
+        return Err(ApiError::HandoffDisabled);
+    }
+    let audience = state
+        .policy
+        .trusted
+        .check(&body.audience)
+        .map_err(|_| ApiError::BadAudience)?;
+    let now = state.clock.now();
+    let cookies = RequestCookies::from_headers(&headers);
+    let r = resolve(&state, &cookies, now)
+        .await?
+        .ok_or(ApiError::NoSession)?;
+    let minted = state.handoff.mint(audience.as_str(), now).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign a handoff token");
+        ApiError::Internal
+    })?;
+    state
+        .store
+        .put_handoff(&minted.jti, &r.session.uid, minted.expires_at)
+        .await?;
+    tracing::info!(audience = %audience, "handoff token issued");
+    Ok(Json(json!({ "token": minted.token, "expires_in": state.handoff.ttl_secs() })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemRequest {
+    token: String,
+    origin: Option<String>,
+}
+
+/// Binds the token's session to this site's cookies under a fresh id.
+///
+/// What wins when this site already has a live session of its own: that session, if it holds any
+/// value. A link must not silently replace a chat in progress here, and it must not let whoever
+/// sent the link swap the customer into the sender's session (session fixation). The token is
+/// consumed either way, and the page is told `session_conflict`. An empty session is replaced.
+async fn redeem_handoff(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RedeemRequest>,
+) -> Result<Response, ApiError> {
+    // From the iframe, the page's origin is what the iframe saw in `event.origin`; from a trusted
+    // page calling directly, it is the request's own `Origin` and nothing else.
+    let page = if caller == state.policy.public_origin {
+        let claimed = body.origin.as_deref().ok_or(ApiError::InvalidToken)?;
+        state
+            .policy
+            .trusted
+            .check(claimed)
+            .map_err(|_| ApiError::InvalidToken)?
+    } else {
+        if body.origin.as_deref().is_some_and(|o| o != caller.as_str()) {
+            return Err(ApiError::InvalidToken);
+        }
+        caller
+    };
+    let now = state.clock.now();
+    let claims = state
+        .handoff
+        .verify(&body.token, page.as_str(), now)
+        .map_err(|why| {
+            tracing::info!(reason = ?why, page = %page, "handoff token refused");
+            ApiError::InvalidToken
+        })?;
+    let Some(uid) = state.store.take_handoff(&claims.jti, now).await? else {
+        tracing::info!(page = %page, "handoff token already used or unknown");
+        return Err(ApiError::InvalidToken);
+    };
+    let cookies = RequestCookies::from_headers(&headers);
+    if let Some(existing) = resolve(&state, &cookies, now).await? {
+        if existing.session.uid == uid {
+            return Ok(adopted(&state, &existing.id, &existing.session, existing.refresh, now));
+        }
+        if !existing.session.values.is_empty() {
+            return Err(ApiError::SessionConflict);
+        }
+        state.store.end(&existing.session.uid).await?;
+    }
+    let id = SessionId::generate();
+    if !state.store.bind(&uid, &id.hash(), now).await? {
+        return Err(ApiError::InvalidToken);
+    }
+    let session = state
+        .store
+        .load(&id.hash(), now)
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    tracing::info!(page = %page, "handoff redeemed");
+    Ok(adopted(&state, &id, &session, true, now))
+}
+
+fn adopted(state: &AppState, id: &SessionId, session: &Session, refresh: bool, now: Timestamp) -> Response {
+    let body = json!({ "adopted": true, "values": session.values });
+    session_response(state, body, id, session, refresh, now)
+}

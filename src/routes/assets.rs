@@ -1,0 +1,137 @@
+//! Everything the broker serves to browsers that is not the API: the iframe page partners embed,
+//! its script, and the partner-side `cookie-provider.js`.
+//!
+//! The scripts are compiled into the binary (`static/`, built from `js/` by `npm run build`), so
+//! one file is the whole deployment. Each asset has a strong `ETag` from its content and answers
+//! `If-None-Match` with 304; compression is the router's `CompressionLayer`.
+//!
+//! The iframe page is rendered once at start: its only variable part is the trusted-origin list,
+//! which is also its `frame-ancestors`, so browsers refuse to load it in any other site's frame.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+
+use crate::origin::TrustedOrigins;
+use crate::state::AppState;
+
+pub const COOKIE_PROVIDER_JS: &[u8] = include_bytes!("../../static/cookie-provider.js");
+pub const COOKIE_PROVIDER_DTS: &[u8] = include_bytes!("../../static/cookie-provider.d.ts");
+pub const IFRAME_JS: &[u8] = include_bytes!("../../static/iframe.js");
+
+#[derive(Template)]
+#[template(path = "iframe.html")]
+struct IframePage {
+    config_json: String,
+}
+
+pub struct Asset {
+    body: Arc<[u8]>,
+    etag: HeaderValue,
+    content_type: &'static str,
+    csp: Option<HeaderValue>,
+    cache: &'static str,
+}
+
+impl Asset {
+    fn new(body: Vec<u8>, content_type: &'static str, cache: &'static str) -> Self {
+        let digest = Sha256::digest(&body);
+        let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            body: body.into(),
+            etag: HeaderValue::from_str(&format!("\"{tag}\"")).unwrap_or(HeaderValue::from_static("\"0\"")),
+            content_type,
+            csp: None,
+            cache,
+        }
+    }
+
+    fn serve(&self, headers: &HeaderMap) -> Response {
+        let fresh = headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().trim_start_matches("W/") == self.etag.to_str().unwrap_or_default() || t.trim() == "*");
+        let mut res = if fresh {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            ([(header::CONTENT_TYPE, self.content_type)], self.body.to_vec()).into_response()
+        };
+        let h = res.headers_mut();
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(self.cache));
+        if let Some(csp) = &self.csp {
+            h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+        }
+        res
+    }
+}
+
+pub struct Assets {
+    pub iframe_page: Asset,
+    pub iframe_js: Asset,
+    pub cookie_provider: Asset,
+    pub types: Asset,
+}
+
+/// The iframe page's policy: it runs only the broker's own script, talks only to the broker, and
+/// may be framed only by the trusted origins.
+pub fn iframe_csp(trusted: &TrustedOrigins) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
+        trusted.frame_ancestors()
+    )
+}
+
+impl Assets {
+    pub fn new(trusted: &TrustedOrigins) -> Result<Self, String> {
+        let patterns: Vec<String> = trusted.patterns().iter().map(|p| p.to_string()).collect();
+        let config = serde_json::json!({ "trusted": patterns, "handoffParam": "baton" });
+        // `<` escaped so the JSON can never close its <script> element.
+        let config_json = config.to_string().replace('<', "\\u003c");
+        let html = IframePage { config_json }
+            .render()
+            .map_err(|e| format!("cannot render iframe.html: {e}"))?;
+        let mut iframe_page = Asset::new(html.into_bytes(), "text/html; charset=utf-8", "no-cache");
+        iframe_page.csp = Some(
+            HeaderValue::from_str(&iframe_csp(trusted))
+                .map_err(|e| format!("invalid CSP header: {e}"))?,
+        );
+        // Partners reference the scripts by fixed URLs, so they are revalidated, not cached for long.
+        let script = "public, max-age=300, must-revalidate";
+        Ok(Self {
+            iframe_page,
+            iframe_js: Asset::new(IFRAME_JS.to_vec(), "text/javascript; charset=utf-8", script),
+            cookie_provider: Asset::new(
+                COOKIE_PROVIDER_JS.to_vec(),
+                "text/javascript; charset=utf-8",
+                script,
+            ),
+            types: Asset::new(
+                COOKIE_PROVIDER_DTS.to_vec(),
+                "application/typescript; charset=utf-8",
+                script,
+            ),
+        })
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/iframe.html", get(|State(s): State<AppState>, h: HeaderMap| async move { s.assets.iframe_page.serve(&h) }))
+        .route("/iframe.js", get(|State(s): State<AppState>, h: HeaderMap| async move { s.assets.iframe_js.serve(&h) }))
+        .route("/cookie-provider.js", get(cookie_provider))
+        .route("/cookie-provider.min.js", get(cookie_provider))
+        .route("/cookie-provider.d.ts", get(|State(s): State<AppState>, h: HeaderMap| async move { s.assets.types.serve(&h) }))
+}
+
+async fn cookie_provider(State(s): State<AppState>, h: HeaderMap) -> Response {
+    s.assets.cookie_provider.serve(&h)
+}

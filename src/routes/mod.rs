@@ -1,0 +1,66 @@
+//! The HTTP surface: assets and the iframe page, the session API, health checks, and the
+//! response headers every route shares.
+
+pub mod api;
+pub mod assets;
+pub mod health;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::compression::CompressionLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .merge(assets::routes())
+        .merge(health::routes())
+        .nest("/v1", api::routes(state.clone()))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(security_headers))
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            deadline(req, next, request_timeout)
+        }))
+        .with_state(state)
+}
+
+/// A request that takes longer than this has a stuck dependency: answer a clean 503 instead of
+/// holding the connection (the store has its own, shorter, timeouts).
+async fn deadline(req: Request, next: Next, limit: Duration) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(?limit, "request timed out");
+            ApiError::StoreUnavailable.into_response()
+        }
+    }
+}
+
+/// Headers for every response. Routes that need another CSP (the iframe page) set their own;
+/// everything else may not be framed and may load nothing.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    res
+}

@@ -1,0 +1,192 @@
+//! Sessions: the secret id a browser holds, the record the broker keeps, and the storage contract.
+//!
+//! A browser proves its session with a `SessionId`: 256 random bits from the OS, sent only in the
+//! `__Host-` cookies. The store never sees it: it is keyed by `IdHash` (SHA-256 of the id), so a
+//! leaked database or Redis dump holds nothing a browser could replay. One server-side session
+//! (named by an internal `uid`) can be reached through several ids: a handoff binds a fresh id,
+//! for the destination site's cookies, to the same session.
+
+pub mod sqlite;
+
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+/// Milliseconds since the Unix epoch, from the app's `Clock` (tests control it).
+pub type Timestamp = i64;
+
+/// The secret a browser holds. `Debug` is redacted so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId(String);
+
+const ID_BYTES: usize = 32;
+/// Length of the base64url text of `ID_BYTES` bytes.
+const ID_LEN: usize = 43;
+
+impl SessionId {
+    pub fn generate() -> Self {
+        Self(URL_SAFE_NO_PAD.encode(random_bytes::<ID_BYTES>()))
+    }
+
+    /// Accepts only what `generate` produces, so junk from a cookie never reaches the store.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = raw.len() == ID_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> IdHash {
+        IdHash(hex(&Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// What the store keys ids by: hex SHA-256 of the id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdHash(String);
+
+impl IdHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Internal name of a server-side session; never sent to a browser as a credential.
+pub fn new_uid() -> String {
+    hex(&random_bytes::<16>())
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The OS generator failing means the machine cannot make secrets at all: refuse to go on
+    // rather than hand out guessable ids.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut buf).expect("the OS random number generator failed");
+    buf
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub type Values = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub uid: String,
+    pub values: Values,
+    pub created_at: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// When sessions die. Idle: no use for `idle_ms`. Absolute: `absolute_ms` after creation, however
+/// busy; a handoff does not restart it, so a stolen session cannot be kept alive forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub idle_ms: i64,
+    pub absolute_ms: i64,
+}
+
+impl Timeouts {
+    pub fn expires_at(&self, created_at: Timestamp, last_seen: Timestamp) -> Timestamp {
+        (last_seen.saturating_add(self.idle_ms)).min(created_at.saturating_add(self.absolute_ms))
+    }
+
+    pub fn is_live(&self, created_at: Timestamp, last_seen: Timestamp, now: Timestamp) -> bool {
+        now < self.expires_at(created_at, last_seen)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached now (network, timeout, Redis down): 503, retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: corrupt data, a bug. 500.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// Where sessions live. Every backend passes the same contract suite (`tests/store_contract.rs`).
+///
+/// Contract:
+/// - A session is *live* at `now` while `now < min(last_seen + idle, created_at + absolute)`
+///   (`Timeouts::is_live`). A session that is not live is, for every method, the same as a
+///   missing one: it is never returned, never changed, never revived. Backends may delete it at
+///   any time after that (Redis expiry, `sweep`).
+/// - Every successful read or write of a live session through `load`, `set_value`,
+///   `remove_value` or `bind` sets its `last_seen` to `now` (sliding idle timeout); `created_at`
+///   never changes.
+/// - All methods are atomic per call, and an `Ok` means durable: it survives a restart of the
+///   broker (and, for SQLite, a `kill -9`).
+/// - Handoff records are single use: `take_handoff` returns the session uid at most once, and
+///   never after `expires_at`.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Creates an empty live session reachable through `id`.
+    async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError>;
+
+    /// The live session `id` reaches, touched; `None` when missing or expired.
+    async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
+
+    /// Sets `key` to `value` in the live session `uid`; `None` when it is missing or expired.
+    async fn set_value(
+        &self,
+        uid: &str,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Removes `key` from the live session `uid`; `None` when it is missing or expired.
+    async fn remove_value(
+        &self,
+        uid: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Deletes the session `uid`, every id that reaches it and its handoff records. Idempotent.
+    async fn end(&self, uid: &str) -> Result<(), StoreError>;
+
+    /// Makes the live session `uid` reachable through `id` too; `false` when it is gone.
+    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Records a handoff `jti` for session `uid`, redeemable once until `expires_at`.
+    async fn put_handoff(
+        &self,
+        jti: &str,
+        uid: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes the handoff record `jti`: the session uid the first time before expiry, else `None`.
+    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
+
+    /// Cheap reachability check for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Deletes what has expired by `now`; returns how many sessions went. Backends with native
+    /// expiry may do nothing.
+    async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,321 @@
+//! The embedded store: one SQLite file, nothing to install.
+//!
+//! WAL journal with `synchronous = FULL`: a write is acknowledged only once it is in the WAL and
+//! synced, so a `kill -9` (or a power cut) never loses an acknowledged session. One connection
+//! behind a std `Mutex`, used from `spawn_blocking`: SQLite serialises writers anyway, calls
+//! take microseconds, and a pool would only add lock contention on the file.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{IdHash, Session, SessionStore, StoreError, Timestamp, Timeouts, Values, new_uid};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    timeouts: Timeouts,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    uid TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    vals TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
+CREATE TABLE IF NOT EXISTS session_ids (
+    id_hash TEXT PRIMARY KEY,
+    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX IF NOT EXISTS session_ids_uid ON session_ids(uid);
+CREATE TABLE IF NOT EXISTS handoffs (
+    jti TEXT PRIMARY KEY,
+    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+) STRICT;
+";
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`; `:memory:` gives a private in-memory one.
+    pub fn open(path: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()
+        } else {
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(internal)?;
+            }
+            Connection::open(path)
+        }
+        .map_err(internal)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(internal)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(internal)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(internal)?;
+        conn.execute_batch(SCHEMA).map_err(internal)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            timeouts,
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, Timeouts) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let timeouts = self.timeouts;
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half-done transaction behind (SQLite
+            // rolls it back), so a poisoned lock is safe to keep using.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard, timeouts)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+/// Reads the live session `uid` inside a transaction, or `None`.
+fn live_by_uid(
+    tx: &rusqlite::Transaction<'_>,
+    uid: &str,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    let row = tx
+        .query_row(
+            "SELECT created_at, last_seen, vals FROM sessions WHERE uid = ?1 AND expires_at > ?2",
+            params![uid, now],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+        )
+        .optional()
+        .map_err(internal)?;
+    let Some((created_at, last_seen, vals)) = row else {
+        return Ok(None);
+    };
+    let values: Values = serde_json::from_str(&vals).map_err(internal)?;
+    Ok(Some(Session {
+        uid: uid.to_owned(),
+        values,
+        created_at,
+        last_seen,
+    }))
+}
+
+/// Writes `session` back with `last_seen = now` and returns it.
+fn save(
+    tx: &rusqlite::Transaction<'_>,
+    mut session: Session,
+    now: Timestamp,
+    timeouts: Timeouts,
+) -> Result<Session, StoreError> {
+    session.last_seen = now;
+    let vals = serde_json::to_string(&session.values).map_err(internal)?;
+    tx.execute(
+        "UPDATE sessions SET last_seen = ?2, expires_at = ?3, vals = ?4 WHERE uid = ?1",
+        params![
+            session.uid,
+            now,
+            timeouts.expires_at(session.created_at, now),
+            vals
+        ],
+    )
+    .map_err(internal)?;
+    Ok(session)
+}
+
+fn update_values(
+    conn: &mut Connection,
+    timeouts: Timeouts,
+    uid: &str,
+    now: Timestamp,
+    change: impl FnOnce(&mut Values),
+) -> Result<Option<Session>, StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    let Some(mut session) = live_by_uid(&tx, uid, now)? else {
+        return Ok(None);
+    };
+    change(&mut session.values);
+    let session = save(&tx, session, now, timeouts)?;
+    tx.commit().map_err(internal)?;
+    Ok(Some(session))
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError> {
+        let id = id.as_str().to_owned();
+        self.with(move |conn, timeouts| {
+            let session = Session {
+                uid: new_uid(),
+                values: Values::new(),
+                created_at: now,
+                last_seen: now,
+            };
+            let tx = conn.transaction().map_err(internal)?;
+            tx.execute(
+                "INSERT INTO sessions (uid, created_at, last_seen, expires_at, vals) VALUES (?1, ?2, ?2, ?3, '{}')",
+                params![session.uid, now, timeouts.expires_at(now, now)],
+            )
+            .map_err(internal)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
+                params![id, session.uid],
+            )
+            .map_err(internal)?;
+            tx.commit().map_err(internal)?;
+            Ok(session)
+        })
+        .await
+    }
+
+    async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.with(move |conn, timeouts| {
+            let tx = conn.transaction().map_err(internal)?;
+            let uid: Option<String> = tx
+                .query_row(
+                    "SELECT uid FROM session_ids WHERE id_hash = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(internal)?;
+            let Some(uid) = uid else { return Ok(None) };
+            let Some(session) = live_by_uid(&tx, &uid, now)? else {
+                return Ok(None);
+            };
+            let session = save(&tx, session, now, timeouts)?;
+            tx.commit().map_err(internal)?;
+            Ok(Some(session))
+        })
+        .await
+    }
+
+    async fn set_value(
+        &self,
+        uid: &str,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let (uid, key, value) = (uid.to_owned(), key.to_owned(), value.to_owned());
+        self.with(move |conn, timeouts| {
+            update_values(conn, timeouts, &uid, now, |v| {
+                v.insert(key, value);
+            })
+        })
+        .await
+    }
+
+    async fn remove_value(
+        &self,
+        uid: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let (uid, key) = (uid.to_owned(), key.to_owned());
+        self.with(move |conn, timeouts| {
+            update_values(conn, timeouts, &uid, now, |v| {
+                v.remove(&key);
+            })
+        })
+        .await
+    }
+
+    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+        let uid = uid.to_owned();
+        self.with(move |conn, _| {
+            // ON DELETE CASCADE removes its ids and handoff records in the same statement.
+            conn.execute("DELETE FROM sessions WHERE uid = ?1", params![uid])
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+        let (uid, id) = (uid.to_owned(), id.as_str().to_owned());
+        self.with(move |conn, timeouts| {
+            let tx = conn.transaction().map_err(internal)?;
+            let Some(session) = live_by_uid(&tx, &uid, now)? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
+                params![id, uid],
+            )
+            .map_err(internal)?;
+            save(&tx, session, now, timeouts)?;
+            tx.commit().map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn put_handoff(
+        &self,
+        jti: &str,
+        uid: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (jti, uid) = (jti.to_owned(), uid.to_owned());
+        self.with(move |conn, _| {
+            conn.execute(
+                "INSERT INTO handoffs (jti, uid, expires_at) VALUES (?1, ?2, ?3)",
+                params![jti, uid, expires_at],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        let jti = jti.to_owned();
+        self.with(move |conn, _| {
+            // DELETE ... RETURNING is the single atomic step that makes a record single use.
+            conn.query_row(
+                "DELETE FROM handoffs WHERE jti = ?1 RETURNING uid, expires_at",
+                params![jti],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()
+            .map_err(internal)
+            .map(|row| row.filter(|(_, exp)| *exp > now).map(|(uid, _)| uid))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|conn, _| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await
+    }
+
+    async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.with(move |conn, _| {
+            let tx = conn.transaction().map_err(internal)?;
+            tx.execute("DELETE FROM handoffs WHERE expires_at <= ?1", params![now])
+                .map_err(internal)?;
+            let n = tx
+                .execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
+                .map_err(internal)?;
+            tx.commit().map_err(internal)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
