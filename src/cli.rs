@@ -14,7 +14,11 @@ use crate::config::{ConfigErrors, RawConfig, Settings};
 use crate::origin::TrustedOrigins;
 
 #[derive(Parser, Debug)]
-#[command(name = "baton", version, about = "Cross-domain session persistence broker")]
+#[command(
+    name = "baton",
+    version,
+    about = "Cross-domain session persistence broker"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -106,7 +110,12 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
-        let trusted: Vec<String> = settings.trusted.patterns().iter().map(|p| p.to_string()).collect();
+        let trusted: Vec<String> = settings
+            .trusted
+            .patterns()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         let store = format!("{:?}", settings.store);
         let public_origin = settings.public_origin.clone();
         let app = match crate::Application::build(settings).await {
@@ -124,7 +133,9 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
             "baton is listening"
         );
         if trusted.is_empty() {
-            tracing::warn!("no trusted origins: no site can embed this broker; set [trust] origins");
+            tracing::warn!(
+                "no trusted origins: no site can embed this broker; set [trust] origins"
+            );
         }
         match app.run_until_stopped().await {
             Ok(()) => 0,
@@ -162,10 +173,12 @@ fn check_config(path: &std::path::Path) -> i32 {
 
 /// Only `[trust]` matters here, so a config whose other sections are incomplete still answers.
 fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
-    let trusted = match RawConfig::load(Some(path), env_vars()).map_err(|e| e.0).and_then(|raw| {
-        TrustedOrigins::parse_all(&raw.trust.origins)
-            .map_err(|errs| errs.iter().map(|e| format!("trust.origins: {e}")).collect())
-    }) {
+    let trusted = match RawConfig::load(Some(path), env_vars())
+        .map_err(|e| e.0)
+        .and_then(|raw| {
+            TrustedOrigins::parse_all(&raw.trust.origins)
+                .map_err(|errs| errs.iter().map(|e| format!("trust.origins: {e}")).collect())
+        }) {
         Ok(t) => t,
         Err(errors) => {
             for e in errors {

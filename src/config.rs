@@ -298,7 +298,9 @@ impl RawConfig {
         let store = match self.store.backend {
             Backend::Sqlite => {
                 if self.store.sqlite_path.trim().is_empty() {
-                    errors.push("store.sqlite_path: must name a file (or \":memory:\" for tests)".into());
+                    errors.push(
+                        "store.sqlite_path: must name a file (or \":memory:\" for tests)".into(),
+                    );
                 }
                 StoreSettings::Sqlite {
                     path: self.store.sqlite_path.clone(),
@@ -332,7 +334,10 @@ impl RawConfig {
         for (i, key) in self.handoff.keys.iter().enumerate() {
             if key.kid.is_empty()
                 || key.kid.len() > 64
-                || !key.kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                || !key
+                    .kid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
             {
                 errors.push(format!(
                     "handoff.keys[{i}].kid: {:?} must be 1 to 64 characters from A-Z a-z 0-9 - _ .",
@@ -340,7 +345,10 @@ impl RawConfig {
                 ));
             }
             if handoff_keys.iter().any(|k: &SigningKey| k.kid == key.kid) {
-                errors.push(format!("handoff.keys[{i}].kid: {:?} is used twice", key.kid));
+                errors.push(format!(
+                    "handoff.keys[{i}].kid: {:?} is used twice",
+                    key.kid
+                ));
             }
             match URL_SAFE_NO_PAD.decode(key.secret.trim_end_matches('=')) {
                 Ok(secret) if secret.len() >= MIN_SECRET_BYTES => handoff_keys.push(SigningKey {

@@ -78,7 +78,11 @@ impl HandoffKeys {
         self.ttl_secs
     }
 
-    pub fn mint(&self, audience: &str, now: Timestamp) -> Result<Minted, jsonwebtoken::errors::Error> {
+    pub fn mint(
+        &self,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<Minted, jsonwebtoken::errors::Error> {
         let Some(key) = self.keys.first() else {
             return Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into());
         };
@@ -143,7 +147,8 @@ impl HandoffKeys {
         }
         // A token is never valid for longer than this broker would have issued it for, even if
         // someone holding a key minted one with a far `exp`.
-        if claims.exp - claims.iat > self.ttl_secs || claims.jti.is_empty() || claims.jti.len() > 64 {
+        if claims.exp - claims.iat > self.ttl_secs || claims.jti.is_empty() || claims.jti.len() > 64
+        {
             return Err(Rejection::BadSignatureOrClaims);
         }
         Ok(claims)
@@ -177,7 +182,8 @@ mod tests {
         let claims = k.verify(&minted.token, AUD, T0 + 1000).expect("valid");
         assert_eq!(claims.jti, minted.jti);
         assert_eq!(
-            k.verify(&minted.token, "https://evil.example.net", T0).err(),
+            k.verify(&minted.token, "https://evil.example.net", T0)
+                .err(),
             Some(Rejection::WrongAudience)
         );
     }
@@ -186,7 +192,10 @@ mod tests {
     fn expiry_and_not_before_use_the_app_clock() {
         let k = keys(vec![key("a", 1)]);
         let minted = k.mint(AUD, T0).expect("mint");
-        assert!(k.verify(&minted.token, AUD, T0 + 64_000).is_ok(), "within leeway");
+        assert!(
+            k.verify(&minted.token, AUD, T0 + 64_000).is_ok(),
+            "within leeway"
+        );
         assert_eq!(
             k.verify(&minted.token, AUD, T0 + 65_000).err(),
             Some(Rejection::Expired)
@@ -229,7 +238,10 @@ mod tests {
             k.verify(&"a".repeat(MAX_TOKEN_LEN + 1), AUD, T0).err(),
             Some(Rejection::TooLong)
         );
-        assert_eq!(k.verify("not a jwt", AUD, T0).err(), Some(Rejection::Malformed));
+        assert_eq!(
+            k.verify("not a jwt", AUD, T0).err(),
+            Some(Rejection::Malformed)
+        );
     }
 
     #[test]

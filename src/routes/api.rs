@@ -196,11 +196,27 @@ fn session_response(
     }
 }
 
-fn values_response(state: &AppState, id: &SessionId, session: &Session, refresh: bool, now: Timestamp) -> Response {
-    session_response(state, json!({ "values": session.values }), id, session, refresh, now)
+fn values_response(
+    state: &AppState,
+    id: &SessionId,
+    session: &Session,
+    refresh: bool,
+    now: Timestamp,
+) -> Response {
+    session_response(
+        state,
+        json!({ "values": session.values }),
+        id,
+        session,
+        refresh,
+        now,
+    )
 }
 
-async fn get_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let cookies = RequestCookies::from_headers(&headers);
     let r = resolve(&state, &cookies, now)
@@ -267,7 +283,10 @@ async fn delete_value(
 }
 
 /// Ends every session the request's cookies reach (normally one) and expires both cookies.
-async fn end_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn end_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let cookies = RequestCookies::from_headers(&headers);
     for id in [&cookies.unpartitioned, &cookies.partitioned]
@@ -317,7 +336,10 @@ async fn mint_handoff(
         .put_handoff(&minted.jti, &r.session.uid, minted.expires_at)
         .await?;
     tracing::info!(audience = %audience, "handoff token issued");
-    Ok(Json(json!({ "token": minted.token, "expires_in": state.handoff.ttl_secs() })).into_response())
+    Ok(
+        Json(json!({ "token": minted.token, "expires_in": state.handoff.ttl_secs() }))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -369,7 +391,13 @@ async fn redeem_handoff(
     let cookies = RequestCookies::from_headers(&headers);
     if let Some(existing) = resolve(&state, &cookies, now).await? {
         if existing.session.uid == uid {
-            return Ok(adopted(&state, &existing.id, &existing.session, existing.refresh, now));
+            return Ok(adopted(
+                &state,
+                &existing.id,
+                &existing.session,
+                existing.refresh,
+                now,
+            ));
         }
         if !existing.session.values.is_empty() {
             return Err(ApiError::SessionConflict);
@@ -389,7 +417,13 @@ async fn redeem_handoff(
     Ok(adopted(&state, &id, &session, true, now))
 }
 
-fn adopted(state: &AppState, id: &SessionId, session: &Session, refresh: bool, now: Timestamp) -> Response {
+fn adopted(
+    state: &AppState,
+    id: &SessionId,
+    session: &Session,
+    refresh: bool,
+    now: Timestamp,
+) -> Response {
     let body = json!({ "adopted": true, "values": session.values });
     session_response(state, body, id, session, refresh, now)
 }

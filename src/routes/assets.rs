@@ -45,7 +45,8 @@ impl Asset {
         let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         Self {
             body: body.into(),
-            etag: HeaderValue::from_str(&format!("\"{tag}\"")).unwrap_or(HeaderValue::from_static("\"0\"")),
+            etag: HeaderValue::from_str(&format!("\"{tag}\""))
+                .unwrap_or(HeaderValue::from_static("\"0\"")),
             content_type,
             csp: None,
             cache,
@@ -58,11 +59,18 @@ impl Asset {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|t| t.trim().trim_start_matches("W/") == self.etag.to_str().unwrap_or_default() || t.trim() == "*");
+            .any(|t| {
+                t.trim().trim_start_matches("W/") == self.etag.to_str().unwrap_or_default()
+                    || t.trim() == "*"
+            });
         let mut res = if fresh {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
-            ([(header::CONTENT_TYPE, self.content_type)], self.body.to_vec()).into_response()
+            (
+                [(header::CONTENT_TYPE, self.content_type)],
+                self.body.to_vec(),
+            )
+                .into_response()
         };
         let h = res.headers_mut();
         h.insert(header::ETAG, self.etag.clone());

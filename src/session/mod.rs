@@ -8,7 +8,6 @@
 
 pub mod sqlite;
 
-
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -83,10 +82,12 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 pub type Values = BTreeMap<String, String>;

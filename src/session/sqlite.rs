@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{IdHash, Session, SessionStore, StoreError, Timestamp, Timeouts, Values, new_uid};
+use super::{IdHash, Session, SessionStore, StoreError, Timeouts, Timestamp, Values, new_uid};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -50,15 +50,21 @@ impl SqliteStore {
         let conn = if path == ":memory:" {
             Connection::open_in_memory()
         } else {
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(internal)?;
             }
             Connection::open(path)
         }
         .map_err(internal)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(internal)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(internal)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(internal)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(internal)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(internal)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(internal)?;
         conn.execute_batch(SCHEMA).map_err(internal)?;
@@ -96,7 +102,13 @@ fn live_by_uid(
         .query_row(
             "SELECT created_at, last_seen, vals FROM sessions WHERE uid = ?1 AND expires_at > ?2",
             params![uid, now],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()
         .map_err(internal)?;
