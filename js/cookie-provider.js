@@ -1,0 +1,305 @@
+/**
+ * baton cookie-provider.js: the partner-side library.
+ *
+ * Adds the broker's hidden iframe to the page and talks to it with postMessage (docs/PROTOCOL.md).
+ * Two APIs over one iframe per iframe URL:
+ * - Genesys-compatible: `new CookieProvider(NAME, IFRAME_URL, cb)`, `initCookieProviderExtension`;
+ * - promise-based: `Baton.connect(IFRAME_URL, {timeout})`.
+ * Where third-party cookies are blocked, the session crosses sites in a single-use token that
+ * this script adds to the fragment of links to other trusted sites (`#baton=TOKEN`) and redeems on
+ * arrival.
+ *
+ * Size matters (2 KiB gzipped): short local names are mangled by terser, string literals and
+ * duplicated logic are not, so keep both rare.
+ */
+(() => {
+  "use strict";
+
+  const w = window;
+  const d = document;
+  const PARAM = "baton=";
+  const TIMEOUT = 5000;
+  /** Longest a link click waits for a handoff token before navigating without one. */
+  const HANDOFF_WAIT = 1500;
+  const KEY = /^[\w.-]{1,128}$/;
+
+  /** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
+  class BatonError extends Error {
+    /**
+     * @param {string} code
+     * @param {string} [message]
+     */
+    constructor(code, message) {
+      super(message || code);
+      this.name = "BatonError";
+      this.code = code;
+    }
+  }
+
+  // Arrival from a handoff: take the token out of the address bar at once (it must not be
+  // bookmarked, shared or left in history) and keep any other fragment part.
+  const parts = location.hash.slice(1).split("&");
+  const at = parts.findIndex((p) => p.startsWith(PARAM));
+  /** @type {string | undefined} the token still to redeem, by the first iframe created */
+  let token;
+  if (at >= 0) {
+    token = parts.splice(at, 1)[0].slice(PARAM.length);
+    history.replaceState(history.state, "", location.href.split("#")[0] + (parts.length ? "#" + parts.join("&") : ""));
+  }
+
+  /** Whether a canonical origin matches one of the broker's trusted patterns (same rule as the iframe's; the iframe decides, this only avoids intercepting clicks it would refuse). */
+  const matches = (patterns, o) =>
+    patterns.some((p) => {
+      const [scheme, suffix] = p.split("*");
+      return suffix === undefined ? p === o : o.startsWith(scheme) && o.endsWith(suffix);
+    });
+
+  const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
+
+  /** @type {Record<string, Channel>} one per iframe URL */
+  const channels = {};
+  /** The channel that decorates link clicks: the first one created. */
+  let linker;
+
+  /**
+   * @typedef {object} Channel
+   * @property {(op: string, args: object, timeout: number) => Promise<any>} send
+   * @property {Promise<void>} ready
+   * @property {Set<() => void>} listeners
+   * @property {string[]} trusted
+   */
+
+  /**
+   * The shared iframe for `url`, created on first use.
+   * @param {string} url
+   * @returns {Channel}
+   */
+  const channel = (url) => {
+    url = new URL(url, location.href).href;
+    if (channels[url]) return channels[url];
+    const origin = new URL(url).origin;
+    const frame = d.createElement("iframe");
+    /** @type {Record<string, [(v: any) => void, (e: BatonError) => void]>} */
+    const pending = {};
+    let seq = 0;
+    /** Set once the iframe is known broken: every request fails with it. */
+    let broken;
+
+    const fail = (e) => {
+      broken = e;
+      for (const id in pending) pending[id][1](e);
+    };
+
+    /** Posts one request; resolves with the result once the iframe answers. */
+    const post = (op, args) =>
+      new Promise((resolve, reject) => {
+        if (broken) return reject(broken);
+        const id = ++seq + "." + Math.random();
+        pending[id] = [resolve, reject];
+        frame.contentWindow.postMessage({ baton: 1, id, op, ...args }, origin);
+      });
+
+    const loaded = new Promise((resolve) => (frame.onload = resolve));
+    /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
+    const ready = loaded
+      .then(() => {
+        // An iframe that failed to load (refused connection, CSP frame-ancestors, no script)
+        // still fires `load`, with an error page that never answers: find out fast.
+        setTimeout(fail, 2000, new BatonError("iframe_error", "no answer from " + url));
+        return post("trusted");
+      })
+      .then((patterns) => {
+        ch.trusted = patterns;
+        const t = token;
+        token = undefined;
+        return t && post("redeem", { token: t }).catch(() => {});
+      });
+
+    /** @type {Channel} */
+    const ch = {
+      trusted: [],
+      listeners: new Set(),
+      ready,
+      send: (op, args, timeout) =>
+        new Promise((resolve, reject) => {
+          setTimeout(reject, timeout, new BatonError("timeout", op + " timed out"));
+          ready.then(() => post(op, args)).then(resolve, reject);
+        }),
+    };
+    ready.catch(() => {});
+
+    w.addEventListener("message", (e) => {
+      const m = e.data;
+      if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
+      if (m.event === "change") ch.listeners.forEach((fn) => fn());
+      const p = pending[m.id];
+      if (!p) return;
+      delete pending[m.id];
+      if (m.id.startsWith("1.")) broken = null;
+      m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
+    });
+
+    frame.src = url;
+    frame.title = "baton";
+    frame.style.display = "none";
+    const add = () => d.body.appendChild(frame);
+    d.body ? add() : d.addEventListener("DOMContentLoaded", add);
+
+    if (!linker) {
+      linker = ch;
+      const click = (e) => {
+        const a = e.target.closest && e.target.closest("a[href]");
+        const href = a && a.href;
+        if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
+        const o = new URL(href).origin;
+        if (o === location.origin || !matches(ch.trusted, o)) return;
+        e.preventDefault();
+        const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
+        handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
+      };
+      w.addEventListener("click", click, true);
+      w.addEventListener("auxclick", click, true);
+    }
+    return (channels[url] = ch);
+  };
+
+  /**
+   * `url` with a handoff token in its fragment, or plain when there is none (never rejects).
+   * @param {Channel} ch
+   * @param {string} url absolute or relative to the page
+   * @param {number} timeout
+   * @returns {Promise<string>}
+   */
+  const handoff = (ch, url, timeout) => {
+    url = new URL(url, location.href).href;
+    return ch.send("handoff", { url }, timeout).then(
+      (t) => decorate(url, t),
+      () => url,
+    );
+  };
+
+  /**
+   * Connects to the broker iframe at `iframeUrl` (shared with every other client of that URL).
+   * @param {string} iframeUrl e.g. `https://broker.example.com/iframe.html`
+   * @param {{timeout?: number}} [options] per-request timeout in ms (default 5000)
+   */
+  const connect = (iframeUrl, options) => {
+    const ch = channel(iframeUrl);
+    const timeout = (options && options.timeout) || TIMEOUT;
+    const send = (op, args) => ch.send(op, args, timeout);
+    const keyed = (op, key, args) =>
+      KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request", "bad key"));
+    return {
+      ready: ch.ready,
+      /** @param {string} key @returns {Promise<string | null>} */
+      get: (key) => keyed("get", key),
+      /** @param {string} key @param {string} value @returns {Promise<null>} */
+      set: (key, value) =>
+        typeof value === "string" ? keyed("set", key, { value }) : Promise.reject(new BatonError("bad_request", "value must be a string")),
+      /** @param {string} key @returns {Promise<null>} */
+      delete: (key) => keyed("delete", key),
+      /** Ends the session everywhere. @returns {Promise<null>} */
+      end: () => send("end"),
+      /** @returns {Promise<"unpartitioned" | "partitioned" | "none">} */
+      mode: () => send("mode"),
+      /** @param {string} url @returns {Promise<string>} */
+      handoffUrl: (url) => handoff(ch, url, timeout),
+      /**
+       * @param {"change"} type
+       * @param {() => void} fn called when another tab of this site changed the session
+       * @returns {() => void} unsubscribes
+       */
+      on: (type, fn) => {
+        ch.listeners.add(fn);
+        return () => ch.listeners.delete(fn);
+      },
+    };
+  };
+
+  /** The page's own first-party cookie `name`, raw, or null. */
+  const readCookie = (name) => {
+    const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
+    return c ? c.slice(name.length + 1) : null;
+  };
+
+  /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
+  class CookieProvider {
+    /**
+     * @param {string} name the session cookie's name, also the broker key
+     * @param {string} iframeUrl the broker's iframe URL
+     * @param {(enabled: boolean) => void} [showThirdPartyCookieNotification] cookieTest's default callback
+     */
+    constructor(name, iframeUrl, showThirdPartyCookieNotification) {
+      this.name = name;
+      this.callback = showThirdPartyCookieNotification;
+      this.client = connect(iframeUrl);
+    }
+
+    /**
+     * Copies the broker's value into the page's cookie.
+     * @returns {Promise<string | null>}
+     */
+    loadCookie() {
+      return this.client.get(this.name).then((v) => {
+        if (v !== null)
+          d.cookie = this.name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
+        return v;
+      });
+    }
+
+    /**
+     * Stores the page's cookie in the broker.
+     * @returns {Promise<string | null>} the value stored, or null when the page has no such cookie
+     */
+    saveCookie() {
+      const v = readCookie(this.name);
+      return v === null ? Promise.resolve(null) : this.client.set(this.name, v).then(() => v);
+    }
+
+    /**
+     * Removes the value from the broker (every site) and the page's cookie.
+     * @returns {Promise<null>}
+     */
+    deleteCookie() {
+      d.cookie = this.name + "=; path=/; max-age=0";
+      return this.client.delete(this.name);
+    }
+
+    /**
+     * Whether the broker can keep state in this browser (mode is not "none").
+     * @param {(enabled: boolean) => void} [callback] defaults to the constructor's
+     * @returns {Promise<boolean>}
+     */
+    cookieTest(callback) {
+      const cb = callback || this.callback;
+      return this.client.mode().then(
+        (m) => m !== "none",
+        () => false,
+      ).then((ok) => {
+        if (typeof cb === "function") cb(ok);
+        return ok;
+      });
+    }
+  }
+
+  /**
+   * The Genesys widgets extension: loads the cookie at start, saves it when a chat starts and
+   * deletes it everywhere when the chat ends.
+   * @param {string} name
+   * @param {string} iframeUrl
+   * @param {(enabled: boolean) => void} [callback]
+   */
+  const initCookieProviderExtension = (name, iframeUrl, callback) => ($, CXBus) => {
+    const plugin = CXBus.registerPlugin("CookieProvider");
+    const p = new CookieProvider(name, iframeUrl, callback);
+    const quiet = () => {};
+    p.loadCookie().catch(quiet);
+    if (callback) p.cookieTest();
+    plugin.subscribe("WebChat.started", () => p.saveCookie().catch(quiet));
+    plugin.subscribe("WebChat.ended", () => p.deleteCookie().catch(quiet));
+  };
+
+  w.CookieProvider = CookieProvider;
+  w.initCookieProviderExtension = initCookieProviderExtension;
+  w.Baton = { connect, BatonError };
+})();

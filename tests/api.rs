@@ -1,0 +1,576 @@
+//! Black-box tests of the HTTP surface: the real application on port 0, spoken to over HTTP.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use reqwest::header::{self, HeaderMap};
+
+const ID_RE_LEN: usize = 43;
+
+fn assert_session_cookie(c: &str, name: &str, partitioned: bool, max_age: u64) {
+    let (pair, attrs) = c.split_once(';').expect("attributes");
+    let (n, v) = pair.split_once('=').expect("pair");
+    assert_eq!(n, name, "{c}");
+    assert_eq!(v.len(), ID_RE_LEN, "{c}");
+    let mut attrs: Vec<&str> = attrs.split(';').map(str::trim).collect();
+    attrs.sort();
+    let mut want = vec![
+        "HttpOnly".to_string(),
+        "Path=/".into(),
+        "SameSite=None".into(),
+        "Secure".into(),
+        format!("Max-Age={max_age}"),
+    ];
+    if partitioned {
+        want.push("Partitioned".into());
+    }
+    want.sort();
+    assert_eq!(attrs, want, "{c}");
+}
+
+#[tokio::test]
+async fn put_creates_a_session_with_both_cookies() {
+    let app = spawn_app().await;
+    let res = app.put("chat", "hello", SHOP, None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["access-control-allow-origin"], SHOP);
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    let cookies = set_cookies(res.headers());
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert_session_cookie(&cookies[0], "__Host-baton", false, 300);
+    assert_session_cookie(&cookies[1], "__Host-baton-p", true, 300);
+    assert_eq!(
+        cookies[0].split(';').next().map(|p| &p[13..]),
+        cookies[1].split(';').next().map(|p| &p[15..]),
+        "both carry the same id"
+    );
+    let cookie = cookie_header(res.headers());
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["values"]["chat"], "hello");
+
+    let res = app.get(SUPPORT, Some(&cookie)).await;
+    assert_eq!(res.status(), 200);
+    assert!(set_cookies(res.headers()).is_empty(), "nothing to re-issue");
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body, serde_json::json!({ "values": { "chat": "hello" } }));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn origin_is_required_and_checked_before_anything_changes() {
+    let app = spawn_app().await;
+    for origin in [
+        None,
+        Some(EVIL),
+        Some("null"),
+        Some("http://SHOP.localhost:9001"),
+        Some("http://shop.localhost:9001/"),
+        Some("http://shop.localhost:9002"),
+        Some("https://example.org"),
+        Some("https://a.example.org.evil.net"),
+    ] {
+        let res = app
+            .req(Method::PUT, "/v1/session/chat", origin, None)
+            .json(&serde_json::json!({ "value": "x" }))
+            .send()
+            .await
+            .expect("send");
+        assert!(
+            set_cookies(res.headers()).is_empty(),
+            "{origin:?} got cookies"
+        );
+        assert!(res.headers().get("access-control-allow-origin").is_none());
+        assert_eq!(
+            error_code(res).await,
+            (403, "origin_denied".into()),
+            "{origin:?}"
+        );
+    }
+    // A wildcard-trusted origin and the broker's own origin are allowed.
+    assert_eq!(
+        app.put("k", "v", "https://help.example.org", None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.put("k", "v", &app.public_origin.clone(), None)
+            .await
+            .status(),
+        200
+    );
+    // A same-origin GET (no Origin, as browsers send it) is the broker's own iframe.
+    let res = app
+        .req(Method::GET, "/v1/session", None, None)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_code(res).await, (404, "no_session".into()));
+    let res = app
+        .req(Method::GET, "/v1/session", None, None)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_untrusted_origin_cannot_read_or_end_a_session() {
+    let app = spawn_app().await;
+    let res = app.put("chat", "secret", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    assert_eq!(app.get(EVIL, Some(&cookie)).await.status(), 403);
+    let res = app
+        .req(Method::DELETE, "/v1/session", Some(EVIL), Some(&cookie))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403);
+    assert!(set_cookies(res.headers()).is_empty());
+    assert_eq!(
+        app.get(SHOP, Some(&cookie)).await.status(),
+        200,
+        "still there"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn preflight_is_answered_for_trusted_origins_only() {
+    let app = spawn_app().await;
+    let res = app
+        .req(Method::OPTIONS, "/v1/session/chat", Some(SHOP), None)
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 204);
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], SHOP);
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .expect("s")
+            .contains("PUT")
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .expect("s")
+            .contains("content-type")
+    );
+    assert!(h.get_all("vary").iter().any(|v| v == "Origin"));
+    let res = app
+        .req(Method::OPTIONS, "/v1/session/chat", Some(EVIL), None)
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error() {
+    let app = spawn_app().await;
+    let put = |key: &str| app.req(Method::PUT, &format!("/v1/session/{key}"), Some(SHOP), None);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            put("chat")
+                .header("content-type", "application/json")
+                .body("{\"value\":"),
+            400,
+            "bad_json",
+        ),
+        (
+            put("chat")
+                .header("content-type", "application/json")
+                .body("{\"value\": 5}"),
+            400,
+            "bad_json",
+        ),
+        (
+            put("chat")
+                .header("content-type", "application/json")
+                .body("{\"valu\": \"x\"}"),
+            400,
+            "bad_json",
+        ),
+        (
+            put("chat")
+                .header("content-type", "text/plain")
+                .body("{\"value\":\"x\"}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            put("chat").body("{\"value\":\"x\"}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            put("chat").json(&serde_json::json!({ "value": "x".repeat(1025) })),
+            413,
+            "too_large",
+        ),
+        (
+            put("chat")
+                .header("content-type", "application/json")
+                .body(format!("{{\"value\":\"{}\"}}", "x".repeat(20_000))),
+            413,
+            "too_large",
+        ),
+        (
+            put(&"k".repeat(129)).json(&serde_json::json!({ "value": "x" })),
+            400,
+            "bad_key",
+        ),
+        (
+            put("a%20b").json(&serde_json::json!({ "value": "x" })),
+            400,
+            "bad_key",
+        ),
+        (
+            put("a%2Fb").json(&serde_json::json!({ "value": "x" })),
+            400,
+            "bad_key",
+        ),
+        (
+            app.req(Method::DELETE, "/v1/session/chat", Some(SHOP), None),
+            404,
+            "no_session",
+        ),
+        (
+            app.req(Method::GET, "/v1/session", Some(SHOP), None),
+            404,
+            "no_session",
+        ),
+        (app.req(Method::GET, "/nope", None, None), 404, "not_found"),
+    ];
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let res = req.send().await.expect("send");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/json",
+            "case {i}"
+        );
+        assert_eq!(
+            error_code(res).await,
+            (status, code.to_string()),
+            "case {i}"
+        );
+    }
+    // The exact limit is fine.
+    assert_eq!(
+        app.put("chat", &"x".repeat(1024), SHOP, None)
+            .await
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_holds_a_bounded_number_of_values() {
+    let app = spawn_app().await;
+    let res = app.put("k0", "v", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    for i in 1..4 {
+        assert_eq!(
+            app.put(&format!("k{i}"), "v", SHOP, Some(&cookie))
+                .await
+                .status(),
+            200
+        );
+    }
+    let res = app.put("k4", "v", SHOP, Some(&cookie)).await;
+    assert_eq!(error_code(res).await, (413, "too_many_values".into()));
+    assert_eq!(
+        app.put("k3", "replaced", SHOP, Some(&cookie))
+            .await
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn delete_value_and_end_session() {
+    let app = spawn_app().await;
+    let res = app.put("a", "1", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    app.put("b", "2", SHOP, Some(&cookie)).await;
+    let res = app
+        .req(Method::DELETE, "/v1/session/a", Some(SHOP), Some(&cookie))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 204);
+    let body: serde_json::Value = app
+        .get(SHOP, Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body, serde_json::json!({ "values": { "b": "2" } }));
+
+    let res = app
+        .req(Method::DELETE, "/v1/session", Some(SUPPORT), Some(&cookie))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 204);
+    let removals = set_cookies(res.headers());
+    assert_eq!(removals.len(), 2);
+    for (c, name, partitioned) in [
+        (&removals[0], "__Host-baton=", false),
+        (&removals[1], "__Host-baton-p=", true),
+    ] {
+        assert!(c.starts_with(&format!("{name};")), "{c}");
+        assert!(
+            c.contains("Max-Age=0") && c.contains("Secure") && c.contains("Path=/"),
+            "{c}"
+        );
+        assert!(c.contains("SameSite=None") && c.contains("HttpOnly"), "{c}");
+        assert_eq!(c.contains("Partitioned"), partitioned, "{c}");
+    }
+    let res = app.get(SHOP, Some(&cookie)).await;
+    assert_eq!(
+        error_code(res).await,
+        (404, "no_session".into()),
+        "ended server-side"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn partitioned_cookie_alone_reaches_the_session_and_twin_is_reissued() {
+    let app = spawn_app().await;
+    let res = app.put("chat", "x", SHOP, None).await;
+    let only_p = only_cookie(res.headers(), "__Host-baton-p");
+    let res = app.get(SHOP, Some(&only_p)).await;
+    assert_eq!(res.status(), 200);
+    let reissued = set_cookies(res.headers());
+    assert_eq!(reissued.len(), 2, "both cookies re-issued to match");
+    assert_eq!(reissued[1].split(';').next(), Some(only_p.as_str()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unpartitioned_cookie_wins_when_both_reach_live_sessions() {
+    let app = spawn_app().await;
+    let a = app.put("chat", "global", SHOP, None).await;
+    let b = app.put("chat", "local", SHOP, None).await;
+    let unpart = only_cookie(a.headers(), "__Host-baton");
+    let part = only_cookie(b.headers(), "__Host-baton-p");
+    let res = app.get(SHOP, Some(&format!("{unpart}; {part}"))).await;
+    let cookies = set_cookies(res.headers());
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["values"]["chat"], "global");
+    assert!(
+        cookies[1].starts_with(&unpart.replacen("__Host-baton=", "__Host-baton-p=", 1)),
+        "{cookies:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_absolute_timeouts_follow_the_clock() {
+    let app = spawn_app().await;
+    let res = app.put("chat", "x", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    for _ in 0..5 {
+        app.clock.advance_secs(50);
+        assert_eq!(
+            app.get(SHOP, Some(&cookie)).await.status(),
+            200,
+            "kept alive by use"
+        );
+    }
+    app.clock.advance_secs(50);
+    // 300 s after creation: the absolute timeout ends it however busy it was.
+    let res = app.get(SHOP, Some(&cookie)).await;
+    assert_eq!(error_code(res).await, (404, "no_session".into()));
+
+    let res = app.put("chat", "y", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    app.clock.advance_secs(59);
+    assert_eq!(app.get(SHOP, Some(&cookie)).await.status(), 200);
+    app.clock.advance_secs(60);
+    assert_eq!(
+        app.get(SHOP, Some(&cookie)).await.status(),
+        404,
+        "idle for 60 s"
+    );
+    // A write with a dead session's cookie starts a new session rather than reviving it.
+    let res = app.put("chat", "z", SHOP, Some(&cookie)).await;
+    assert_eq!(res.status(), 200);
+    assert_ne!(cookie_header(res.headers()), cookie);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn iframe_page_headers() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/iframe.html"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert_eq!(
+        h["content-security-policy"],
+        format!(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {SHOP} {SUPPORT} {WILD}"
+        )
+    );
+    assert!(
+        h.get("x-frame-options").is_none(),
+        "CSP frame-ancestors, not XFO"
+    );
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let body = res.text().await.expect("text");
+    assert!(
+        body.contains(r#"<script src="/iframe.js"></script>"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(r#""trusted":["{SHOP}","{SUPPORT}","{WILD}"]"#)),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_trusted_means_nobody_may_frame() {
+    let mut raw = raw_config();
+    raw.trust.origins.clear();
+    let app = spawn_with(raw, ":memory:").await;
+    let res = app
+        .client
+        .get(app.url("/iframe.html"))
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .expect("s")
+            .ends_with("frame-ancestors 'none'")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn scripts_are_served_with_etag_304_and_compression() {
+    let app = spawn_app().await;
+    for path in [
+        "/cookie-provider.js",
+        "/cookie-provider.min.js",
+        "/iframe.js",
+    ] {
+        let res = app.client.get(app.url(path)).send().await.expect("send");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        let etag = res.headers()["etag"].clone();
+        let body = res.bytes().await.expect("body");
+        assert!(!body.is_empty());
+        let res = app
+            .client
+            .get(app.url(path))
+            .header("if-none-match", etag.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), 304, "{path}");
+        assert_eq!(res.headers()["etag"], etag);
+        for enc in ["gzip", "br"] {
+            let res = app
+                .client
+                .get(app.url(path))
+                .header("accept-encoding", enc)
+                .send()
+                .await
+                .expect("send");
+            if body.len() > 32 {
+                assert_eq!(res.headers()["content-encoding"], enc, "{path}");
+            }
+        }
+    }
+    let a: HeaderMap = app
+        .client
+        .get(app.url("/cookie-provider.js"))
+        .send()
+        .await
+        .expect("send")
+        .headers()
+        .clone();
+    let b: HeaderMap = app
+        .client
+        .get(app.url("/cookie-provider.min.js"))
+        .send()
+        .await
+        .expect("send")
+        .headers()
+        .clone();
+    assert_eq!(
+        a[header::ETAG],
+        b[header::ETAG],
+        "same script under both names"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("baton.db");
+    let path = path.to_str().expect("utf8");
+    let app = spawn_with(raw_config(), path).await;
+    let res = app.put("chat", "kept", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    app.stop().await;
+    let app = spawn_with(raw_config(), path).await;
+    let body: serde_json::Value = app
+        .get(SHOP, Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["values"]["chat"], "kept");
+    app.stop().await;
+}

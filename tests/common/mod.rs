@@ -1,0 +1,170 @@
+//! Test helpers: boot the real application on port 0 with a controlled clock and talk HTTP to it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use baton::clock::ManualClock;
+use baton::config::RawConfig;
+use baton::session::SessionStore;
+use baton::session::sqlite::SqliteStore;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+
+pub const SHOP: &str = "http://shop.localhost:9001";
+pub const SUPPORT: &str = "http://support.localhost:9001";
+pub const EVIL: &str = "http://evil.localhost:9001";
+pub const WILD: &str = "https://*.example.org";
+pub const T0: i64 = 1_800_000_000_000;
+
+pub struct TestApp {
+    pub base: String,
+    pub public_origin: String,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn raw_config() -> RawConfig {
+    let mut raw = RawConfig::default();
+    raw.server.listen = "127.0.0.1:0".into();
+    raw.server.public_origin = Some("http://broker.localhost:9000".into());
+    raw.trust.origins = vec![SHOP.into(), SUPPORT.into(), WILD.into()];
+    raw.session.idle_timeout_secs = 60;
+    raw.session.absolute_timeout_secs = 300;
+    raw.session.max_value_bytes = 1024;
+    raw.session.max_values = 4;
+    raw.handoff.keys = vec![baton::config::KeyEntry {
+        kid: "test".into(),
+        secret: "A".repeat(43),
+    }];
+    raw
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(raw_config(), ":memory:").await
+}
+
+pub async fn spawn_with(raw: RawConfig, sqlite_path: &str) -> TestApp {
+    let settings = raw.validate().expect("valid test config");
+    let store: Arc<dyn SessionStore> =
+        Arc::new(SqliteStore::open(sqlite_path, settings.timeouts).expect("store"));
+    let clock = ManualClock::new(T0);
+    let public_origin = settings.public_origin.to_string();
+    let app = baton::Application::build_with(settings, store, Arc::new(clock.clone()))
+        .await
+        .expect("build");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    TestApp {
+        base,
+        public_origin,
+        clock,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        origin: Option<&str>,
+        cookie: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut b = self.client.request(method, self.url(path));
+        if let Some(o) = origin {
+            b = b.header("origin", o);
+        }
+        if let Some(c) = cookie {
+            b = b.header("cookie", c);
+        }
+        b
+    }
+
+    pub async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        origin: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        self.req(
+            reqwest::Method::PUT,
+            &format!("/v1/session/{key}"),
+            Some(origin),
+            cookie,
+        )
+        .json(&serde_json::json!({ "value": value }))
+        .send()
+        .await
+        .expect("send")
+    }
+
+    pub async fn get(&self, origin: &str, cookie: Option<&str>) -> reqwest::Response {
+        self.req(reqwest::Method::GET, "/v1/session", Some(origin), cookie)
+            .send()
+            .await
+            .expect("send")
+    }
+}
+
+pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+/// `name=value` pairs of the Set-Cookie headers, ready for a `Cookie` header.
+pub fn cookie_header(headers: &HeaderMap) -> String {
+    set_cookies(headers)
+        .iter()
+        .map(|c| c.split(';').next().expect("pair").to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Just one of the two cookies, as a browser that keeps only that one would send it.
+pub fn only_cookie(headers: &HeaderMap, name: &str) -> String {
+    set_cookies(headers)
+        .iter()
+        .map(|c| c.split(';').next().expect("pair").to_owned())
+        .find(|pair| pair.split('=').next() == Some(name))
+        .expect("cookie present")
+}
+
+pub async fn error_code(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.expect("json error body");
+    assert!(body["message"].is_string(), "message missing: {body}");
+    (
+        status,
+        body["error"].as_str().expect("error code").to_owned(),
+    )
+}
