@@ -69,6 +69,11 @@
    * @property {string[]} trusted
    */
 
+  /** Rejects with a `BatonError(code)` after `ms`. */
+  const timer = (ms, code) => new Promise((_, reject) => setTimeout(reject, ms, new BatonError(code, code)));
+  /** `p`, or a rejection with `code` if it takes longer than `ms`. */
+  const race = (p, ms, code = "timeout") => Promise.race([p, timer(ms, code)]);
+
   /**
    * The shared iframe for `url`, created on first use.
    * @param {string} url
@@ -79,63 +84,47 @@
     if (channels[url]) return channels[url];
     const origin = new URL(url).origin;
     const frame = d.createElement("iframe");
-    /** @type {Record<string, [(v: any) => void, (e: BatonError) => void]>} */
-    const pending = {};
+    /** @type {Map<string, [(v: any) => void, (e: BatonError) => void]>} id -> settle functions */
+    const pending = new Map();
     let seq = 0;
-    /** Set once the iframe is known broken: every request fails with it. */
-    let broken;
-
-    const fail = (e) => {
-      broken = e;
-      for (const id in pending) pending[id][1](e);
-    };
 
     /** Posts one request; resolves with the result once the iframe answers. */
     const post = (op, args) =>
       new Promise((resolve, reject) => {
-        if (broken) return reject(broken);
         const id = ++seq + "." + Math.random();
-        pending[id] = [resolve, reject];
+        pending.set(id, [resolve, reject]);
         frame.contentWindow.postMessage({ baton: 1, id, op, ...args }, origin);
       });
 
-    const loaded = new Promise((resolve) => (frame.onload = resolve));
     /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
-    const ready = loaded
-      .then(() => {
-        // An iframe that failed to load (refused connection, CSP frame-ancestors, no script)
-        // still fires `load`, with an error page that never answers: find out fast.
-        setTimeout(fail, 2000, new BatonError("iframe_error", "no answer from " + url));
-        return post("trusted");
-      })
+    const ready = new Promise((resolve) => (frame.onload = resolve))
+      // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
+      // fires `load`, with an error page that never answers: the first request finds out fast.
+      .then(() => race(post("trusted"), 2000, "iframe_error"))
       .then((patterns) => {
         ch.trusted = patterns;
         const t = token;
         token = undefined;
-        return t && post("redeem", { token: t }).catch(() => {});
+        // Redeemed before any other request, so that they all see the adopted session.
+        return t && race(post("redeem", { token: t }), TIMEOUT).catch(() => {});
       });
+    ready.catch(() => {});
 
     /** @type {Channel} */
     const ch = {
       trusted: [],
       listeners: new Set(),
       ready,
-      send: (op, args, timeout) =>
-        new Promise((resolve, reject) => {
-          setTimeout(reject, timeout, new BatonError("timeout", op + " timed out"));
-          ready.then(() => post(op, args)).then(resolve, reject);
-        }),
+      send: (op, args, timeout) => race(ready.then(() => post(op, args)), timeout),
     };
-    ready.catch(() => {});
 
     w.addEventListener("message", (e) => {
       const m = e.data;
       if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
       if (m.event === "change") ch.listeners.forEach((fn) => fn());
-      const p = pending[m.id];
+      const p = pending.get(m.id);
       if (!p) return;
-      delete pending[m.id];
-      if (m.id.startsWith("1.")) broken = null;
+      pending.delete(m.id);
       m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
     });
 

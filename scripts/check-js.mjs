@@ -1,0 +1,46 @@
+// Fails when static/ is not what `npm run build` makes from js/, or when a script outgrows its
+// size budget (gzip level 9, as served): cookie-provider.js <= 2048 bytes, and the iframe page
+// plus iframe.js <= 2048 bytes together. Prints the measured figures.
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { build } from "./build-js.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BUDGET = 2048;
+const gz = (text) => gzipSync(text, { level: 9 }).length;
+
+let failed = false;
+const fail = (msg) => {
+  failed = true;
+  console.error(`FAIL: ${msg}`);
+};
+
+const tmp = await mkdtemp(path.join(tmpdir(), "baton-js-"));
+try {
+  const built = await build(tmp);
+  for (const [name, text] of Object.entries(built)) {
+    const committed = await readFile(path.join(root, "static", name), "utf8").catch(() => null);
+    if (committed !== text) fail(`static/${name} is stale: run \`npm run build\` and commit static/`);
+  }
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
+
+const provider = await readFile(path.join(root, "static", "cookie-provider.js"), "utf8");
+const iframeJs = await readFile(path.join(root, "static", "iframe.js"), "utf8");
+// The iframe page as the broker renders it (templates/iframe.html), with a typical trusted list.
+const config = JSON.stringify({ trusted: ["https://shop.example.com", "https://*.example.org"], handoffParam: "baton" });
+const page = (await readFile(path.join(root, "templates", "iframe.html"), "utf8")).replace(/\{\{[^}]*\}\}/, config);
+
+const providerGz = gz(provider);
+const pageGz = gz(page);
+const iframeGz = gz(iframeJs);
+console.log(`static/cookie-provider.js: ${provider.length} bytes, ${providerGz} gzipped (budget ${BUDGET})`);
+console.log(`iframe page + static/iframe.js: ${page.length} + ${iframeJs.length} bytes, ${pageGz} + ${iframeGz} = ${pageGz + iframeGz} gzipped (budget ${BUDGET})`);
+if (providerGz > BUDGET) fail(`static/cookie-provider.js is ${providerGz} bytes gzipped, over ${BUDGET}`);
+if (pageGz + iframeGz > BUDGET) fail(`iframe page + iframe.js are ${pageGz + iframeGz} bytes gzipped, over ${BUDGET}`);
+if (failed) process.exit(1);
+console.log("js check ok");
