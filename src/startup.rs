@@ -108,6 +108,12 @@ impl Application {
         })
     }
 
+    /// Wraps the broker's router, e.g. to serve demo partner sites beside it (`baton demo`).
+    pub fn map_router(mut self, f: impl FnOnce(axum::Router) -> axum::Router) -> Self {
+        self.router = f(self.router);
+        self
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

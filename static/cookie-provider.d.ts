@@ -4,62 +4,60 @@
 // Different Domains") and `Baton` (the promise API). See docs/PROTOCOL.md.
 
 declare global {
-  /** Where the broker keeps the session in this browser. */
-  type BatonMode = "unpartitioned" | "partitioned" | "none";
+  /** The promise API. */
+  namespace Baton {
+    /** Where the broker keeps the session in this browser. */
+    type Mode = "unpartitioned" | "partitioned" | "none";
 
-  /**
-   * Why a request failed: `timeout`, `iframe_error` (the iframe did not load or does not answer),
-   * `bad_request` (a bad key or value, refused before sending), `network` (the iframe cannot
-   * reach the broker), or the broker's own error code (`too_large`, `store_unavailable`, ...).
-   */
-  class BatonError extends Error {
-    constructor(code: string, message?: string);
-    readonly name: "BatonError";
-    readonly code: "timeout" | "iframe_error" | "bad_request" | "network" | (string & {});
-  }
-
-  interface BatonOptions {
-    /** Per-request timeout in milliseconds (default 5000). */
-    timeout?: number;
-  }
-
-  interface BatonClient {
     /**
-     * Resolves once the iframe answered (and a handoff token in the page's URL was redeemed);
-     * rejects with `iframe_error` when the iframe loaded but does not answer.
+     * Why a request failed: `timeout`, `iframe_error` (the iframe did not load or does not
+     * answer), `bad_request` (a bad key or value, refused before sending), `network` (the iframe
+     * cannot reach the broker), or the broker's own error code (`too_large`, `store_unavailable`...).
      */
-    readonly ready: Promise<void>;
-    /** The value stored under `key` (`[A-Za-z0-9._-]{1,128}`), or null. */
-    get(key: string): Promise<string | null>;
-    /** Stores `value` under `key`, creating the session when there is none. */
-    set(key: string, value: string): Promise<null>;
-    delete(key: string): Promise<null>;
-    /** Ends the session on every site. */
-    end(): Promise<null>;
-    mode(): Promise<BatonMode>;
-    /**
-     * `url` (absolute or relative to the page) with a single-use handoff token in its fragment
-     * (`#baton=TOKEN`), for navigation by script to another trusted site; the plain URL when
-     * there is no session, the destination is not trusted, or anything fails. Never rejects.
-     */
-    handoffUrl(url: string): Promise<string>;
-    /**
-     * Calls `listener` when another tab of this site changed or ended the session.
-     * Returns a function that unsubscribes.
-     */
-    on(type: "change", listener: () => void): () => void;
-  }
+    class BatonError extends Error {
+      constructor(code: string, message?: string);
+      readonly name: "BatonError";
+      readonly code: "timeout" | "iframe_error" | "bad_request" | "network" | (string & {});
+    }
 
-  interface BatonStatic {
+    interface Options {
+      /** Per-request timeout in milliseconds (default 5000). */
+      timeout?: number;
+    }
+
+    interface Client {
+      /**
+       * Resolves once the iframe answered (and a handoff token in the page's URL was redeemed);
+       * rejects with `iframe_error` when the iframe loaded but does not answer.
+       */
+      readonly ready: Promise<void>;
+      /** The value stored under `key` (`[A-Za-z0-9._-]{1,128}`), or null. */
+      get(key: string): Promise<string | null>;
+      /** Stores `value` under `key`, creating the session when there is none. */
+      set(key: string, value: string): Promise<null>;
+      delete(key: string): Promise<null>;
+      /** Ends the session on every site. */
+      end(): Promise<null>;
+      mode(): Promise<Mode>;
+      /**
+       * `url` (absolute or relative to the page) with a single-use handoff token in its fragment
+       * (`#baton=TOKEN`), for navigation by script to another trusted site; the plain URL when
+       * there is no session, the destination is not trusted, or anything fails. Never rejects.
+       */
+      handoffUrl(url: string): Promise<string>;
+      /**
+       * Calls `listener` when another tab of this site changed or ended the session.
+       * Returns a function that unsubscribes.
+       */
+      on(type: "change", listener: () => void): () => void;
+    }
+
     /**
      * Connects to the broker iframe at `iframeUrl` (e.g. `https://broker.example.com/iframe.html`).
      * Clients of the same URL on a page share one hidden iframe.
      */
-    connect(iframeUrl: string, options?: BatonOptions): BatonClient;
-    BatonError: typeof BatonError;
+    function connect(iframeUrl: string, options?: Options): Client;
   }
-
-  const Baton: BatonStatic;
 
   /** Genesys-compatible provider: keeps the page's first-party cookie `name` in step with the broker. */
   class CookieProvider {
@@ -71,7 +69,7 @@ declare global {
      */
     constructor(name: string, iframeUrl: string, showThirdPartyCookieNotification?: (enabled: boolean) => void);
     readonly name: string;
-    readonly client: BatonClient;
+    readonly client: Baton.Client;
     /** Writes the broker's value into the page's cookie `name`; resolves with it, or null when there is none. */
     loadCookie(): Promise<string | null>;
     /** Stores the page's cookie `name` in the broker; resolves with the value, or null (nothing stored) when the page has none. */
@@ -99,7 +97,7 @@ declare global {
   ): ($: unknown, CXBus: CookieProviderCXBus, Common?: unknown) => void;
 
   interface Window {
-    Baton: BatonStatic;
+    Baton: typeof Baton;
     CookieProvider: typeof CookieProvider;
     initCookieProviderExtension: typeof initCookieProviderExtension;
   }
