@@ -115,8 +115,8 @@
   channel.onmessage = () => last && last[0].postMessage({ baton: 1, event: "change" }, last[1]);
 
   const any = () => 1;
-  const key = (m) => /^[\w.-]{1,128}$/.test(m.key);
   const str = (v) => typeof v === "string";
+  const key = (m) => str(m.key) && /^[\w.-]{1,128}$/.test(m.key);
   const path = (m) => "session/" + m.key;
 
   /**

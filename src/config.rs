@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::origin::{Origin, TrustedOrigins};
 use crate::session::Timeouts;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub server: ServerSection,
@@ -83,18 +83,6 @@ pub struct HandoffSection {
     /// Generate a throwaway key at start when `keys` is empty. Development only: tokens minted by
     /// one node then fail on every other node and after a restart.
     pub generate_dev_key: bool,
-}
-
-impl Default for RawConfig {
-    fn default() -> Self {
-        Self {
-            server: ServerSection::default(),
-            trust: TrustSection::default(),
-            session: SessionSection::default(),
-            store: StoreSection::default(),
-            handoff: HandoffSection::default(),
-        }
-    }
 }
 
 impl Default for ServerSection {
@@ -374,7 +362,7 @@ impl RawConfig {
                     secret: crate::session::random_bytes::<32>().to_vec(),
                 });
                 handoff_dev_key = true;
-                warnings.push("handoff.generate_dev_key: signing handoff tokens with a key generated at start; fine for one development node, but tokens die with it and no other node accepts them: run `baton keygen` for production".into());
+                warnings.push("handoff: no keys configured, so handoff tokens are signed with a development key generated at start; fine for one development node, but tokens die with it and no other node accepts them: run `baton keygen` for production".into());
             } else {
                 warnings.push("handoff.keys is empty: cross-site handoff is disabled, so sessions cross sites only where the browser allows third-party cookies; run `baton keygen` and add its output to enable it".into());
             }

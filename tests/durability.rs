@@ -24,6 +24,8 @@ fn free_port() -> u16 {
         .port()
 }
 
+// The child is waited for by `Broker`'s `Drop`.
+#[allow(clippy::zombie_processes)]
 async fn start(config: &std::path::Path, port: u16) -> Broker {
     let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["serve", "--config"])

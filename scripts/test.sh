@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: Rust unit and integration tests (SQLite and Redis store
+# contract, HTTP API, handoff attacks, kill -9 durability, multi-node on Redis), the JavaScript
+# build/size check, the shared origin corpus in JS, and the real-browser tests in headless Chromium.
+# A missing Chromium or Redis fails the run; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== cargo build"
+cargo build --locked
+echo "== cargo test"
+cargo test --locked --all-targets -- --test-threads=4
+echo "== JavaScript build and size budget"
+node scripts/check-js.mjs
+echo "== origin corpus in JavaScript"
+node --test tests/js/
+echo "== browser tests (headless Chromium)"
+BATON_BIN="$PWD/target/debug/baton" node --test --test-concurrency=1 tests/browser/
+echo "== all suites passed"

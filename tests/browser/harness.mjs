@@ -1,0 +1,232 @@
+// Browser test harness: the real broker binary, a node server for the partner sites, and a real
+// headless Chromium driven over CDP (docs: /work/shared/BROWSER-FACTS.md, "Driving Chromium").
+//
+// Chromium is started by hand, not with playwright's `chromium.launch()`, which adds
+// `--disable-features=...ThirdPartyStoragePartitioning...` and so changes the behaviour under
+// test. Every browser gets a fresh profile; third-party cookies are set per profile through
+// `profile.cookie_controls_mode` in its Preferences (0 allowed, 1 blocked).
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value; throws `what` after `ms`. */
+export async function until(fn, what, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Kills a child process and waits for it to exit. */
+async function kill(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Starts the real broker (`BATON_BIN` or target/debug/baton) trusting shop and support on
+ * `partnerPort`.
+ * @returns {Promise<{port: number, origin: string, iframeUrl: string, scriptUrl: string, log: () => string, stop: () => Promise<void>}>}
+ */
+export async function startBroker(partnerPort) {
+  const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
+  if (!existsSync(bin)) throw new Error(`broker binary ${bin} not found: build it (cargo build) or set BATON_BIN`);
+  const dir = await mkdtemp(path.join(tmpdir(), "baton-broker-"));
+  const port = await freePort();
+  const origin = `http://broker.localhost:${port}`;
+  const secret = randomBytes(32).toString("base64url");
+  const toml = `[server]
+listen = "127.0.0.1:${port}"
+public_origin = "${origin}"
+[trust]
+origins = ["http://shop.localhost:${partnerPort}", "http://support.localhost:${partnerPort}"]
+[store]
+backend = "sqlite"
+sqlite_path = "${dir}/baton.db"
+[[handoff.keys]]
+kid = "test"
+secret = "${secret}"
+`;
+  const config = path.join(dir, "baton.toml");
+  await writeFile(config, toml);
+  let output = "";
+  const child = spawn(bin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", (b) => (output += b));
+  child.stderr.on("data", (b) => (output += b));
+  const stop = async () => {
+    await kill(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await until(async () => {
+      if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}:\n${output}`);
+      return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
+    }, "the broker's /healthz");
+  } catch (e) {
+    await stop();
+    throw new Error(`${e.message}\n--- broker output ---\n${output}`);
+  }
+  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => output, stop };
+}
+
+/**
+ * The partner sites: one node server on one port, answering by `Host` (shop.localhost,
+ * support.localhost, evil.localhost). Tests add pages with `page(host, path, html)`.
+ */
+export async function startPartners() {
+  /** @type {Map<string, string>} "host path" -> html */
+  const pages = new Map();
+  const server = http.createServer((req, res) => {
+    const host = (req.headers.host ?? "").split(":")[0];
+    const html = pages.get(`${host} ${new URL(req.url, "http://x").pathname}`);
+    res.writeHead(html === undefined ? 404 : 200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+    res.end(html ?? "not found");
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return {
+    port,
+    /** The URL of `path` on `name` ("shop", "support", "evil"). */
+    url: (name, p = "/") => `http://${name}.localhost:${port}${p}`,
+    origin: (name) => `http://${name}.localhost:${port}`,
+    /** Serves `html` at `path` on `name`. */
+    page: (name, p, html) => pages.set(`${name}.localhost ${p}`, html),
+    stop: () => new Promise((r) => server.close(r)),
+  };
+}
+
+/**
+ * Starts headless Chromium with a fresh profile and attaches playwright over CDP.
+ * @param {{thirdPartyCookies: "allowed" | "blocked"}} opts
+ */
+export async function startBrowser({ thirdPartyCookies }) {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  const dir = await mkdtemp(path.join(tmpdir(), "baton-chromium-"));
+  await mkdir(path.join(dir, "Default"));
+  const mode = { allowed: 0, blocked: 1 }[thirdPartyCookies];
+  if (mode === undefined) throw new Error(`thirdPartyCookies: ${thirdPartyCookies}`);
+  await writeFile(path.join(dir, "Default", "Preferences"), JSON.stringify({ profile: { cookie_controls_mode: mode } }));
+  const args = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    `--user-data-dir=${dir}`,
+    "--remote-debugging-port=0",
+    "--proxy-server=http://127.0.0.1:9",
+    "about:blank",
+  ];
+  let output = "";
+  const child = spawn(CHROMIUM, args, { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", (b) => (output += b));
+  child.stderr.on("data", (b) => (output += b));
+  const stop = async () => {
+    await browser?.close().catch(() => {});
+    await kill(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  let browser;
+  try {
+    const port = await until(async () => {
+      if (child.exitCode !== null) throw new Error(`chromium exited with ${child.exitCode}:\n${output}`);
+      return (await readFile(path.join(dir, "DevToolsActivePort"), "utf8")).split("\n")[0];
+    }, "chromium's DevToolsActivePort");
+    browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
+  } catch (e) {
+    await stop();
+    throw new Error(`${e.message}\n--- chromium output ---\n${output}`);
+  }
+  const context = browser.contexts()[0];
+  const pages = [];
+  context.on("page", (p) => {
+    pages.push(p);
+    p.on("console", (m) => (output += `[console ${m.type()}] ${m.text()}\n`));
+    p.on("pageerror", (e) => (output += `[pageerror] ${e.message}\n`));
+  });
+  return {
+    browser,
+    context,
+    pid: child.pid,
+    /** Console output and page errors so far, for failure messages. */
+    log: () => output,
+    /** A new tab. */
+    newPage: () => context.newPage(),
+    /** The command line the browser really runs with. */
+    cmdline: async () => (await readFile(`/proc/${child.pid}/cmdline`, "utf8")).split("\0"),
+    /** Every cookie of the profile, partitioned ones included, with its partition key. */
+    cookies: async () => {
+      const page = context.pages()[0] ?? (await context.newPage());
+      const cdp = await context.newCDPSession(page);
+      try {
+        return (await cdp.send("Storage.getCookies")).cookies;
+      } finally {
+        await cdp.detach();
+      }
+    },
+    stop,
+  };
+}
+
+/**
+ * A partner page: loads the broker's cookie-provider.js, then runs `body` (a script).
+ * @param {string} scriptUrl
+ * @param {string} [body]
+ */
+export const partnerPage = (scriptUrl, body = "") =>
+  `<!doctype html><meta charset="utf-8"><title>partner</title>
+<script src="${scriptUrl}"></script>
+<body><h1>partner</h1>
+<a id="support" href="SUPPORT">support</a>
+<script>${body}</script>`;
+
+/** Everything a test file needs: partners, broker and a page template, stopped by `stop()`. */
+export async function startWorld() {
+  const partners = await startPartners();
+  let broker;
+  try {
+    broker = await startBroker(partners.port);
+  } catch (e) {
+    await partners.stop();
+    throw e;
+  }
+  return {
+    partners,
+    broker,
+    stop: async () => {
+      await broker.stop();
+      await partners.stop();
+    },
+  };
+}

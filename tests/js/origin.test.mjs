@@ -1,0 +1,170 @@
+// The iframe's origin rule, checked against the cases shared with the Rust tests
+// (tests/data/origin-cases.json), and the iframe's message handling around it.
+//
+// No DOM: the iframe script runs in a `vm` context with the few globals it touches, and is driven
+// through its real `message` listener. Both the shipped file (static/iframe.js, what the broker
+// serves) and its source (js/iframe.js) are tested; scripts/check-js.mjs checks they agree.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import vm from "node:vm";
+
+const read = (p) => readFileSync(new URL(`../../${p}`, import.meta.url), "utf8");
+const data = JSON.parse(read("tests/data/origin-cases.json"));
+const BROKER = "http://broker.localhost:8080";
+
+/**
+ * Runs an iframe script in a fresh context.
+ * @param {string} src
+ * @param {{trusted?: string[], top?: boolean, origin?: string, respond?: (url: string, init: object) => Response}} [opts]
+ */
+function boot(src, opts = {}) {
+  const listeners = {};
+  const fetches = [];
+  const posted = [];
+  const win = {
+    origin: opts.origin ?? BROKER,
+    addEventListener: (type, fn) => (listeners[type] = fn),
+  };
+  win.top = opts.top ? win : {};
+  const config = JSON.stringify({ trusted: opts.trusted ?? data.trusted, handoffParam: "baton" });
+  const respond = opts.respond ?? (() => Response.json({ values: { k: "v" } }));
+  const ctx = vm.createContext({
+    window: win,
+    // A cookie jar that keeps nothing, as in a browser that blocks every third-party cookie.
+    document: { get cookie() { return ""; }, set cookie(_) {}, getElementById: (id) => (id === "baton-config" ? { textContent: config } : null) },
+    navigator: {},
+    URL,
+    fetch: async (url, init) => {
+      fetches.push({ url, ...init });
+      return respond(url, init);
+    },
+    BroadcastChannel: class {
+      postMessage(m) {
+        posted.push(m);
+      }
+    },
+  });
+  vm.runInContext(src, ctx);
+  /** Delivers one message; resolves with the replies it caused, as [message, targetOrigin]. */
+  const send = async (data, origin) => {
+    const replies = [];
+    await listeners.message?.({ data, origin, source: { postMessage: (m, o) => replies.push([structuredClone(m), o]) } });
+    return replies;
+  };
+  return { listeners, fetches, posted, send };
+}
+
+for (const file of ["static/iframe.js", "js/iframe.js"]) {
+  const src = read(file);
+
+  test(`${file}: origin-cases.json, ${data.cases.length} cases`, async () => {
+    assert.ok(data.cases.length > 0, "no cases");
+    const iframe = boot(src);
+    const wrong = [];
+    for (const c of data.cases) {
+      const replies = await iframe.send({ baton: 1, id: "1", op: "trusted" }, c.origin);
+      const got = replies.length === 1;
+      if (got) assert.equal(replies[0][1], c.origin, "the reply goes to the sender's exact origin");
+      if (got !== c.allowed) wrong.push(`${JSON.stringify(c.origin)}: expected ${c.allowed} (${c.reason ?? ""} ${c.why ?? ""}), got ${got}`);
+    }
+    assert.deepEqual(wrong, []);
+    assert.equal(iframe.fetches.length, 0);
+  });
+
+  test(`${file}: drops malformed messages without reply`, async () => {
+    const iframe = boot(src, { trusted: ["http://shop.localhost:8080"] });
+    const o = "http://shop.localhost:8080";
+    for (const m of [
+      null,
+      "get",
+      { id: "1", op: "get", key: "k" },
+      { baton: 2, id: "1", op: "get", key: "k" },
+      { baton: 1, id: 1, op: "get", key: "k" },
+      { baton: 1, id: "1", op: "nope" },
+      { baton: 1, id: "1", op: "toString" },
+      { baton: 1, id: "1", op: "__proto__" },
+      { baton: 1, id: "1", op: "get" },
+      { baton: 1, id: "1", op: "get", key: "" },
+      { baton: 1, id: "1", op: "get", key: "a/b" },
+      { baton: 1, id: "1", op: "get", key: "x".repeat(129) },
+      { baton: 1, id: "1", op: "set", key: "k" },
+      { baton: 1, id: "1", op: "set", key: "k", value: 1 },
+      { baton: 1, id: "1", op: "handoff" },
+      { baton: 1, id: "1", op: "redeem", token: null },
+    ]) {
+      assert.deepEqual(await iframe.send(m, o), [], JSON.stringify(m));
+    }
+    assert.equal(iframe.fetches.length, 0);
+    assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: "x".repeat(128) }, o)).length, 1);
+  });
+
+  test(`${file}: refuses to run top-level or sandboxed`, () => {
+    assert.equal(boot(src, { top: true }).listeners.message, undefined);
+    assert.equal(boot(src, { origin: "null" }).listeners.message, undefined);
+    assert.equal(typeof boot(src).listeners.message, "function");
+  });
+
+  test(`${file}: calls the broker API as PROTOCOL.md says`, async () => {
+    const shop = "http://shop.localhost:8080";
+    const support = "http://support.localhost:8080";
+    let next = () => Response.json({ values: { k: "v" } });
+    const iframe = boot(src, { trusted: [shop, support], respond: () => next() });
+    const ask = async (m) => {
+      const replies = await iframe.send({ baton: 1, id: "7", ...m }, shop);
+      assert.equal(replies.length, 1, JSON.stringify(m));
+      assert.equal(replies[0][1], shop);
+      assert.equal(replies[0][0].baton, 1);
+      assert.equal(replies[0][0].id, "7");
+      return replies[0][0];
+    };
+    const lastFetch = () => {
+      const f = iframe.fetches.at(-1);
+      assert.equal(f.credentials, "same-origin");
+      return [f.method, f.url, f.body && JSON.parse(f.body), f.headers["Content-Type"]];
+    };
+
+    assert.deepEqual(await ask({ op: "get", key: "k" }), { baton: 1, id: "7", ok: true, result: "v" });
+    assert.deepEqual(lastFetch(), ["GET", "/v1/session", undefined, undefined]);
+    // A key named like an Object.prototype member reads nothing from the prototype.
+    assert.equal((await ask({ op: "get", key: "toString" })).result, null);
+    next = () => Response.json({ error: "no_session", message: "there is no session" }, { status: 404 });
+    assert.equal((await ask({ op: "get", key: "k" })).result, null);
+
+    next = () => Response.json({ values: { k: "w" } });
+    assert.deepEqual(await ask({ op: "set", key: "k", value: "w" }), { baton: 1, id: "7", ok: true, result: null });
+    assert.deepEqual(lastFetch(), ["PUT", "/v1/session/k", { value: "w" }, "application/json"]);
+    assert.equal(iframe.posted.length, 1, "a change is broadcast to the site's other iframes");
+
+    next = () => new Response(null, { status: 204 });
+    assert.equal((await ask({ op: "delete", key: "k" })).result, null);
+    assert.deepEqual(lastFetch(), ["DELETE", "/v1/session/k", undefined, undefined]);
+    assert.equal((await ask({ op: "end" })).result, null);
+    assert.deepEqual(lastFetch(), ["DELETE", "/v1/session", undefined, undefined]);
+
+    next = () => Response.json({ error: "too_large", message: "the value is larger than 4096 bytes" }, { status: 413 });
+    assert.deepEqual((await ask({ op: "set", key: "k", value: "w" })).error, {
+      code: "too_large",
+      message: "the value is larger than 4096 bytes",
+    });
+
+    next = () => Response.json({ token: "t.o.k", expires_in: 60 });
+    assert.equal((await ask({ op: "handoff", url: support + "/page?x#y" })).result, "t.o.k");
+    assert.deepEqual(lastFetch(), ["POST", "/v1/handoff", { audience: support }, "application/json"]);
+    const before = iframe.fetches.length;
+    assert.equal((await ask({ op: "handoff", url: "http://evil.localhost:8080/" })).result, null);
+    assert.equal((await ask({ op: "handoff", url: shop + "/other" })).result, null, "own origin");
+    assert.equal(iframe.fetches.length, before, "no token is asked for an untrusted or own origin");
+
+    next = () => Response.json({ adopted: true, values: {} });
+    assert.deepEqual((await ask({ op: "redeem", token: "t.o.k" })).result, { adopted: true });
+    assert.deepEqual(lastFetch(), ["POST", "/v1/handoff/redeem", { token: "t.o.k", origin: shop }, "application/json"]);
+    next = () => Response.json({ error: "session_conflict" }, { status: 409 });
+    assert.deepEqual((await ask({ op: "redeem", token: "t" })).result, { adopted: false, reason: "existing_session" });
+    next = () => Response.json({ error: "invalid_token" }, { status: 401 });
+    assert.deepEqual((await ask({ op: "redeem", token: "t" })).result, { adopted: false, reason: "invalid_token" });
+
+    assert.deepEqual((await ask({ op: "trusted" })).result, [shop, support]);
+    assert.equal((await ask({ op: "mode" })).result, "none", "document.cookie keeps nothing in this mock");
+  });
+}
