@@ -19,6 +19,5 @@ ENV BATON_SERVER__LISTEN=0.0.0.0:8080 \
     BATON_STORE__SQLITE_PATH=/data/baton.db
 EXPOSE 8080
 VOLUME ["/data"]
-HEALTHCHECK --interval=10s --timeout=2s CMD ["/usr/local/bin/baton", "--version"]
 ENTRYPOINT ["/usr/local/bin/baton"]
 CMD ["serve", "--config", "/etc/baton/baton.toml"]

@@ -200,18 +200,33 @@ export async function startBrowser({ thirdPartyCookies }) {
 }
 
 /**
- * A partner page: loads the broker's cookie-provider.js, then runs `body` (a script).
- * @param {string} scriptUrl
- * @param {string} [body]
+ * The pages every test uses, on each partner site:
+ * - `/`, `/other`, `/landing`: load cookie-provider.js in `<head>` and `Baton.connect` at once
+ *   (`window.client`), with links to the other sites;
+ * - `/bare`: loads cookie-provider.js only (`window.IFRAME` is the iframe URL);
+ * - evil `/landing`: no library, records the fragment it arrived with (`window.arrivedHash`).
  */
-export const partnerPage = (scriptUrl, body = "") =>
-  `<!doctype html><meta charset="utf-8"><title>partner</title>
-<script src="${scriptUrl}"></script>
-<body><h1>partner</h1>
-<a id="support" href="SUPPORT">support</a>
-<script>${body}</script>`;
+function addPages(partners, broker) {
+  const head = (name) => `<!doctype html><meta charset="utf-8"><title>${name}</title>
+<script src="${broker.scriptUrl}"></script>
+<script>window.IFRAME = ${JSON.stringify(broker.iframeUrl)};</script>`;
+  const links = `
+<a id="to-support" href="${partners.url("support", "/landing#section")}">support</a>
+<a id="to-support-blank" target="_blank" href="${partners.url("support", "/landing")}">support, new tab</a>
+<a id="to-shop" href="${partners.url("shop", "/landing")}">shop</a>
+<a id="to-evil" href="${partners.url("evil", "/landing")}">evil</a>
+<a id="same-site" href="/other">other page</a>`;
+  for (const name of ["shop", "support", "evil"]) {
+    const full = `${head(name)}
+<script>window.client = Baton.connect(IFRAME);</script>
+<body><h1>${name}</h1>${links}</body>`;
+    for (const p of ["/", "/other", "/landing"]) partners.page(name, p, full);
+    partners.page(name, "/bare", `${head(name)}<body><h1>${name}</h1>${links}</body>`);
+  }
+  partners.page("evil", "/landing", `<!doctype html><title>evil</title><script>window.arrivedHash = location.hash;</script><h1>evil</h1>`);
+}
 
-/** Everything a test file needs: partners, broker and a page template, stopped by `stop()`. */
+/** Everything a test file needs: partner sites with their pages and the broker, stopped by `stop()`. */
 export async function startWorld() {
   const partners = await startPartners();
   let broker;
@@ -221,6 +236,7 @@ export async function startWorld() {
     await partners.stop();
     throw e;
   }
+  addPages(partners, broker);
   return {
     partners,
     broker,
@@ -230,3 +246,35 @@ export async function startWorld() {
     },
   };
 }
+
+/**
+ * Opens `url` in a new tab of `b` and waits until its `window.client` is ready (when it has one).
+ * @returns {Promise<import("playwright-core").Page>}
+ */
+export async function open(b, url) {
+  const page = await b.newPage();
+  await page.goto(url);
+  await page.evaluate(() => window.client && window.client.ready);
+  return page;
+}
+
+/** Calls `client[method](...args)` in `page`; resolves with `{ok, value}` or `{ok: false, code}`. */
+export const call = (page, method, ...args) =>
+  page.evaluate(
+    ([m, a]) =>
+      window.client[m](...a).then(
+        (value) => ({ ok: true, value }),
+        (e) => ({ ok: false, code: e.code, name: e.name, message: e.message }),
+      ),
+    [method, args],
+  );
+
+/** The value of `key` in `page`'s broker session (throws on error). */
+export async function get(page, key) {
+  const r = await call(page, "get", key);
+  if (!r.ok) throw new Error(`get(${key}) failed: ${JSON.stringify(r)}`);
+  return r.value;
+}
+
+/** The top-level site of a CDP cookie's partition key (string in older Chromium, object now), or undefined. */
+export const partitionSite = (c) => (typeof c.partitionKey === "string" ? c.partitionKey : c.partitionKey?.topLevelSite);
