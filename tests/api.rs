@@ -453,6 +453,27 @@ async fn iframe_page_headers() {
 }
 
 #[tokio::test]
+async fn an_inactive_storage_access_grant_is_activated_on_load() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/iframe.html"))
+        .send()
+        .await
+        .expect("send");
+    assert!(res.headers().get("activate-storage-access").is_none());
+    let res = app
+        .client
+        .get(app.url("/iframe.html"))
+        .header("sec-fetch-storage-access", "inactive")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.headers()["activate-storage-access"], "load");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn nothing_trusted_means_nobody_may_frame() {
     let mut raw = raw_config();
     raw.trust.origins.clear();

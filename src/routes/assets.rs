@@ -133,11 +133,30 @@ impl Assets {
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/iframe.html", get(|State(s): State<AppState>, h: HeaderMap| async move { s.assets.iframe_page.serve(&h) }))
+        .route("/iframe.html", get(iframe_page))
         .route("/iframe.js", get(|State(s): State<AppState>, h: HeaderMap| async move { s.assets.iframe_js.serve(&h) }))
         .route("/cookie-provider.js", get(cookie_provider))
         .route("/cookie-provider.min.js", get(cookie_provider))
         .route("/cookie-provider.d.ts", get(|State(s): State<AppState>, h: HeaderMap| async move { s.assets.types.serve(&h) }))
+}
+
+/// Storage Access headers: when the browser says the broker holds a storage-access grant under this
+/// top-level site that is not active yet (`Sec-Fetch-Storage-Access: inactive`), ask it to load the
+/// iframe with the grant active, so the unpartitioned cookie works again without a script call.
+async fn iframe_page(State(s): State<AppState>, h: HeaderMap) -> Response {
+    let mut res = s.assets.iframe_page.serve(&h);
+    let inactive = h
+        .get("sec-fetch-storage-access")
+        .is_some_and(|v| v.as_bytes() == b"inactive");
+    if inactive {
+        res.headers_mut()
+            .insert("activate-storage-access", HeaderValue::from_static("load"));
+    }
+    res.headers_mut().append(
+        header::VARY,
+        HeaderValue::from_static("Sec-Fetch-Storage-Access"),
+    );
+    res
 }
 
 async fn cookie_provider(State(s): State<AppState>, h: HeaderMap) -> Response {
