@@ -32,6 +32,8 @@ pub struct ServerSection {
     pub public_origin: Option<String>,
     pub shutdown_grace_secs: u64,
     pub request_timeout_secs: u64,
+    pub rate_limit_per_minute: u32,
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -92,6 +94,8 @@ impl Default for ServerSection {
             public_origin: None,
             shutdown_grace_secs: 10,
             request_timeout_secs: 10,
+            rate_limit_per_minute: 600,
+            client_ip_header: None,
         }
     }
 }
@@ -172,6 +176,9 @@ pub struct Settings {
     pub handoff_dev_key: bool,
     pub shutdown_grace_secs: u64,
     pub request_timeout_secs: u64,
+    /// API requests per client IP per minute; 0 disables the limit.
+    pub rate_limit_per_minute: u32,
+    pub client_ip_header: Option<axum::http::HeaderName>,
     /// Things that work but that an operator should know (printed by `check-config`, logged at start).
     pub warnings: Vec<String>,
 }
@@ -268,6 +275,16 @@ impl RawConfig {
             }
         };
         let s = &self.session;
+        let client_ip_header = match &self.server.client_ip_header {
+            None => None,
+            Some(name) => match axum::http::HeaderName::try_from(name.to_ascii_lowercase()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    errors.push(format!("server.client_ip_header: {name:?} is not a header name (e.g. \"x-forwarded-for\")"));
+                    None
+                }
+            },
+        };
         if s.idle_timeout_secs == 0 {
             errors.push("session.idle_timeout_secs: must be at least 1".into());
         }
@@ -385,6 +402,8 @@ impl RawConfig {
                 handoff_dev_key,
                 shutdown_grace_secs: self.server.shutdown_grace_secs,
                 request_timeout_secs: self.server.request_timeout_secs.max(1),
+                rate_limit_per_minute: self.server.rate_limit_per_minute,
+                client_ip_header,
                 warnings,
             }),
             _ => Err(ConfigErrors(errors)),

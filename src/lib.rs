@@ -12,6 +12,7 @@ pub mod cookie;
 pub mod error;
 pub mod handoff;
 pub mod origin;
+pub mod ratelimit;
 pub mod routes;
 pub mod session;
 pub mod startup;

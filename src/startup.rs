@@ -93,7 +93,17 @@ impl Application {
             )),
             assets: Arc::new(assets),
         };
-        let router = routes::router(state, Duration::from_secs(settings.request_timeout_secs));
+        let limiter = (settings.rate_limit_per_minute > 0).then(|| {
+            crate::ratelimit::RateLimiter::new(
+                settings.rate_limit_per_minute,
+                settings.client_ip_header.clone(),
+            )
+        });
+        let router = routes::router(
+            state,
+            Duration::from_secs(settings.request_timeout_secs),
+            limiter,
+        );
         let sweeper = tokio::spawn(sweep(
             store,
             clock,
@@ -135,7 +145,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.shutdown_grace;
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             stop.await;
             tracing::info!(?grace, "shutting down: draining in-flight requests");
             let _ = tx.send(());

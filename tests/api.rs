@@ -595,3 +595,27 @@ async fn sessions_survive_a_restart() {
     assert_eq!(body["values"]["chat"], "kept");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn clients_over_their_budget_get_429() {
+    let mut raw = raw_config();
+    raw.server.rate_limit_per_minute = 5;
+    raw.server.client_ip_header = Some("X-Forwarded-For".into());
+    let app = spawn_with(raw, ":memory:").await;
+    let get = |ip: &'static str| {
+        app.req(Method::GET, "/v1/session", Some(SHOP), None)
+            .header("x-forwarded-for", format!("203.0.113.9, {ip}"))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(get("198.51.100.1").await.expect("send").status(), 404);
+    }
+    let res = get("198.51.100.1").await.expect("send");
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(error_code(res).await, (429, "rate_limited".into()));
+    assert_eq!(get("198.51.100.2").await.expect("send").status(), 404, "per client");
+    // Assets and health checks are not limited.
+    let res = app.client.get(app.url("/healthz")).send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}

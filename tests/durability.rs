@@ -67,7 +67,7 @@ async fn acknowledged_writes_survive_kill_9() {
     std::fs::write(
         &config,
         format!(
-            "[server]\npublic_origin = \"http://broker.localhost:9000\"\n[trust]\norigins = [\"{SHOP}\"]\n[store]\nsqlite_path = \"{}\"\n",
+            "[server]\npublic_origin = \"http://broker.localhost:9000\"\nrate_limit_per_minute = 0\n[trust]\norigins = [\"{SHOP}\"]\n[store]\nsqlite_path = \"{}\"\n",
             dir.path().join("baton.db").display()
         ),
     )

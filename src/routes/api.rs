@@ -23,17 +23,24 @@ use crate::origin::Origin;
 use crate::session::{Session, SessionId, Timestamp};
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router<AppState> {
+pub fn routes(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router<AppState> {
     // JSON escaping can grow a value up to 6 times (`\u00XX`); anything beyond that is not a
     // legitimate request and is cut off before it is buffered.
     let body_limit = state.policy.max_value_bytes * 6 + 4096;
-    Router::new()
+    let api = Router::new()
         .route("/session", get(get_session).delete(end_session))
         .route("/session/{key}", put(put_value).delete(delete_value))
         .route("/handoff", post(mint_handoff))
         .route("/handoff/redeem", post(redeem_handoff))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state, guard))
+        .layer(middleware::from_fn_with_state(state, guard));
+    match limiter {
+        Some(limiter) => api.layer(middleware::from_fn_with_state(
+            limiter,
+            crate::ratelimit::limit,
+        )),
+        None => api,
+    }
 }
 
 /// The origin the request acts for, once `guard` has allowed it.

@@ -17,11 +17,15 @@ use tower_http::compression::CompressionLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+pub fn router(
+    state: AppState,
+    request_timeout: Duration,
+    limiter: Option<crate::ratelimit::RateLimiter>,
+) -> Router {
     Router::new()
         .merge(assets::routes())
         .merge(health::routes())
-        .nest("/v1", api::routes(state.clone()))
+        .nest("/v1", api::routes(state.clone(), limiter))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(security_headers))
         .layer(CompressionLayer::new())
