@@ -78,14 +78,15 @@ impl RateLimiter {
 
     fn client_ip(&self, req: &Request) -> Option<IpAddr> {
         if let Some(name) = &self.inner.header {
+            // Only the last entry: earlier ones were written by the client and prove nothing.
             let forwarded = req
                 .headers()
                 .get_all(name)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .last();
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|s| s.trim().parse::<IpAddr>().ok());
             if forwarded.is_some() {
                 return forwarded;
             }
