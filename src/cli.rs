@@ -35,6 +35,16 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Run the broker with two demo partner sites (shop and support) on one port, and print the
+    /// URL to open. Development only: it trusts *.localhost sites and generates its handoff key.
+    Demo {
+        /// Address to listen on; the sites are http://{broker,shop,support}.localhost:PORT.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// SQLite file for the demo's sessions.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("baton-demo.db"))]
+        db: PathBuf,
+    },
     /// Validate a config file and explain every problem (exit 2 on error).
     CheckConfig {
         #[arg(long)]
@@ -60,6 +70,7 @@ fn env_vars() -> Vec<(String, String)> {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
+        Command::Demo { listen, db } => crate::demo::run(listen, &db),
         Command::CheckConfig { config } => check_config(&config),
         Command::CheckOrigin { config, origins } => check_origin(&config, &origins),
         Command::Keygen => {

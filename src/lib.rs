@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cookie;
+pub mod demo;
 pub mod error;
 pub mod handoff;
 pub mod origin;

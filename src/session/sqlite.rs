@@ -207,6 +207,9 @@ impl SessionStore for SqliteStore {
             let Some(session) = live_by_uid(&tx, &uid, now)? else {
                 return Ok(None);
             };
+            if !timeouts.touch_due(session.last_seen, now) {
+                return Ok(Some(session));
+            }
             let session = save(&tx, session, now, timeouts)?;
             tx.commit().map_err(internal)?;
             Ok(Some(session))

@@ -1,0 +1,447 @@
+//! `baton demo`: the broker plus two demo partner sites (a shop and its support site) on one port,
+//! so a newcomer sees a chat follow them from one site to the other with a single command.
+//!
+//! The three sites are told apart by the `Host` header: `broker.localhost:PORT` is the broker
+//! unchanged, `shop.localhost:PORT` and `support.localhost:PORT` are the partner pages (browsers
+//! resolve every `*.localhost` name to loopback and treat each as its own site, so this is a real
+//! cross-site setup without a hosts file), and any other host gets an index page pointing at the
+//! shop. The partner pages use the library exactly as a Genesys page would (`demo.js` fakes the
+//! Genesys widgets bus and chat; see its header).
+//!
+//! The demo's page templates and assets live in `templates/demo/`, so the Docker build, which
+//! copies `templates/`, has them too.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use tower::ServiceExt;
+
+use crate::Application;
+use crate::config::{ConfigErrors, RawConfig, Settings};
+use crate::startup::StartError;
+
+/// The session cookie name the demo chat uses, as a Genesys deployment would choose one.
+pub const SESSION_COOKIE: &str = "demo-chat-session";
+
+const DEMO_JS: &str = include_str!("../templates/demo/demo.js");
+const DEMO_CSS: &str = include_str!("../templates/demo/demo.css");
+
+/// One of the demo's named sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    Broker,
+    Shop,
+    Support,
+}
+
+impl Site {
+    fn name(self) -> &'static str {
+        match self {
+            Site::Broker => "broker",
+            Site::Shop => "shop",
+            Site::Support => "support",
+        }
+    }
+}
+
+/// The demo's host names and origins, which all carry the one port the demo listens on.
+#[derive(Debug, Clone)]
+pub struct Sites {
+    port: u16,
+}
+
+impl Sites {
+    pub fn new(port: u16) -> Self {
+        Self { port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `Host` header a browser sends for `site`, e.g. `shop.localhost:8080` (no port for 80,
+    /// which browsers leave out).
+    pub fn host(&self, site: Site) -> String {
+        match self.port {
+            80 => format!("{}.localhost", site.name()),
+            port => format!("{}.localhost:{port}", site.name()),
+        }
+    }
+
+    /// e.g. `http://shop.localhost:8080`, in the canonical form origins are compared in.
+    pub fn origin(&self, site: Site) -> String {
+        format!("http://{}", self.host(site))
+    }
+
+    /// Which site a request is for; `None` for any other host (the index page).
+    pub fn site_for(&self, host: &str) -> Option<Site> {
+        let host = host.to_ascii_lowercase();
+        [Site::Broker, Site::Shop, Site::Support]
+            .into_iter()
+            .find(|&site| self.host(site) == host)
+    }
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot find a free port on {addr}: {source}")]
+    Port {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("--db: {0} is not valid UTF-8; choose another path")]
+    DbPath(PathBuf),
+    #[error("invalid demo configuration:\n{0}")]
+    Config(ConfigErrors),
+    #[error("cannot render the demo pages: {0}")]
+    Render(#[from] askama::Error),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// The demo, bound and ready to serve (`app.run_until_stopped()`).
+pub struct Demo {
+    pub app: Application,
+    pub sites: Sites,
+    /// From config validation: at least that a generated development handoff key is in use.
+    pub warnings: Vec<String>,
+}
+
+/// The broker's settings for the demo: the shop and support sites trusted, a throwaway handoff
+/// key (never for production: it dies with the process), sessions in SQLite at `db`.
+pub fn settings(listen: SocketAddr, db: &Path) -> Result<Settings, DemoError> {
+    let sites = Sites::new(listen.port());
+    let mut raw = RawConfig::default();
+    raw.server.listen = listen.to_string();
+    raw.server.public_origin = Some(sites.origin(Site::Broker));
+    raw.trust.origins = vec![sites.origin(Site::Shop), sites.origin(Site::Support)];
+    raw.store.sqlite_path = db
+        .to_str()
+        .ok_or_else(|| DemoError::DbPath(db.to_owned()))?
+        .to_owned();
+    raw.handoff.generate_dev_key = true;
+    raw.validate().map_err(DemoError::Config)
+}
+
+/// Binds `listen` (port 0 picks a free port) and builds the broker with the demo sites around it.
+pub async fn build(listen: SocketAddr, db: &Path) -> Result<Demo, DemoError> {
+    let listen = resolve_port(listen)?;
+    let sites = Sites::new(listen.port());
+    let settings = settings(listen, db)?;
+    let warnings = settings.warnings.clone();
+    let pages = Pages::render(&sites)?;
+    let app = Application::build(settings)
+        .await?
+        .map_router(|broker| router(broker, &sites, &pages));
+    Ok(Demo {
+        app,
+        sites,
+        warnings,
+    })
+}
+
+/// The sites' origins name the port, and they go into the settings `Application::build` takes
+/// before it binds, so port 0 is resolved here first by asking the OS for a free port. Another
+/// process could take it in between; `build` then fails with a plain bind error.
+fn resolve_port(listen: SocketAddr) -> Result<SocketAddr, DemoError> {
+    if listen.port() != 0 {
+        return Ok(listen);
+    }
+    std::net::TcpListener::bind(listen)
+        .and_then(|probe| probe.local_addr())
+        .map_err(|source| DemoError::Port {
+            addr: listen,
+            source,
+        })
+}
+
+/// `baton demo`: runs until Ctrl-C. Exit codes as for `serve`.
+pub fn run(listen: SocketAddr, db: &Path) -> i32 {
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("baton: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let demo = match build(listen, db).await {
+            Ok(demo) => demo,
+            Err(e @ (DemoError::Config(_) | DemoError::DbPath(_))) => {
+                eprintln!("baton: {e}");
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("baton: {e}");
+                return 1;
+            }
+        };
+        for warning in &demo.warnings {
+            tracing::warn!("{warning}");
+        }
+        let sites = &demo.sites;
+        tracing::info!(
+            listen = %demo.app.local_addr(),
+            broker = %sites.origin(Site::Broker),
+            shop = %sites.origin(Site::Shop),
+            support = %sites.origin(Site::Support),
+            db = %db.display(),
+            "baton demo is listening"
+        );
+        println!("\nbaton demo: open {}/", sites.origin(Site::Shop));
+        println!(
+            "Start a chat on the shop, send a message, then follow \"Need help? Visit our support site\": the chat is there. Ctrl-C stops the demo.\n"
+        );
+        match demo.app.run_until_stopped().await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                1
+            }
+        }
+    })
+}
+
+/// The URLs a page template needs.
+struct Links {
+    shop: String,
+    support: String,
+    broker: String,
+    iframe_url: String,
+    provider_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "demo/shop.html")]
+struct ShopHome<'a> {
+    l: &'a Links,
+}
+
+#[derive(Template)]
+#[template(path = "demo/shop_cart.html")]
+struct ShopCart<'a> {
+    l: &'a Links,
+}
+
+#[derive(Template)]
+#[template(path = "demo/support.html")]
+struct SupportHome<'a> {
+    l: &'a Links,
+}
+
+#[derive(Template)]
+#[template(path = "demo/support_faq.html")]
+struct SupportFaq<'a> {
+    l: &'a Links,
+}
+
+#[derive(Template)]
+#[template(path = "demo/index.html")]
+struct Index<'a> {
+    l: &'a Links,
+}
+
+/// Every demo page, rendered once at start (nothing in them varies per request).
+pub struct Pages {
+    shop: Bytes,
+    shop_cart: Bytes,
+    support: Bytes,
+    support_faq: Bytes,
+    index: Bytes,
+    partner_csp: HeaderValue,
+}
+
+impl Pages {
+    pub fn render(sites: &Sites) -> Result<Self, DemoError> {
+        let broker = sites.origin(Site::Broker);
+        let l = Links {
+            shop: sites.origin(Site::Shop),
+            support: sites.origin(Site::Support),
+            iframe_url: format!("{broker}/iframe.html"),
+            provider_url: format!("{broker}/cookie-provider.js"),
+            broker,
+        };
+        // Scripts only from files (the page's own demo.js and the broker's library), frames only
+        // from the broker: the pages show that the library needs no inline script or `unsafe-*`.
+        let partner_csp = format!(
+            "default-src 'none'; script-src 'self' {b}; frame-src {b}; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            b = l.broker
+        );
+        Ok(Self {
+            shop: ShopHome { l: &l }.render()?.into(),
+            shop_cart: ShopCart { l: &l }.render()?.into(),
+            support: SupportHome { l: &l }.render()?.into(),
+            support_faq: SupportFaq { l: &l }.render()?.into(),
+            index: Index { l: &l }.render()?.into(),
+            // Only origins built from a u16 port: always a valid header value.
+            partner_csp: HeaderValue::from_str(&partner_csp)
+                .unwrap_or(HeaderValue::from_static("default-src 'none'")),
+        })
+    }
+}
+
+/// Dispatches on the `Host` header: the broker's own host gets `broker` untouched (with its own
+/// security headers and CSPs), the partner hosts get their pages, any other host the index.
+pub fn router(broker: Router, sites: &Sites, pages: &Pages) -> Router {
+    let html = "text/html; charset=utf-8";
+    let css = || file(DEMO_CSS, "text/css; charset=utf-8");
+    // Browsers ask every site for one; an empty answer keeps 404s out of the console.
+    let favicon = || get(|| async { StatusCode::NO_CONTENT });
+    let assets = || {
+        Router::new()
+            .route("/demo.js", file(DEMO_JS, "text/javascript; charset=utf-8"))
+            .route("/demo.css", css())
+            .route("/favicon.ico", favicon())
+    };
+    // A site: its pages, a plain 404 for anything else, and the headers on every answer.
+    let site = |router: Router, csp: &HeaderValue| {
+        let csp = csp.clone();
+        router
+            .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+            .layer(middleware::map_response(move |res: Response| {
+                let csp = csp.clone();
+                async move { with_headers(res, csp) }
+            }))
+    };
+    let shop = site(
+        assets()
+            .route("/", file(pages.shop.clone(), html))
+            .route("/cart", file(pages.shop_cart.clone(), html)),
+        &pages.partner_csp,
+    );
+    let support = site(
+        assets()
+            .route("/", file(pages.support.clone(), html))
+            .route("/faq", file(pages.support_faq.clone(), html)),
+        &pages.partner_csp,
+    );
+    let index = site(
+        Router::new()
+            .route("/", file(pages.index.clone(), html))
+            .route("/demo.css", css())
+            .route("/favicon.ico", favicon()),
+        &HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    let sites = sites.clone();
+    Router::new().fallback(move |req: Request| {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let target = match sites.site_for(&host) {
+            Some(Site::Broker) => broker.clone(),
+            Some(Site::Shop) => shop.clone(),
+            Some(Site::Support) => support.clone(),
+            None => index.clone(),
+        };
+        async move {
+            match target.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            }
+        }
+    })
+}
+
+fn file(body: impl Into<Bytes>, content_type: &'static str) -> MethodRouter {
+    let body = body.into();
+    get(move || {
+        let body = body.clone();
+        async move { ([(header::CONTENT_TYPE, content_type)], body).into_response() }
+    })
+}
+
+/// The headers the broker's middleware gives its own responses, for the demo's pages.
+fn with_headers(mut res: Response, csp: HeaderValue) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    // The pages are small and the port may change between runs: always revalidate.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_exactly_with_their_port() {
+        let sites = Sites::new(8080);
+        assert_eq!(sites.site_for("shop.localhost:8080"), Some(Site::Shop));
+        assert_eq!(
+            sites.site_for("SUPPORT.localhost:8080"),
+            Some(Site::Support)
+        );
+        assert_eq!(sites.site_for("broker.localhost:8080"), Some(Site::Broker));
+        for other in [
+            "shop.localhost",
+            "shop.localhost:8081",
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "evil.shop.localhost:8080",
+            "",
+        ] {
+            assert_eq!(sites.site_for(other), None, "{other}");
+        }
+        assert_eq!(Sites::new(80).host(Site::Shop), "shop.localhost");
+    }
+
+    #[test]
+    fn settings_trust_both_sites_and_warn_about_the_dev_key() {
+        let settings =
+            settings("127.0.0.1:8080".parse().expect("addr"), Path::new("x.db")).expect("valid");
+        assert_eq!(
+            settings.public_origin.as_str(),
+            "http://broker.localhost:8080"
+        );
+        let trusted: Vec<String> = settings
+            .trusted
+            .patterns()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(
+            trusted,
+            [
+                "http://shop.localhost:8080",
+                "http://support.localhost:8080"
+            ]
+        );
+        assert!(settings.handoff_dev_key);
+        assert!(
+            settings
+                .warnings
+                .iter()
+                .any(|w| w.contains("development key")),
+            "{:?}",
+            settings.warnings
+        );
+    }
+}
