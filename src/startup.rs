@@ -15,6 +15,7 @@ use crate::handoff::HandoffKeys;
 use crate::routes;
 use crate::routes::assets::Assets;
 use crate::session::SessionStore;
+use crate::session::redis::RedisStore;
 use crate::session::sqlite::SqliteStore;
 use crate::state::{AppState, Policy};
 
@@ -46,9 +47,14 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn SessionStore>, St
         StoreSettings::Sqlite { path } => SqliteStore::open(path, settings.timeouts)
             .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
             .map_err(|e| StartError::Store(e.to_string())),
-        StoreSettings::Redis { .. } => Err(StartError::Store(
-            "the redis backend is not available in this build".into(),
-        )),
+        StoreSettings::Redis {
+            url,
+            prefix,
+            timeout_ms,
+        } => RedisStore::open(url, prefix, *timeout_ms, settings.timeouts)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
+            .map_err(|e| StartError::Store(e.to_string())),
     }
 }
 

@@ -613,9 +613,18 @@ async fn clients_over_their_budget_get_429() {
     let res = get("198.51.100.1").await.expect("send");
     assert_eq!(res.headers()["retry-after"], "1");
     assert_eq!(error_code(res).await, (429, "rate_limited".into()));
-    assert_eq!(get("198.51.100.2").await.expect("send").status(), 404, "per client");
+    assert_eq!(
+        get("198.51.100.2").await.expect("send").status(),
+        404,
+        "per client"
+    );
     // Assets and health checks are not limited.
-    let res = app.client.get(app.url("/healthz")).send().await.expect("send");
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status(), 200);
     app.stop().await;
 }

@@ -388,3 +388,227 @@ async fn sqlite_file_survives_reopen() {
         .expect("live");
     assert_eq!(s.values["chat"], "kept");
 }
+
+/// Redis: the machine's server (or `BATON_TEST_REDIS_URL`), a fresh key prefix per test, deleted
+/// when the test's store is dropped. An unreachable Redis fails the test: it never skips.
+fn redis_url() -> String {
+    std::env::var("BATON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn redis_store() -> Arc<dyn SessionStore> {
+    Arc::new(redis_cleanup().await)
+}
+
+async fn redis_cleanup() -> RedisCleanup {
+    let url = redis_url();
+    let prefix = format!("baton-test:{}:", baton::session::new_uid());
+    let store = baton::session::redis::RedisStore::open(&url, &prefix, 1000, TIMEOUTS)
+        .await
+        .expect("open");
+    if let Err(e) = store.ping().await {
+        panic!(
+            "Redis at {url} is unreachable ({e}): start redis-server or set BATON_TEST_REDIS_URL"
+        );
+    }
+    RedisCleanup { store, url, prefix }
+}
+
+/// Deletes its prefix's keys when the last handle drops, even when the test panicked.
+struct RedisCleanup {
+    store: baton::session::redis::RedisStore,
+    url: String,
+    prefix: String,
+}
+
+impl Drop for RedisCleanup {
+    fn drop(&mut self) {
+        // A plain blocking connection: this runs in `drop`, where nothing can be awaited. The keys
+        // would expire by themselves within `TIMEOUTS.absolute_ms` anyway; this keeps Redis tidy.
+        let Ok(mut conn) =
+            ::redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor = 0u64;
+        // Bounded: a SCAN over even a large keyspace ends long before this.
+        for _ in 0..100_000 {
+            let Ok((next, keys)): ::redis::RedisResult<(u64, Vec<String>)> = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut conn)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _: ::redis::RedisResult<()> = ::redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+            cursor = next;
+            if cursor == 0 {
+                return;
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisCleanup {
+    async fn create(
+        &self,
+        id: &IdHash,
+        now: i64,
+    ) -> Result<baton::session::Session, baton::session::StoreError> {
+        self.store.create(id, now).await
+    }
+    async fn load(
+        &self,
+        id: &IdHash,
+        now: i64,
+    ) -> Result<Option<baton::session::Session>, baton::session::StoreError> {
+        self.store.load(id, now).await
+    }
+    async fn set_value(
+        &self,
+        uid: &str,
+        key: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<Option<baton::session::Session>, baton::session::StoreError> {
+        self.store.set_value(uid, key, value, now).await
+    }
+    async fn remove_value(
+        &self,
+        uid: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<baton::session::Session>, baton::session::StoreError> {
+        self.store.remove_value(uid, key, now).await
+    }
+    async fn end(&self, uid: &str) -> Result<(), baton::session::StoreError> {
+        self.store.end(uid).await
+    }
+    async fn bind(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        now: i64,
+    ) -> Result<bool, baton::session::StoreError> {
+        self.store.bind(uid, id, now).await
+    }
+    async fn put_handoff(
+        &self,
+        jti: &str,
+        uid: &str,
+        expires_at: i64,
+    ) -> Result<(), baton::session::StoreError> {
+        self.store.put_handoff(jti, uid, expires_at).await
+    }
+    async fn take_handoff(
+        &self,
+        jti: &str,
+        now: i64,
+    ) -> Result<Option<String>, baton::session::StoreError> {
+        self.store.take_handoff(jti, now).await
+    }
+    async fn ping(&self) -> Result<(), baton::session::StoreError> {
+        self.store.ping().await
+    }
+    async fn sweep(&self, now: i64) -> Result<u64, baton::session::StoreError> {
+        self.store.sweep(now).await
+    }
+}
+
+store_contract!(redis, redis_store());
+
+/// What the suite cannot see: Redis forgets sessions by itself (every key the store writes has an
+/// expiry, none past the absolute timeout), and `sweep` deletes what is dead by the app clock and
+/// gives an expiry back to a live session that lost it.
+#[tokio::test]
+async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
+    let store = redis_cleanup().await;
+    let mut conn = ::redis::Client::open(store.url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let (old, fresh) = (id(), id());
+    let s = store.create(&old, T0).await.expect("create");
+    assert!(store.bind(&s.uid, &id(), T0).await.expect("bind"));
+    store
+        .put_handoff("jti-ttl", &s.uid, T0 + 60_000)
+        .await
+        .expect("put");
+    let f = store.create(&fresh, T0 + 50_000).await.expect("create");
+    let read = store.load(&fresh, T0 + 50_500).await.expect("load");
+    assert_eq!(
+        read.expect("live").last_seen,
+        T0 + 50_000,
+        "a read before `Timeouts::touch_due` writes nothing back"
+    );
+
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{}*", store.prefix))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    // Two sessions, three ids, one id set each, a handoff record and its set.
+    assert_eq!(keys.len(), 2 + 3 + 2 + 2, "{keys:?}");
+    for key in &keys {
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("pttl");
+        assert!(
+            0 < ttl && ttl <= TIMEOUTS.absolute_ms,
+            "{key} expires in {ttl} ms"
+        );
+    }
+
+    let fresh_hash = format!("{}s:{}", store.prefix, f.uid);
+    let _: () = ::redis::cmd("PERSIST")
+        .arg(&fresh_hash)
+        .query_async(&mut conn)
+        .await
+        .expect("persist");
+    // Each sweep scans a bounded slice of the whole keyspace; a few runs cover a test Redis.
+    let mut swept = 0;
+    for _ in 0..1000 {
+        swept += store.sweep(T0 + TIMEOUTS.idle_ms).await.expect("sweep");
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(&fresh_hash)
+            .query_async(&mut conn)
+            .await
+            .expect("pttl");
+        if swept == 1 && ttl > 0 {
+            break;
+        }
+    }
+    assert_eq!(swept, 1, "only the idle session goes");
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{}*", store.prefix))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert_eq!(
+        left.len(),
+        3,
+        "the fresh session, its id and id set: {left:?}"
+    );
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(&fresh_hash)
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
+    assert!(ttl > 0, "sweep gave the live session its expiry back");
+    assert!(
+        store
+            .load(&fresh, T0 + TIMEOUTS.idle_ms)
+            .await
+            .expect("load")
+            .is_some()
+    );
+}
