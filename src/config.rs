@@ -147,7 +147,7 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum StoreSettings {
     Sqlite {
         path: String,
@@ -157,6 +157,27 @@ pub enum StoreSettings {
         prefix: String,
         timeout_ms: u64,
     },
+}
+
+/// Printed in logs: the Redis URL without its password.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "sqlite {path}"),
+            Self::Redis { url, prefix, .. } => {
+                let shown = match url::Url::parse(url) {
+                    Ok(mut u) => {
+                        if u.password().is_some() {
+                            let _ = u.set_password(Some("***"));
+                        }
+                        u.to_string()
+                    }
+                    Err(_) => "<unparseable url>".into(),
+                };
+                write!(f, "redis {shown} prefix {prefix:?}")
+            }
+        }
+    }
 }
 
 /// The validated configuration the application runs on.
@@ -544,5 +565,22 @@ mod tests {
             settings.public_origin.as_str(),
             "http://broker.localhost:8080"
         );
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::StoreSettings;
+
+    #[test]
+    fn redis_passwords_stay_out_of_logs() {
+        let s = StoreSettings::Redis {
+            url: "redis://user:s3cret@db.internal:6379/2".into(),
+            prefix: "baton:".into(),
+            timeout_ms: 1000,
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
     }
 }
