@@ -177,7 +177,7 @@
     const timeout = (options && options.timeout) || TIMEOUT;
     const send = (op, args) => ch.send(op, args, timeout);
     const keyed = (op, key, args) =>
-      KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request", "bad key"));
+      typeof key === "string" && KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request", "bad key"));
     return {
       ready: ch.ready,
       /** @param {string} key @returns {Promise<string | null>} */

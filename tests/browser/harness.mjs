@@ -41,15 +41,54 @@ export async function freePort() {
   return port;
 }
 
-/** Kills a child process and waits for it to exit. */
-async function kill(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
+/** Process groups of the children still running: killed if this process exits without stopping them. */
+const groups = new Set();
+process.on("exit", () => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Starts `cmd` in its own process group, collecting its output (minus lines `drop` matches). */
+function start(cmd, args, drop) {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  groups.add(child.pid);
+  child.once("exit", () => groups.delete(child.pid));
+  child.output = "";
+  const keep = (b) => (child.output += String(b).split("\n").filter((l) => l && !(drop && drop.test(l))).map((l) => l + "\n").join(""));
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  return child;
 }
+
+/**
+ * Stops a child started with `detached: true` (its own process group, so Chromium's helper
+ * processes go with it) and waits for it to exit.
+ */
+async function kill(child) {
+  const signal = (sig) => {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // already gone
+    }
+  };
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once("exit", r));
+    signal("SIGTERM");
+    const timer = setTimeout(() => signal("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  signal("SIGKILL"); // stragglers of the group
+}
+
+/** Removes a temporary directory, retrying while exiting processes still write to it. */
+const remove = (dir) => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 
 /**
  * Starts the real broker (`BATON_BIN` or target/debug/baton) trusting shop and support on
@@ -77,24 +116,21 @@ secret = "${secret}"
 `;
   const config = path.join(dir, "baton.toml");
   await writeFile(config, toml);
-  let output = "";
-  const child = spawn(bin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.on("data", (b) => (output += b));
-  child.stderr.on("data", (b) => (output += b));
+  const child = start(bin, ["serve", "--config", config]);
   const stop = async () => {
     await kill(child);
-    await rm(dir, { recursive: true, force: true });
+    await remove(dir);
   };
   try {
     await until(async () => {
-      if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
       return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
     }, "the broker's /healthz");
   } catch (e) {
     await stop();
-    throw new Error(`${e.message}\n--- broker output ---\n${output}`);
+    throw new Error(`${e.message}\n--- broker output ---\n${child.output}`);
   }
-  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => output, stop };
+  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => child.output, stop };
 }
 
 /**
@@ -148,43 +184,56 @@ export async function startBrowser({ thirdPartyCookies }) {
     "--proxy-server=http://127.0.0.1:9",
     "about:blank",
   ];
-  let output = "";
-  const child = spawn(CHROMIUM, args, { stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.on("data", (b) => (output += b));
-  child.stderr.on("data", (b) => (output += b));
+  // Without a system bus Chromium logs dbus errors by the dozen: noise in failure messages.
+  const child = start(CHROMIUM, args, /dbus/);
   const stop = async () => {
     await browser?.close().catch(() => {});
     await kill(child);
-    await rm(dir, { recursive: true, force: true });
+    await remove(dir);
   };
   let browser;
   try {
     const port = await until(async () => {
-      if (child.exitCode !== null) throw new Error(`chromium exited with ${child.exitCode}:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`chromium exited with ${child.exitCode}`);
       return (await readFile(path.join(dir, "DevToolsActivePort"), "utf8")).split("\n")[0];
     }, "chromium's DevToolsActivePort");
     browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
   } catch (e) {
     await stop();
-    throw new Error(`${e.message}\n--- chromium output ---\n${output}`);
+    throw new Error(`${e.message}\n--- chromium output ---\n${child.output}`);
+  }
+  // What the browser really runs with: nothing (such as playwright's launch defaults) may turn
+  // off the storage partitioning under test.
+  const cmdline = (await readFile(`/proc/${child.pid}/cmdline`, "utf8")).split("\0");
+  if (!cmdline.includes(`--user-data-dir=${dir}`) || cmdline.some((a) => a.includes("Partitioning"))) {
+    await stop();
+    throw new Error(`unexpected chromium command line: ${cmdline.join(" ")}`);
   }
   const context = browser.contexts()[0];
+  if (process.env.BATON_JS_DIR) {
+    // Development only: serve the broker's scripts from a directory (e.g. a fresh `npm run build`)
+    // instead of the copies compiled into the binary.
+    await context.route(/^http:\/\/broker\.localhost:\d+\/(cookie-provider|iframe)\.js$/, async (route) =>
+      route.fulfill({
+        contentType: "text/javascript; charset=utf-8",
+        body: await readFile(path.join(path.resolve(root, process.env.BATON_JS_DIR), path.basename(new URL(route.request().url()).pathname)), "utf8"),
+      }),
+    );
+  }
   const pages = [];
   context.on("page", (p) => {
     pages.push(p);
-    p.on("console", (m) => (output += `[console ${m.type()}] ${m.text()}\n`));
-    p.on("pageerror", (e) => (output += `[pageerror] ${e.message}\n`));
+    p.on("console", (m) => (child.output += `[console ${m.type()}] ${m.text()}\n`));
+    p.on("pageerror", (e) => (child.output += `[pageerror] ${e.message}\n`));
   });
   return {
     browser,
     context,
     pid: child.pid,
     /** Console output and page errors so far, for failure messages. */
-    log: () => output,
+    log: () => child.output,
     /** A new tab. */
     newPage: () => context.newPage(),
-    /** The command line the browser really runs with. */
-    cmdline: async () => (await readFile(`/proc/${child.pid}/cmdline`, "utf8")).split("\0"),
     /** Every cookie of the profile, partitioned ones included, with its partition key. */
     cookies: async () => {
       const page = context.pages()[0] ?? (await context.newPage());
@@ -235,6 +284,18 @@ export async function startWorld() {
   } catch (e) {
     await partners.stop();
     throw e;
+  }
+  if (!process.env.BATON_JS_DIR) {
+    // The tests must run the shipped scripts: a binary built before the last `npm run build`
+    // serves older ones.
+    for (const name of ["cookie-provider.js", "iframe.js"]) {
+      const served = await (await fetch(`http://127.0.0.1:${broker.port}/${name}`)).text();
+      if (served !== (await readFile(path.join(root, "static", name), "utf8"))) {
+        await broker.stop();
+        await partners.stop();
+        throw new Error(`the broker binary serves a ${name} that differs from static/${name}: rebuild it (cargo build), or set BATON_JS_DIR=static to test static/ through it`);
+      }
+    }
   }
   addPages(partners, broker);
   return {

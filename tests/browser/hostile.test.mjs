@@ -1,0 +1,144 @@
+// A hostile site: it cannot frame the broker iframe, gets no answer when it posts to one, and
+// cannot store anything.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { call, get, open, sleep, startBrowser, startWorld } from "./harness.mjs";
+
+let world;
+before(async () => {
+  world = await startWorld();
+  const { partners, broker } = world;
+  // An "ad" that a trusted page frames: it can reach the page's broker iframe through
+  // `parent.frames` and posts requests to it, then records every answer it gets.
+  partners.page(
+    "evil",
+    "/ad",
+    `<!doctype html><title>ad</title><script>
+window.replies = [];
+addEventListener("message", (e) => e.source !== window && replies.push(e.data));
+window.attack = () => {
+  for (let i = 0; i < parent.frames.length; i++) {
+    if (parent.frames[i] === window) continue;
+    for (const m of [{ op: "get", key: "k" }, { op: "set", key: "k", value: "evil" }, { op: "end" }, { op: "mode" }, { op: "trusted" }])
+      parent.frames[i].postMessage({ baton: 1, id: "evil" + i + m.op, ...m }, "*");
+  }
+  return parent.frames.length;
+};
+</script>`,
+  );
+  partners.page(
+    "shop",
+    "/with-ad",
+    `<!doctype html><title>shop</title><script src="${broker.scriptUrl}"></script>
+<script>window.IFRAME = ${JSON.stringify(broker.iframeUrl)}; window.client = Baton.connect(IFRAME);</script>
+<body><iframe id="ad" src="${partners.url("evil", "/ad")}"></iframe></body>`,
+  );
+  // A page of evil that opens the broker iframe page as a top-level window and posts to it.
+  partners.page("evil", "/opener", `<!doctype html><title>evil</title><script>
+window.replies = [];
+addEventListener("message", (e) => replies.push(e.data));
+window.attack = (url) => { window.w = open(url); setTimeout(() => { for (const op of ["get", "mode"]) w.postMessage({ baton: 1, id: op, op, key: "k" }, "*"); }, 1000); };
+</script>`);
+});
+after(async () => world?.stop());
+
+async function withBrowser(mode, fn) {
+  const b = await startBrowser({ thirdPartyCookies: mode });
+  try {
+    await fn(b);
+  } catch (e) {
+    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
+    throw e;
+  } finally {
+    await b.stop();
+  }
+}
+
+/** Whether any frame of `page` holds the broker's iframe document. */
+async function hasBrokerFrame(page) {
+  for (const f of page.frames()) {
+    if (await f.evaluate(() => !!document.getElementById("baton-config")).catch(() => false)) return true;
+  }
+  return false;
+}
+
+test("hostile: evil.localhost cannot frame the broker iframe (CSP frame-ancestors)", () =>
+  withBrowser("allowed", async (b) => {
+    const { partners } = world;
+    const shop = await open(b, partners.url("shop"));
+    assert.equal(await hasBrokerFrame(shop), true, "control: a trusted site can frame it");
+
+    const evil = await b.newPage();
+    await evil.goto(partners.url("evil"));
+    const r = await evil.evaluate(() => client.get("k").then(() => "answered", (e) => e.code));
+    assert.equal(r, "iframe_error");
+    assert.equal(await hasBrokerFrame(evil), false);
+  }));
+
+test("hostile: a frame of evil on a trusted page gets no answer and stores nothing", () =>
+  withBrowser("allowed", async (b) => {
+    const { partners } = world;
+    const shop = await open(b, partners.url("shop", "/with-ad"));
+    await call(shop, "set", "k", "mine");
+    const ad = shop.frame({ url: /evil\.localhost/ });
+    assert.ok(ad, "the ad frame");
+    await ad.waitForFunction(() => window.attack);
+    assert.equal(await ad.evaluate(() => attack()), 2, "the ad sees itself and the broker iframe");
+
+    // Control: the same messages from the page itself are answered.
+    const control = await shop.evaluate(
+      (brokerOrigin) =>
+        new Promise((resolve) => {
+          addEventListener("message", (e) => e.data && e.data.id === "ctl" && resolve(e.data));
+          document.querySelector("iframe[src*='broker']").contentWindow.postMessage({ baton: 1, id: "ctl", op: "get", key: "k" }, brokerOrigin);
+        }),
+      world.broker.origin,
+    );
+    assert.deepEqual(control, { baton: 1, id: "ctl", ok: true, result: "mine" });
+
+    // Nor can the ad forge the iframe's messages to the page: the library takes only its
+    // iframe's. (A forged answer would need a pending id; a forged change event needs nothing.)
+    await shop.evaluate(() => {
+      window.changes = 0;
+      client.on("change", () => changes++);
+    });
+    await ad.evaluate(() => parent.postMessage({ baton: 1, event: "change" }, "*"));
+
+    await sleep(1500);
+    assert.deepEqual(await ad.evaluate(() => replies), []);
+    assert.equal(await shop.evaluate(() => changes), 0, "forged change event ignored");
+    assert.equal(await get(shop, "k"), "mine", "the ad's set and end did nothing");
+  }));
+
+test("hostile: the broker iframe opened top-level does not answer", () =>
+  withBrowser("allowed", async (b) => {
+    const { partners, broker } = world;
+    const evil = await open(b, partners.url("evil", "/opener"));
+    const [popup] = await Promise.all([b.context.waitForEvent("page"), evil.evaluate((u) => attack(u), broker.iframeUrl)]);
+    await popup.waitForLoadState("load");
+    assert.equal(await popup.evaluate(() => !!document.getElementById("baton-config")), true, "the broker page did load");
+    await sleep(2000);
+    assert.deepEqual(await evil.evaluate(() => replies), []);
+  }));
+
+test("hostile: evil's own credentialed requests to the API store nothing", () =>
+  withBrowser("allowed", async (b) => {
+    const { partners, broker } = world;
+    const shop = await open(b, partners.url("shop"));
+    await call(shop, "set", "k", "mine");
+    const evil = await open(b, partners.url("evil", "/landing"));
+    const results = await evil.evaluate(async (origin) => {
+      const out = [];
+      for (const [method, path, body] of [
+        ["PUT", "/v1/session/k", JSON.stringify({ value: "evil" })],
+        ["DELETE", "/v1/session", undefined],
+        ["POST", "/v1/handoff", JSON.stringify({ audience: location.origin })],
+      ]) {
+        // text/plain keeps it a "simple" request: no preflight, it reaches the server with the cookies.
+        out.push(await fetch(origin + path, { method, body, credentials: "include", mode: "no-cors", headers: { "content-type": "text/plain" } }).then((r) => r.type, (e) => "error " + e.message));
+      }
+      return out;
+    }, broker.origin);
+    assert.equal(results.length, 3);
+    assert.equal(await get(shop, "k"), "mine");
+  }));
