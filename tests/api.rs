@@ -628,3 +628,29 @@ async fn clients_over_their_budget_get_429() {
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
+
+/// The size budget, measured on what the server actually sends with `Accept-Encoding: gzip`.
+#[tokio::test]
+async fn served_scripts_fit_the_gzip_budget() {
+    let app = spawn_app().await;
+    let gz = |path: &'static str| {
+        let req = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", "gzip");
+        async move {
+            let res = req.send().await.expect("send");
+            assert_eq!(res.headers()["content-encoding"], "gzip", "{path}");
+            res.bytes().await.expect("body").len()
+        }
+    };
+    let provider = gz("/cookie-provider.js").await;
+    let iframe = gz("/iframe.html").await + gz("/iframe.js").await;
+    println!("served gzipped: cookie-provider.js {provider} B, iframe page + script {iframe} B");
+    assert!(
+        provider <= 2048,
+        "cookie-provider.js is {provider} B gzipped"
+    );
+    assert!(iframe <= 2048, "iframe page + script is {iframe} B gzipped");
+    app.stop().await;
+}
