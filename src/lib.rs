@@ -12,6 +12,7 @@ pub mod cookie;
 pub mod demo;
 pub mod error;
 pub mod handoff;
+pub mod metrics;
 pub mod origin;
 pub mod ratelimit;
 pub mod routes;

@@ -98,6 +98,7 @@ impl Application {
                 settings.handoff_ttl_secs,
             )),
             assets: Arc::new(assets),
+            metrics: Arc::default(),
         };
         let limiter = (settings.rate_limit_per_minute > 0).then(|| {
             crate::ratelimit::RateLimiter::new(

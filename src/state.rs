@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 
 use crate::clock::Clock;
 use crate::handoff::HandoffKeys;
+use crate::metrics::Metrics;
 use crate::origin::{Origin, TrustedOrigins};
 use crate::routes::assets::Assets;
 use crate::session::{SessionStore, Timeouts};
@@ -29,4 +30,5 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     pub handoff: Arc<HandoffKeys>,
     pub assets: Arc<Assets>,
+    pub metrics: Arc<Metrics>,
 }

@@ -654,3 +654,30 @@ async fn served_scripts_fit_the_gzip_budget() {
     assert!(iframe <= 2048, "iframe page + script is {iframe} B gzipped");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_responses_and_events() {
+    let app = spawn_app().await;
+    app.put("chat", "x", SHOP, None).await;
+    app.get(EVIL, None).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("baton_http_responses_total{status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("baton_http_responses_total{status=\"403\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("baton_sessions_created_total 1"), "{text}");
+    assert!(text.contains("baton_handoffs_issued_total 0"), "{text}");
+    app.stop().await;
+}

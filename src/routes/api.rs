@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::cookie::{self, RequestCookies};
 use crate::error::ApiError;
+use crate::metrics::bump;
 use crate::origin::Origin;
 use crate::session::{Session, SessionId, Timestamp};
 use crate::state::AppState;
@@ -256,6 +257,7 @@ async fn put_value(
         None => {
             let id = SessionId::generate();
             let session = state.store.create(&id.hash(), now).await?;
+            bump(&state.metrics.sessions_created);
             (session, id, true)
         }
     };
@@ -342,6 +344,7 @@ async fn mint_handoff(
         .store
         .put_handoff(&minted.jti, &r.session.uid, minted.expires_at)
         .await?;
+    bump(&state.metrics.handoffs_issued);
     tracing::info!(audience = %audience, "handoff token issued");
     Ok(
         Json(json!({ "token": minted.token, "expires_in": state.handoff.ttl_secs() }))
@@ -388,10 +391,12 @@ async fn redeem_handoff(
         .handoff
         .verify(&body.token, page.as_str(), now)
         .map_err(|why| {
+            bump(&state.metrics.handoffs_refused);
             tracing::info!(reason = ?why, page = %page, "handoff token refused");
             ApiError::InvalidToken
         })?;
     let Some(uid) = state.store.take_handoff(&claims.jti, now).await? else {
+        bump(&state.metrics.handoffs_refused);
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);
     };
@@ -420,6 +425,7 @@ async fn redeem_handoff(
         .load(&id.hash(), now)
         .await?
         .ok_or(ApiError::InvalidToken)?;
+    bump(&state.metrics.handoffs_redeemed);
     tracing::info!(page = %page, "handoff redeemed");
     Ok(adopted(&state, &id, &session, true, now))
 }

@@ -26,8 +26,13 @@ pub fn router(
         .merge(assets::routes())
         .merge(health::routes())
         .nest("/v1", api::routes(state.clone(), limiter))
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::count,
+        ))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             deadline(req, next, request_timeout)
