@@ -225,15 +225,22 @@
     }
 
     /**
-     * Copies the broker's value into the page's cookie.
+     * Copies the broker's value into the page's cookie. When the broker, able to keep state here,
+     * has none (the chat ended on another site), the page's stale cookie goes too, or the ended
+     * chat would come back; where the broker keeps nothing (mode "none") the page's cookie stays.
      * @returns {Promise<string | null>}
      */
     loadCookie() {
-      return this.client.get(this.name).then((v) => {
-        if (v !== null)
-          d.cookie = this.name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
-        return v;
-      });
+      const c = this.client;
+      const set = (v) => (d.cookie = this.name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
+      return c.get(this.name).then((v) =>
+        v !== null
+          ? (set(v), v)
+          : c.mode().then((m) => {
+              if (m !== "none" && readCookie(this.name) !== null) set(";max-age=0");
+              return null;
+            }),
+      );
     }
 
     /**
@@ -282,7 +289,8 @@
     const plugin = CXBus.registerPlugin("CookieProvider");
     const p = new CookieProvider(name, iframeUrl, callback);
     const quiet = () => {};
-    p.loadCookie().catch(quiet);
+    // Widgets that wait for the restored cookie subscribe to "CookieProvider.loaded".
+    p.loadCookie().then((v) => plugin.publish && plugin.publish("loaded", v), quiet);
     if (callback) p.cookieTest();
     plugin.subscribe("WebChat.started", () => p.saveCookie().catch(quiet));
     plugin.subscribe("WebChat.ended", () => p.deleteCookie().catch(quiet));

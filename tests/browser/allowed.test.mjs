@@ -123,3 +123,36 @@ test("3PC allowed: initCookieProviderExtension follows WebChat.started / WebChat
     // The chat is over on every site.
     await until(async () => (await get(shop, "chat-session")) === null, "the value to be gone on shop");
   }));
+
+test("3PC allowed: a chat ended on support is not brought back on shop by its stale page cookie", () =>
+  withBrowser(async (b) => {
+    const { partners } = world;
+    const shop = await open(b, partners.url("shop", "/bare"));
+    await shop.evaluate(async () => {
+      document.cookie = "chat-session=live-chat; path=/";
+      await new CookieProvider("chat-session", IFRAME).saveCookie();
+    });
+    const support = await open(b, partners.url("support", "/bare"));
+    await support.evaluate(async () => {
+      const p = new CookieProvider("chat-session", IFRAME);
+      await p.loadCookie();
+      await p.deleteCookie();
+    });
+    await shop.reload();
+    const after = await shop.evaluate(async () => {
+      const before = document.cookie;
+      const loaded = [];
+      const bus = {
+        registerPlugin: () => ({ subscribe() {}, publish: (e, v) => loaded.push([e, v]) }),
+      };
+      initCookieProviderExtension("chat-session", IFRAME)(null, bus, null);
+      const deadline = Date.now() + 5000;
+      while (!loaded.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return { before, loaded, after: document.cookie };
+    });
+    assert.deepEqual(after, {
+      before: "chat-session=live-chat",
+      loaded: [["loaded", null]],
+      after: "",
+    });
+  }));
