@@ -40,9 +40,10 @@
       const [scheme, suffix] = p.split("*");
       if (suffix === undefined) return p === o;
       const label = o.startsWith(scheme) && o.endsWith(suffix) && o.slice(scheme.length, -suffix.length);
-      // Every label before the suffix must be non-empty: `a..example.com` and `.a.example.com`
-      // are valid URLs but not what a `*.example.com` pattern means.
-      return !!label && !/^\.|\.\.|\.$/.test(label);
+      // Labels before the suffix: non-empty, host-name characters only. `a..example.com`,
+      // `.a.example.com`, `a'b.example.com` or a literal `*.example.com` are valid URL hosts, but
+      // not what a `*.example.com` pattern means.
+      return !!label && /^[\w-]+(\.[\w-]+)*$/.test(label);
     });
   };
 

@@ -254,7 +254,16 @@ fn host_under(host: &str, suffix: &str) -> bool {
     else {
         return false;
     };
-    !front.is_empty() && front.split('.').all(|label| !label.is_empty())
+    // Labels in front of the suffix are host-name characters only. URL parsers accept `*`, quotes,
+    // `;`, `,`, braces and more in a host, but no real site under a trusted domain is named so, and
+    // a literal `https://*.example.org` origin must not pass as "any subdomain".
+    !front.is_empty()
+        && front.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
 }
 
 fn check_pattern(raw: &str) -> Result<OriginPattern, Problem> {

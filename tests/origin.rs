@@ -356,7 +356,14 @@ fn model(raw: &str) -> Result<(), &'static str> {
             continue;
         }
         let (front, back) = host_labels.split_at(host_labels.len() - suffix_labels.len());
-        if back == suffix_labels.as_slice() && front.iter().all(|l| !l.is_empty()) {
+        if back == suffix_labels.as_slice()
+            && front.iter().all(|l| {
+                !l.is_empty()
+                    && l.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    })
+            })
+        {
             return Ok(());
         }
     }
