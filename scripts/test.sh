@@ -11,7 +11,7 @@ scripts/setup.sh
 echo "== cargo build"
 cargo build --locked
 echo "== cargo test"
-cargo test --locked --all-targets -- --test-threads=4
+cargo test --locked --lib --bins --tests -- --test-threads=4
 echo "== JavaScript build and size budget"
 node scripts/check-js.mjs
 echo "== origin corpus in JavaScript"
