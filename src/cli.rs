@@ -110,14 +110,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("baton: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async move {
+    block_on(async move {
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
@@ -148,14 +141,30 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
                 "no trusted origins: no site can embed this broker; set [trust] origins"
             );
         }
-        match app.run_until_stopped().await {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(error = %e, "server failed");
-                1
-            }
-        }
+        serve_until_stopped(app).await
     })
+}
+
+/// Runs a command's async body on a fresh runtime; its result is the exit code.
+pub(crate) fn block_on(body: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(body),
+        Err(e) => {
+            eprintln!("baton: cannot start the runtime: {e}");
+            1
+        }
+    }
+}
+
+/// Serves `app` until SIGINT/SIGTERM; the exit code.
+pub(crate) async fn serve_until_stopped(app: crate::Application) -> i32 {
+    match app.run_until_stopped().await {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            1
+        }
+    }
 }
 
 fn check_config(path: &std::path::Path) -> i32 {

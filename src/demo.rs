@@ -167,14 +167,7 @@ fn resolve_port(listen: SocketAddr) -> Result<SocketAddr, DemoError> {
 /// `baton demo`: runs until Ctrl-C. Exit codes as for `serve`.
 pub fn run(listen: SocketAddr, db: &Path) -> i32 {
     crate::telemetry::init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("baton: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async move {
+    crate::cli::block_on(async move {
         let demo = match build(listen, db).await {
             Ok(demo) => demo,
             Err(e @ (DemoError::Config(_) | DemoError::DbPath(_))) => {
@@ -202,13 +195,7 @@ pub fn run(listen: SocketAddr, db: &Path) -> i32 {
         println!(
             "Start a chat on the shop, send a message, then follow \"Need help? Visit our support site\": the chat is there. Ctrl-C stops the demo.\n"
         );
-        match demo.app.run_until_stopped().await {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(error = %e, "server failed");
-                1
-            }
-        }
+        crate::cli::serve_until_stopped(demo.app).await
     })
 }
 
