@@ -232,12 +232,16 @@
      */
     loadCookie() {
       const c = this.client;
-      const set = (v) => (d.cookie = this.name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
-      return c.get(this.name).then((v) =>
+      const name = this.name;
+      // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
+      // just started, its save still on the way) is newer than the broker's answer.
+      const before = readCookie(name);
+      const set = (v) => (d.cookie = name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
+      return c.get(name).then((v) =>
         v !== null
           ? (set(v), v)
           : c.mode().then((m) => {
-              if (m !== "none" && readCookie(this.name) !== null) set(";max-age=0");
+              if (m !== "none" && before !== null && readCookie(name) === before) set(";max-age=0");
               return null;
             }),
       );

@@ -90,12 +90,17 @@ async function kill(child) {
 /** Removes a temporary directory, retrying while exiting processes still write to it. */
 const remove = (dir) => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 
+/** The partner sites the broker trusts unless a test says otherwise. */
+export const DEFAULT_TRUSTED = ["shop", "support"];
+
 /**
- * Starts the real broker (`BATON_BIN` or target/debug/baton) trusting shop and support on
- * `partnerPort`.
+ * Starts the real broker (`BATON_BIN` or target/debug/baton) trusting `http://NAME.localhost:partnerPort`
+ * for each name of `trusted` (default: shop and support).
+ * @param {number} partnerPort
+ * @param {{trusted?: string[]}} [opts]
  * @returns {Promise<{port: number, origin: string, iframeUrl: string, scriptUrl: string, log: () => string, stop: () => Promise<void>}>}
  */
-export async function startBroker(partnerPort) {
+export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED } = {}) {
   const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
   if (!existsSync(bin)) throw new Error(`broker binary ${bin} not found: build it (cargo build) or set BATON_BIN`);
   const dir = await mkdtemp(path.join(tmpdir(), "baton-broker-"));
@@ -106,7 +111,7 @@ export async function startBroker(partnerPort) {
 listen = "127.0.0.1:${port}"
 public_origin = "${origin}"
 [trust]
-origins = ["http://shop.localhost:${partnerPort}", "http://support.localhost:${partnerPort}"]
+origins = ${JSON.stringify(trusted.map((name) => `http://${name}.localhost:${partnerPort}`))}
 [store]
 backend = "sqlite"
 sqlite_path = "${dir}/baton.db"
@@ -135,7 +140,8 @@ secret = "${secret}"
 
 /**
  * The partner sites: one node server on one port, answering by `Host` (shop.localhost,
- * support.localhost, evil.localhost). Tests add pages with `page(host, path, html)`.
+ * support.localhost, evil.localhost, any NAME.localhost). Tests add pages with
+ * `page(host, path, html)`; a path ending in `.js` is served as JavaScript.
  */
 export async function startPartners() {
   /** @type {Map<string, string>} "host path" -> html */
@@ -143,7 +149,8 @@ export async function startPartners() {
   const server = http.createServer((req, res) => {
     const host = (req.headers.host ?? "").split(":")[0];
     const html = pages.get(`${host} ${new URL(req.url, "http://x").pathname}`);
-    res.writeHead(html === undefined ? 404 : 200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+    const type = req.url.split("?")[0].endsWith(".js") ? "text/javascript" : "text/html";
+    res.writeHead(html === undefined ? 404 : 200, { "content-type": `${type}; charset=utf-8`, "cache-control": "no-store" });
     res.end(html ?? "not found");
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -213,10 +220,11 @@ export async function startBrowser({ thirdPartyCookies }) {
   if (process.env.BATON_JS_DIR) {
     // Development only: serve the broker's scripts from a directory (e.g. a fresh `npm run build`)
     // instead of the copies compiled into the binary.
-    await context.route(/^http:\/\/broker\.localhost:\d+\/(cookie-provider|iframe)\.js$/, async (route) =>
+    // (`/cookie-provider.min.js` is the same script as `/cookie-provider.js`.)
+    await context.route(/^http:\/\/broker\.localhost:\d+\/(cookie-provider|iframe)(\.min)?\.js$/, async (route) =>
       route.fulfill({
         contentType: "text/javascript; charset=utf-8",
-        body: await readFile(path.join(path.resolve(root, process.env.BATON_JS_DIR), path.basename(new URL(route.request().url()).pathname)), "utf8"),
+        body: await readFile(path.join(path.resolve(root, process.env.BATON_JS_DIR), path.basename(new URL(route.request().url()).pathname).replace(".min.js", ".js")), "utf8"),
       }),
     );
   }
@@ -254,8 +262,10 @@ export async function startBrowser({ thirdPartyCookies }) {
  *   (`window.client`), with links to the other sites;
  * - `/bare`: loads cookie-provider.js only (`window.IFRAME` is the iframe URL);
  * - evil `/landing`: no library, records the fragment it arrived with (`window.arrivedHash`).
+ * Trusted sites beyond shop and support (`startWorld({trusted})`) get the same pages, and every
+ * page a link `#to-NAME` to their `/landing`.
  */
-function addPages(partners, broker) {
+function addPages(partners, broker, extra = []) {
   const head = (name) => `<!doctype html><meta charset="utf-8"><title>${name}</title>
 <script src="${broker.scriptUrl}"></script>
 <script>window.IFRAME = ${JSON.stringify(broker.iframeUrl)};</script>`;
@@ -264,8 +274,9 @@ function addPages(partners, broker) {
 <a id="to-support-blank" target="_blank" href="${partners.url("support", "/landing")}">support, new tab</a>
 <a id="to-shop" href="${partners.url("shop", "/landing")}">shop</a>
 <a id="to-evil" href="${partners.url("evil", "/landing")}">evil</a>
-<a id="same-site" href="/other">other page</a>`;
-  for (const name of ["shop", "support", "evil"]) {
+<a id="same-site" href="/other">other page</a>${extra.map((name) => `
+<a id="to-${name}" href="${partners.url(name, "/landing")}">${name}</a>`).join("")}`;
+  for (const name of ["shop", "support", "evil", ...extra]) {
     const full = `${head(name)}
 <script>window.client = Baton.connect(IFRAME);</script>
 <body><h1>${name}</h1>${links}</body>`;
@@ -275,12 +286,15 @@ function addPages(partners, broker) {
   partners.page("evil", "/landing", `<!doctype html><title>evil</title><script>window.arrivedHash = location.hash;</script><h1>evil</h1>`);
 }
 
-/** Everything a test file needs: partner sites with their pages and the broker, stopped by `stop()`. */
-export async function startWorld() {
+/**
+ * Everything a test file needs: partner sites with their pages and the broker, stopped by `stop()`.
+ * @param {{trusted?: string[]}} [opts] the partner sites the broker trusts (default: shop and support)
+ */
+export async function startWorld({ trusted = DEFAULT_TRUSTED } = {}) {
   const partners = await startPartners();
   let broker;
   try {
-    broker = await startBroker(partners.port);
+    broker = await startBroker(partners.port, { trusted });
   } catch (e) {
     await partners.stop();
     throw e;
@@ -297,7 +311,7 @@ export async function startWorld() {
       }
     }
   }
-  addPages(partners, broker);
+  addPages(partners, broker, trusted.filter((name) => !["shop", "support", "evil"].includes(name)));
   return {
     partners,
     broker,
