@@ -1,24 +1,14 @@
 // Third-party cookies allowed: the unpartitioned cookie carries the session across sites by itself.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld, until } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
 after(async () => world?.stop());
 
-/** Runs `fn(browser)` with a fresh profile that allows third-party cookies, then stops it. */
-async function withBrowser(fn) {
-  const b = await startBrowser({ thirdPartyCookies: "allowed" });
-  try {
-    await fn(b);
-  } catch (e) {
-    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
-    throw e;
-  } finally {
-    await b.stop();
-  }
-}
+/** Runs `fn(browser)` in a fresh profile (see harness `withBrowser`). */
+const withBrowser = (fn) => harnessWithBrowser(world, "allowed", fn);
 
 test("3PC allowed: Genesys CookieProvider saves on shop and loads on support", () =>
   withBrowser(async (b) => {

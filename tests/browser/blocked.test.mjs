@@ -2,23 +2,14 @@
 // per top-level site, and handoff tokens carry it across sites.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld, until } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
 after(async () => world?.stop());
 
-async function withBrowser(fn) {
-  const b = await startBrowser({ thirdPartyCookies: "blocked" });
-  try {
-    await fn(b);
-  } catch (e) {
-    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
-    throw e;
-  } finally {
-    await b.stop();
-  }
-}
+/** Runs `fn(browser)` in a fresh profile (see harness `withBrowser`). */
+const withBrowser = (fn) => harnessWithBrowser(world, "blocked", fn);
 
 /** Waits until `page` is on `site` and its client is ready (after a cross-site navigation). */
 async function arrived(page, site) {

@@ -14,7 +14,7 @@
 // a fresh page load.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { partitionSite, startBrowser, startWorld, until } from "./harness.mjs";
+import { partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser } from "./harness.mjs";
 
 const NAME = "customer-defined-session-cookie";
 let world;
@@ -306,18 +306,12 @@ before(async () => {
 after(async () => world?.stop());
 
 /** Runs `fn(b, dialogs)` in a fresh profile; `dialogs` collects every alert() message (dismissed). */
-async function withBrowser(mode, fn) {
-  const b = await startBrowser({ thirdPartyCookies: mode });
-  const dialogs = [];
-  b.context.on("page", (p) => p.on("dialog", (d) => (dialogs.push(d.message()), d.dismiss().catch(() => {}))));
-  try {
-    await fn(b, dialogs);
-  } catch (e) {
-    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
-    throw e;
-  } finally {
-    await b.stop();
-  }
+function withBrowser(mode, fn) {
+  return harnessWithBrowser(world, mode, (b) => {
+    const dialogs = [];
+    b.context.on("page", (p) => p.on("dialog", (d) => (dialogs.push(d.message()), d.dismiss().catch(() => {}))));
+    return fn(b, dialogs);
+  });
 }
 
 /** Opens `url` in a new tab and waits for the fake widget to be loaded (its start button). */

@@ -353,3 +353,20 @@ export async function get(page, key) {
 
 /** The top-level site of a CDP cookie's partition key (string in older Chromium, object now), or undefined. */
 export const partitionSite = (c) => (typeof c.partitionKey === "string" ? c.partitionKey : c.partitionKey?.topLevelSite);
+
+/**
+ * Runs `fn(browser)` in a fresh Chromium profile with third-party cookies `mode` ("allowed" or
+ * "blocked"), stops the browser afterwards, and on failure adds the browser's and the broker's
+ * logs to the error.
+ */
+export async function withBrowser(world, mode, fn) {
+  const b = await startBrowser({ thirdPartyCookies: mode });
+  try {
+    return await fn(b);
+  } catch (e) {
+    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
+    throw e;
+  } finally {
+    await b.stop();
+  }
+}

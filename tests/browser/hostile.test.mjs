@@ -2,7 +2,7 @@
 // cannot store anything.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, sleep, startBrowser, startWorld } from "./harness.mjs";
+import { call, get, open, sleep, startBrowser, startWorld, withBrowser as harnessWithBrowser } from "./harness.mjs";
 
 let world;
 before(async () => {
@@ -42,17 +42,8 @@ window.attack = (url) => { window.w = open(url); setTimeout(() => { for (const o
 });
 after(async () => world?.stop());
 
-async function withBrowser(mode, fn) {
-  const b = await startBrowser({ thirdPartyCookies: mode });
-  try {
-    await fn(b);
-  } catch (e) {
-    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
-    throw e;
-  } finally {
-    await b.stop();
-  }
-}
+/** Runs `fn(browser)` in a fresh profile (see harness `withBrowser`). */
+const withBrowser = (mode, fn) => harnessWithBrowser(world, mode, fn);
 
 /** Whether any frame of `page` holds the broker's iframe document. */
 async function hasBrokerFrame(page) {

@@ -9,23 +9,14 @@
 // Swapped, Chromium accepts the call and grants nothing.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, withBrowser as harnessWithBrowser } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
 after(async () => world?.stop());
 
-async function withBrowser(fn) {
-  const b = await startBrowser({ thirdPartyCookies: "blocked" });
-  try {
-    await fn(b);
-  } catch (e) {
-    e.message += `\n--- browser log ---\n${b.log()}\n--- broker log ---\n${world.broker.log().slice(-4000)}`;
-    throw e;
-  } finally {
-    await b.stop();
-  }
-}
+/** Runs `fn(browser)` in a fresh profile (see harness `withBrowser`). */
+const withBrowser = (fn) => harnessWithBrowser(world, "blocked", fn);
 
 /**
  * Grants the broker storage access under each partner site of `names`, as a user's "Allow" would.
