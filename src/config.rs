@@ -80,6 +80,9 @@ pub struct KeyEntry {
 #[serde(deny_unknown_fields, default)]
 pub struct HandoffSection {
     pub ttl_secs: u64,
+    /// The `iss` of every token: names the deployment, not a node, so that every node behind one
+    /// load balancer (whatever its own address) accepts the others' tokens.
+    pub issuer: String,
     /// Signing keys, newest first: the first signs, all verify.
     pub keys: Vec<KeyEntry>,
     /// Generate a throwaway key at start when `keys` is empty. Development only: tokens minted by
@@ -128,6 +131,7 @@ impl Default for HandoffSection {
     fn default() -> Self {
         Self {
             ttl_secs: 60,
+            issuer: "baton".into(),
             keys: Vec::new(),
             generate_dev_key: false,
         }
@@ -192,6 +196,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub sweep_interval_secs: u64,
     pub handoff_ttl_secs: u64,
+    pub handoff_issuer: String,
     pub handoff_keys: Vec<SigningKey>,
     /// True when `handoff_keys` holds a key generated at start (development only).
     pub handoff_dev_key: bool,
@@ -356,6 +361,9 @@ impl RawConfig {
         if self.handoff.ttl_secs == 0 || self.handoff.ttl_secs > 600 {
             errors.push("handoff.ttl_secs: must be between 1 and 600".into());
         }
+        if self.handoff.issuer.is_empty() || self.handoff.issuer.len() > 256 {
+            errors.push("handoff.issuer: must be 1 to 256 characters".into());
+        }
         let mut handoff_keys = Vec::new();
         for (i, key) in self.handoff.keys.iter().enumerate() {
             if key.kid.is_empty()
@@ -419,6 +427,7 @@ impl RawConfig {
                 store,
                 sweep_interval_secs: self.store.sweep_interval_secs.max(1),
                 handoff_ttl_secs: self.handoff.ttl_secs,
+                handoff_issuer: self.handoff.issuer.clone(),
                 handoff_keys,
                 handoff_dev_key,
                 shutdown_grace_secs: self.server.shutdown_grace_secs,

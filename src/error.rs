@@ -44,6 +44,8 @@ pub enum ApiError {
     StoreUnavailable,
     #[error("not found")]
     NotFound,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     #[error("an internal error occurred")]
     Internal,
 }
@@ -53,6 +55,7 @@ impl ApiError {
         match self {
             Self::OriginDenied => StatusCode::FORBIDDEN,
             Self::NoSession | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadKey | Self::BadJson(_) | Self::BadAudience => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge | Self::ValueTooLarge(_) | Self::TooManyValues(_) => {
@@ -83,6 +86,7 @@ impl ApiError {
             Self::RateLimited => "rate_limited",
             Self::StoreUnavailable => "store_unavailable",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal => "internal",
         }
     }

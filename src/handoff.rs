@@ -8,7 +8,8 @@
 //!
 //! A token is an HS256 JWT. The algorithm is pinned here, never read from the token (so `alg: none`
 //! and algorithm confusion fail); `kid` picks among the configured keys (the first signs, all
-//! verify, so keys rotate without downtime); `iss` is the broker, `aud` the destination origin;
+//! verify, so keys rotate without downtime); `iss` is the broker deployment (`handoff.issuer`, the
+//! same on every node), `aud` the destination origin;
 //! `exp`, `nbf`, `iat` and `jti` are required and checked against the app clock with a small leeway.
 //! The token carries no session reference at all: `jti` names a single-use record in the store that
 //! does, so a replay finds nothing and ending the session kills its pending tokens.

@@ -94,7 +94,7 @@ impl Application {
             }),
             handoff: Arc::new(HandoffKeys::new(
                 settings.handoff_keys.clone(),
-                settings.public_origin.to_string(),
+                settings.handoff_issuer.clone(),
                 settings.handoff_ttl_secs,
             )),
             assets: Arc::new(assets),

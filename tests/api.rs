@@ -253,6 +253,16 @@ async fn bad_input_gets_a_clear_error() {
             "no_session",
         ),
         (app.req(Method::GET, "/nope", None, None), 404, "not_found"),
+        (
+            app.req(Method::POST, "/v1/session", Some(SHOP), None),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.req(Method::POST, "/iframe.html", None, None),
+            405,
+            "method_not_allowed",
+        ),
     ];
     for (i, (req, status, code)) in cases.into_iter().enumerate() {
         let res = req.send().await.expect("send");

@@ -56,6 +56,18 @@ async fn deadline(req: Request, next: Next, limit: Duration) -> Response {
 /// everything else may not be framed and may load nothing.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    // axum answers a known path with an unknown method by a bare 405; give it the API's error
+    // shape (`method_not_allowed_fallback` would also swallow the CORS preflight, which the `/v1`
+    // guard answers).
+    if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = res.headers().get(header::ALLOW).cloned();
+        res = ApiError::MethodNotAllowed.into_response();
+        if let Some(allow) = allow {
+            res.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
     let h = res.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
