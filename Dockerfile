@@ -7,6 +7,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY templates templates
 COPY static static
+COPY benches benches
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
