@@ -563,6 +563,18 @@ async fn scripts_are_served_with_etag_304_and_compression() {
         b[header::ETAG],
         "same script under both names"
     );
+    // The partner script is public: any page may load it, with SRI + CORS too; the iframe's own
+    // script is for the iframe only.
+    assert_eq!(a["access-control-allow-origin"], "*");
+    assert_eq!(a["cross-origin-resource-policy"], "cross-origin");
+    let own = app
+        .client
+        .get(app.url("/iframe.js"))
+        .send()
+        .await
+        .expect("send");
+    assert!(own.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(own.headers()["cross-origin-resource-policy"], "same-origin");
     app.stop().await;
 }
 

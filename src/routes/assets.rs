@@ -37,6 +37,11 @@ pub struct Asset {
     content_type: &'static str,
     csp: Option<HeaderValue>,
     cache: &'static str,
+    /// Who may load it as a subresource (`Cross-Origin-Resource-Policy`).
+    corp: &'static str,
+    /// Public, credential-free content any site may fetch with CORS (e.g. `<script crossorigin
+    /// integrity=…>` on a partner page): `Access-Control-Allow-Origin: *`.
+    cors_public: bool,
 }
 
 impl Asset {
@@ -50,7 +55,16 @@ impl Asset {
             content_type,
             csp: None,
             cache,
+            corp: "same-origin",
+            cors_public: false,
         }
+    }
+
+    /// For the partner-facing files: any site may load them, with or without CORS.
+    fn public(mut self) -> Self {
+        self.corp = "cross-origin";
+        self.cors_public = true;
+        self
     }
 
     fn serve(&self, headers: &HeaderMap) -> Response {
@@ -77,6 +91,16 @@ impl Asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(self.cache));
         if let Some(csp) = &self.csp {
             h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+        }
+        h.insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static(self.corp),
+        );
+        if self.cors_public {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
         }
         res
     }
@@ -108,6 +132,8 @@ impl Assets {
             .render()
             .map_err(|e| format!("cannot render iframe.html: {e}"))?;
         let mut iframe_page = Asset::new(html.into_bytes(), "text/html; charset=utf-8", "no-cache");
+        // Framed by partner pages, which may require CORP of what they embed (COEP).
+        iframe_page.corp = "cross-origin";
         iframe_page.csp = Some(
             HeaderValue::from_str(&iframe_csp(trusted))
                 .map_err(|e| format!("invalid CSP header: {e}"))?,
@@ -121,12 +147,14 @@ impl Assets {
                 COOKIE_PROVIDER_JS.to_vec(),
                 "text/javascript; charset=utf-8",
                 script,
-            ),
+            )
+            .public(),
             types: Asset::new(
                 COOKIE_PROVIDER_DTS.to_vec(),
                 "application/typescript; charset=utf-8",
                 script,
-            ),
+            )
+            .public(),
         })
     }
 }
