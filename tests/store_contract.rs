@@ -31,6 +31,31 @@ pub async fn create_then_load(store: Arc<dyn SessionStore>) {
     assert_eq!(loaded.last_seen, T0 + 1000, "load touches the session");
 }
 
+/// Reads move `last_seen` in steps (`Timeouts::touch_due`), writes always.
+pub async fn reads_touch_in_steps(store: Arc<dyn SessionStore>) {
+    let id = id();
+    let s = store.create(&id, T0).await.expect("create");
+    let step = (TIMEOUTS.idle_ms / 60).clamp(1, 30_000);
+    let early = store
+        .load(&id, T0 + step - 1)
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(early.last_seen, T0, "a read before the step writes nothing");
+    let due = store
+        .load(&id, T0 + step)
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(due.last_seen, T0 + step);
+    let w = store
+        .set_value(&s.uid, "k", "v", T0 + step + 1)
+        .await
+        .expect("set")
+        .expect("live");
+    assert_eq!(w.last_seen, T0 + step + 1, "a write always touches");
+}
+
 pub async fn missing_id_is_none(store: Arc<dyn SessionStore>) {
     assert!(store.load(&id(), T0).await.expect("load").is_none());
     assert!(
@@ -341,7 +366,7 @@ macro_rules! store_contract {
         mod $backend {
             use super::*;
             store_contract!(@tests $make;
-                create_then_load, missing_id_is_none, values_round_trip, idle_timeout_slides,
+                create_then_load, reads_touch_in_steps, missing_id_is_none, values_round_trip, idle_timeout_slides,
                 expired_is_never_revived, absolute_timeout_caps_busy_sessions,
                 bind_shares_the_session, end_removes_every_id_and_handoff, handoff_is_single_use,
                 concurrent_takes_yield_one_winner, concurrent_writes_lose_nothing,
