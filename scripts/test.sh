@@ -14,6 +14,8 @@ echo "== cargo test"
 cargo test --locked --lib --bins --tests -- --test-threads=4
 echo "== JavaScript build and size budget"
 node scripts/check-js.mjs
+echo "== TypeScript types (static/cookie-provider.d.ts)"
+npx --no-install tsc --noEmit --strict --target es2022 --lib es2022,dom tests/types/usage.ts
 echo "== origin corpus in JavaScript"
 node --test tests/js/
 echo "== browser tests (headless Chromium)"

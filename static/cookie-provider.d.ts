@@ -70,7 +70,11 @@ declare global {
     constructor(name: string, iframeUrl: string, showThirdPartyCookieNotification?: (enabled: boolean) => void);
     readonly name: string;
     readonly client: Baton.Client;
-    /** Writes the broker's value into the page's cookie `name`; resolves with it, or null when there is none. */
+    /**
+     * Writes the broker's value into the page's cookie `name`; resolves with it, or null when there
+     * is none (then a stale page cookie, from a chat ended on another site, is removed too, unless
+     * the broker can keep no state in this browser).
+     */
     loadCookie(): Promise<string | null>;
     /** Stores the page's cookie `name` in the broker; resolves with the value, or null (nothing stored) when the page has none. */
     saveCookie(): Promise<string | null>;
@@ -82,12 +86,17 @@ declare global {
 
   /** Genesys widgets' CXBus, as far as the extension uses it. */
   interface CookieProviderCXBus {
-    registerPlugin(name: string): { subscribe(event: string, handler: (e?: unknown) => void): unknown };
+    registerPlugin(name: string): {
+      subscribe(event: string, handler: (e?: unknown) => void): unknown;
+      /** When present, the extension publishes `loaded` (bus event `CookieProvider.loaded`) with the restored value. */
+      publish?(event: string, data?: unknown): unknown;
+    };
   }
 
   /**
    * A Genesys widgets extension (`window._genesys.widgets.extensions.CookieProviderExtension`):
-   * loads the cookie at start, runs `cookieTest(callback)` when a callback is given, saves the
+   * loads the cookie at start (then publishes `CookieProvider.loaded`), runs `cookieTest(callback)`
+ * when a callback is given, saves the
    * cookie on `WebChat.started` and deletes it everywhere on `WebChat.ended`.
    */
   function initCookieProviderExtension(
