@@ -97,7 +97,7 @@ impl Default for ServerSection {
             public_origin: None,
             shutdown_grace_secs: 10,
             request_timeout_secs: 10,
-            rate_limit_per_minute: 600,
+            rate_limit_per_minute: 6000,
             client_ip_header: None,
         }
     }
@@ -395,6 +395,12 @@ impl RawConfig {
             }
         }
         let mut warnings = Vec::new();
+        if self.server.rate_limit_per_minute > 0
+            && self.server.client_ip_header.is_none()
+            && listen.is_some_and(|a| !a.ip().is_loopback())
+        {
+            warnings.push("server.client_ip_header is unset: the rate limit counts per TCP peer, so behind a load balancer or proxy every client shares one budget; set it to the header your proxy appends (e.g. \"x-forwarded-for\")".into());
+        }
         let mut handoff_dev_key = false;
         // A plain-http localhost public origin can only be a development setup (no browser elsewhere
         // can reach it), so a throwaway key there is no risk and saves a step.
