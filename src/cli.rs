@@ -114,12 +114,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
-        let trusted: Vec<String> = settings
-            .trusted
-            .patterns()
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let trusted = settings.trusted.to_strings();
         let store = format!("{:?}", settings.store);
         let public_origin = settings.public_origin.clone();
         let app = match crate::Application::build(settings).await {

@@ -361,14 +361,7 @@ fn file(body: impl Into<Bytes>, content_type: &'static str) -> MethodRouter {
 fn with_headers(mut res: Response, csp: HeaderValue) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    crate::routes::base_headers(h);
     // The pages are small and the port may change between runs: always revalidate.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
@@ -408,12 +401,7 @@ mod tests {
             settings.public_origin.as_str(),
             "http://broker.localhost:8080"
         );
-        let trusted: Vec<String> = settings
-            .trusted
-            .patterns()
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let trusted = settings.trusted.to_strings();
         assert_eq!(
             trusted,
             [

@@ -574,6 +574,11 @@ impl TrustedOrigins {
         &self.patterns
     }
 
+    /// The entries as text, in config order (for logs and the iframe's configuration).
+    pub fn to_strings(&self) -> Vec<String> {
+        self.patterns.iter().map(|p| p.to_string()).collect()
+    }
+
     /// True when nothing is trusted, so every origin is denied.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()

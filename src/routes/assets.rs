@@ -124,8 +124,8 @@ pub fn iframe_csp(trusted: &TrustedOrigins) -> String {
 
 impl Assets {
     pub fn new(trusted: &TrustedOrigins) -> Result<Self, String> {
-        let patterns: Vec<String> = trusted.patterns().iter().map(|p| p.to_string()).collect();
-        let config = serde_json::json!({ "trusted": patterns, "handoffParam": "baton" });
+        let config =
+            serde_json::json!({ "trusted": trusted.to_strings(), "handoffParam": "baton" });
         // `<` escaped so the JSON can never close its <script> element.
         let config_json = config.to_string().replace('<', "\\u003c");
         let html = IframePage { config_json }

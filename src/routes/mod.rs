@@ -52,6 +52,19 @@ async fn deadline(req: Request, next: Next, limit: Duration) -> Response {
     }
 }
 
+/// What every response of baton carries, the demo's pages included: no MIME sniffing, and no
+/// `Referer` to anyone (the broker's URLs say which partner a customer came from).
+pub fn base_headers(h: &mut axum::http::HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
 /// Headers for every response. Routes that need another CSP (the iframe page) set their own;
 /// everything else may not be framed and may load nothing.
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -69,14 +82,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
         }
     }
     let h = res.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    base_headers(h);
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
