@@ -429,12 +429,7 @@ async fn idle_and_absolute_timeouts_follow_the_clock() {
 #[tokio::test]
 async fn iframe_page_headers() {
     let app = spawn_app().await;
-    let res = app
-        .client
-        .get(app.url("/iframe.html"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.fetch("/iframe.html").await;
     assert_eq!(res.status(), 200);
     let h = res.headers().clone();
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
@@ -465,16 +460,10 @@ async fn iframe_page_headers() {
 #[tokio::test]
 async fn an_inactive_storage_access_grant_is_activated_on_load() {
     let app = spawn_app().await;
-    let res = app
-        .client
-        .get(app.url("/iframe.html"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.fetch("/iframe.html").await;
     assert!(res.headers().get("activate-storage-access").is_none());
     let res = app
-        .client
-        .get(app.url("/iframe.html"))
+        .at("/iframe.html")
         .header("sec-fetch-storage-access", "inactive")
         .send()
         .await
@@ -488,12 +477,7 @@ async fn nothing_trusted_means_nobody_may_frame() {
     let mut raw = raw_config();
     raw.trust.origins.clear();
     let app = spawn_with(raw, ":memory:").await;
-    let res = app
-        .client
-        .get(app.url("/iframe.html"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.fetch("/iframe.html").await;
     assert!(
         res.headers()["content-security-policy"]
             .to_str()
@@ -511,7 +495,7 @@ async fn scripts_are_served_with_etag_304_and_compression() {
         "/cookie-provider.min.js",
         "/iframe.js",
     ] {
-        let res = app.client.get(app.url(path)).send().await.expect("send");
+        let res = app.fetch(path).await;
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(
             res.headers()["content-type"],
@@ -521,8 +505,7 @@ async fn scripts_are_served_with_etag_304_and_compression() {
         let body = res.bytes().await.expect("body");
         assert!(!body.is_empty());
         let res = app
-            .client
-            .get(app.url(path))
+            .at(path)
             .header("if-none-match", etag.clone())
             .send()
             .await
@@ -531,8 +514,7 @@ async fn scripts_are_served_with_etag_304_and_compression() {
         assert_eq!(res.headers()["etag"], etag);
         for enc in ["gzip", "br"] {
             let res = app
-                .client
-                .get(app.url(path))
+                .at(path)
                 .header("accept-encoding", enc)
                 .send()
                 .await
@@ -542,22 +524,8 @@ async fn scripts_are_served_with_etag_304_and_compression() {
             }
         }
     }
-    let a: HeaderMap = app
-        .client
-        .get(app.url("/cookie-provider.js"))
-        .send()
-        .await
-        .expect("send")
-        .headers()
-        .clone();
-    let b: HeaderMap = app
-        .client
-        .get(app.url("/cookie-provider.min.js"))
-        .send()
-        .await
-        .expect("send")
-        .headers()
-        .clone();
+    let a: HeaderMap = app.fetch("/cookie-provider.js").await.headers().clone();
+    let b: HeaderMap = app.fetch("/cookie-provider.min.js").await.headers().clone();
     assert_eq!(
         a[header::ETAG],
         b[header::ETAG],
@@ -567,12 +535,7 @@ async fn scripts_are_served_with_etag_304_and_compression() {
     // script is for the iframe only.
     assert_eq!(a["access-control-allow-origin"], "*");
     assert_eq!(a["cross-origin-resource-policy"], "cross-origin");
-    let own = app
-        .client
-        .get(app.url("/iframe.js"))
-        .send()
-        .await
-        .expect("send");
+    let own = app.fetch("/iframe.js").await;
     assert!(own.headers().get("access-control-allow-origin").is_none());
     assert_eq!(own.headers()["cross-origin-resource-policy"], "same-origin");
     app.stop().await;
@@ -581,19 +544,9 @@ async fn scripts_are_served_with_etag_304_and_compression() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let res = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.fetch("/healthz").await;
     assert_eq!(res.status(), 200);
-    let res = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.fetch("/readyz").await;
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
@@ -641,12 +594,7 @@ async fn clients_over_their_budget_get_429() {
         "per client"
     );
     // Assets and health checks are not limited.
-    let res = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("send");
+    let res = app.fetch("/healthz").await;
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
@@ -656,10 +604,7 @@ async fn clients_over_their_budget_get_429() {
 async fn served_scripts_fit_the_gzip_budget() {
     let app = spawn_app().await;
     let gz = |path: &'static str| {
-        let req = app
-            .client
-            .get(app.url(path))
-            .header("accept-encoding", "gzip");
+        let req = app.at(path).header("accept-encoding", "gzip");
         async move {
             let res = req.send().await.expect("send");
             assert_eq!(res.headers()["content-encoding"], "gzip", "{path}");
@@ -682,15 +627,7 @@ async fn metrics_count_responses_and_events() {
     let app = spawn_app().await;
     app.put("chat", "x", SHOP, None).await;
     app.get(EVIL, None).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let text = app.fetch("/metrics").await.text().await.expect("text");
     assert!(
         text.contains("baton_http_responses_total{status=\"200\"} 1"),
         "{text}"

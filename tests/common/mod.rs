@@ -80,6 +80,16 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// A GET of `path` on the broker, to add headers to.
+    pub fn at(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    /// GETs `path` on the broker with no extra header.
+    pub async fn fetch(&self, path: &str) -> reqwest::Response {
+        self.at(path).send().await.expect("send")
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
