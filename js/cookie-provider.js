@@ -44,8 +44,24 @@
   let token;
   if (at >= 0) {
     token = parts.splice(at, 1)[0].slice(PARAM.length);
-    history.replaceState(history.state, "", location.href.split("#")[0] + (parts.length ? "#" + parts.join("&") : ""));
+    try {
+      history.replaceState(history.state, "", location.href.split("#")[0] + (parts.length ? "#" + parts.join("&") : ""));
+    } catch {}
   }
+
+  // Where the browser lets the broker keep no cookie at all, the broker hands this page a key
+  // for its own origin, kept here in the page's first-party storage (per broker origin) and sent
+  // with every request. A browser that refuses localStorage leaves it in this page's memory.
+  /** @type {Record<string, string>} page keys by broker origin */
+  let keys = {};
+  /** Whether `keys` outlives this page. */
+  let kept;
+  try {
+    const s = w.localStorage;
+    s[PARAM] = 1;
+    delete s[PARAM];
+    kept = keys = s;
+  } catch {}
 
   /** Whether a canonical origin matches one of the broker's trusted patterns (same rule as the iframe's; the iframe decides, this only avoids intercepting clicks it would refuse). */
   const matches = (patterns, o) =>
@@ -93,7 +109,7 @@
       new Promise((resolve, reject) => {
         const id = ++seq + "." + Math.random();
         pending.set(id, [resolve, reject]);
-        frame.contentWindow.postMessage({ baton: 1, id, op, ...args }, origin);
+        frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
       });
 
     /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
@@ -125,6 +141,12 @@
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
+      // A page key issued (or dropped) by the broker: kept before the caller hears of it, so that
+      // its next request carries it.
+      try {
+        if (m.pk) keys[origin] = m.pk;
+        else if (m.pk === "") delete keys[origin];
+      } catch {}
       m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
     });
 
@@ -189,8 +211,8 @@
       delete: (key) => keyed("delete", key),
       /** Ends the session everywhere. @returns {Promise<null>} */
       end: () => send("end"),
-      /** @returns {Promise<"unpartitioned" | "partitioned" | "none">} */
-      mode: () => send("mode"),
+      /** @returns {Promise<"unpartitioned" | "partitioned" | "page" | "none">} "page" needs storage that outlives the page */
+      mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
       /** @param {string} url @returns {Promise<string>} */
       handoffUrl: (url) => handoff(ch, url, timeout),
       /**
@@ -207,8 +229,12 @@
 
   /** The page's own first-party cookie `name`, raw, or null. */
   const readCookie = (name) => {
-    const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return c ? c.slice(name.length + 1) : null;
+    try {
+      const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
+      return c ? c.slice(name.length + 1) : null;
+    } catch {
+      return null;
+    }
   };
 
   /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */

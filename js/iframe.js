@@ -19,7 +19,7 @@
   // every origin check would compare against "null").
   if (w.top === w || w.origin === "null") return;
 
-  /** @type {{trusted: string[], handoffParam: string}} */
+  /** @type {{trusted: string[], page: boolean}} */
   const config = JSON.parse(d.getElementById("baton-config").textContent);
   const trusted = config.trusted;
 
@@ -48,28 +48,36 @@
   };
 
   /**
-   * Calls the broker API. Rejects with `{code, message}` (the broker's error body, or `network`).
+   * Calls the broker API for one request of a page. In page mode the call names that page and
+   * carries the page key it holds; a key the broker issues, or one it no longer knows, is passed
+   * back in the reply (`pk`) for the page to keep or drop. Rejects with `{code, message}` (the
+   * broker's error body, or `network`).
+   * @param {{o: string, k?: string, reply: any}} r the request: page origin, page key, reply
    * @param {string} method
    * @param {string} path below `/v1/`
    * @param {object} [body] sent as JSON
    * @returns {Promise<any>} the JSON answer, or null for 204
    */
-  const api = async (method, path, body) => {
+  const api = async (r, method, path, body) => {
     await storageAccess;
+    /** @type {Record<string, string>} */
+    const headers = body ? { "Content-Type": "application/json" } : {};
+    if (page) {
+      headers["Baton-Page-Origin"] = r.o;
+      if (r.k) headers["Baton-Page-Key"] = r.k;
+    }
     let res;
     try {
-      res = await fetch("/v1/" + path, {
-        method,
-        credentials: "same-origin",
-        headers: body ? { "Content-Type": "application/json" } : {},
-        body: body && JSON.stringify(body),
-      });
+      res = await fetch("/v1/" + path, { method, credentials: "same-origin", headers, body: body && JSON.stringify(body) });
     } catch (e) {
       throw { code: "network", message: String(e) };
     }
-    const json = res.status === 204 ? null : await res.json().catch(() => ({}));
+    const json = res.status === 204 ? null : await res.json().catch(() => null);
+    const j = json || {};
+    if (j.page_key) r.reply.pk = j.page_key;
     if (res.ok) return json;
-    throw { code: json.error || "http_" + res.status, message: json.message };
+    if (j.error === "no_session" && r.k) r.reply.pk = "";
+    throw { code: j.error || "http_" + res.status, message: j.message };
   };
 
   /** Maps a broker error `code` to a result, or rethrows it. */
@@ -85,11 +93,23 @@
   const sticks = (attrs) => {
     const name = "baton-t" + attrs.length;
     const set = (v) => (d.cookie = name + v + ";Path=/;Secure;SameSite=None" + attrs);
-    set("=1");
-    const ok = d.cookie.includes(name + "=1");
-    set("=;Max-Age=0");
-    return ok;
+    try {
+      set("=1");
+      return d.cookie.includes(name + "=1");
+    } catch {
+      return false; // a browser that refuses document.cookie keeps nothing here
+    } finally {
+      try {
+        set("=;Max-Age=0");
+      } catch {}
+    }
   };
+
+  // Whether this browser keeps any broker cookie in this frame (Firefox's Total Cookie Protection
+  // silently partitions even the unpartitioned one). Where it keeps none (WebKit's default,
+  // Firefox blocking every third-party cookie), the page holds the session: page mode.
+  const keeps = sticks("") || sticks(";Partitioned");
+  const page = !keeps && config.page;
 
   // With a storage-access grant already given for this top-level site (never a prompt: nothing
   // here has a user gesture), the unpartitioned cookie works again once access is requested.
@@ -106,14 +126,18 @@
     }
   })();
 
-  const channel = new BroadcastChannel("baton");
+  /** Tells this site's other tabs (Firefox refuses BroadcastChannel here when it blocks every third-party cookie: then no one is told). */
+  let channel;
+  try {
+    channel = new BroadcastChannel("baton");
+    channel.onmessage = () => last && last[0].postMessage({ baton: 1, event: "change" }, last[1]);
+  } catch {}
   /** The window and origin this frame last answered: where change events go. */
   let last;
   const changed = (result) => {
-    channel.postMessage(1);
+    channel && channel.postMessage(1);
     return result;
   };
-  channel.onmessage = () => last && last[0].postMessage({ baton: 1, event: "change" }, last[1]);
 
   const any = () => 1;
   const str = (v) => typeof v === "string";
@@ -121,36 +145,45 @@
   const path = (m) => "session/" + m.key;
 
   /**
-   * The operations: `[check, run]`. A request failing its check is dropped without reply.
-   * @type {Record<string, [(m: any) => unknown, (m: any, origin: string) => any]>}
+   * Where the session lives in this browser: the cookie every site shares (storage access: the
+   * one signal that tells it from a silently partitioned one), a cookie per site, the page's key,
+   * or nowhere.
+   */
+  const mode = async () => {
+    await storageAccess;
+    let shared;
+    try {
+      shared = d.hasStorageAccess ? await d.hasStorageAccess() : sticks("");
+    } catch {}
+    return shared ? "unpartitioned" : keeps ? "partitioned" : page ? "page" : "none";
+  };
+
+  /**
+   * The operations: `[check, run]`. A request failing its check is dropped without reply. `run`
+   * gets the message and `call(method, path, body)`, the API bound to this request.
+   * @type {Record<string, [(m: any) => unknown, (m: any, call: (method: string, path: string, body?: object) => Promise<any>, origin: string) => any]>}
    */
   const ops = {
     // `hasOwn`: a key like `toString` must not read the prototype.
-    get: [key, (m) => api("GET", "session").then((r) => (Object.hasOwn(r.values, m.key) ? r.values[m.key] : null), unless("no_session", null))],
-    set: [(m) => key(m) && str(m.value), (m) => api("PUT", path(m), { value: m.value }).then(() => changed(null))],
-    delete: [key, (m) => api("DELETE", path(m)).then(changed, unless("no_session", null))],
-    end: [any, () => api("DELETE", "session").then(changed)],
-    mode: [
-      any,
-      async () => {
-        await storageAccess;
-        return sticks("") ? "unpartitioned" : sticks(";Partitioned") ? "partitioned" : "none";
-      },
-    ],
+    get: [key, (m, call) => call("GET", "session").then((r) => (Object.hasOwn(r.values, m.key) ? r.values[m.key] : null), unless("no_session", null))],
+    set: [(m) => key(m) && str(m.value), (m, call) => call("PUT", path(m), { value: m.value }).then(() => changed(null))],
+    delete: [key, (m, call) => call("DELETE", path(m)).then(changed, unless("no_session", null))],
+    end: [any, (m, call) => call("DELETE", "session").then(changed)],
+    mode: [any, mode],
     trusted: [any, () => trusted],
     handoff: [
       (m) => str(m.url),
-      (m, origin) => {
+      (m, call, origin) => {
         const audience = new URL(m.url).origin;
         return audience === origin || !allowed(audience)
           ? null
-          : api("POST", "handoff", { audience }).then((r) => r.token, unless("no_session", null));
+          : call("POST", "handoff", { audience }).then((r) => r.token, unless("no_session", null));
       },
     ],
     redeem: [
       (m) => str(m.token),
-      (m, origin) =>
-        api("POST", "handoff/redeem", { token: m.token, origin })
+      (m, call, origin) =>
+        call("POST", "handoff/redeem", { token: m.token, origin })
           .then(() => changed({ adopted: true }))
           .catch(unless("session_conflict", { adopted: false, reason: "existing_session" }))
           .catch(unless("invalid_token", { adopted: false, reason: "invalid_token" })),
@@ -164,9 +197,12 @@
     const op = m && m.baton === 1 && str(m.id) && source && allowed(origin) && Object.hasOwn(ops, m.op) && ops[m.op];
     if (!op || !op[0](m)) return;
     last = [source, origin];
+    /** @type {any} */
     const reply = { baton: 1, id: m.id, ok: true };
+    const r = { o: origin, k: str(m.pk) && m.pk, reply };
     try {
-      reply.result = await op[1](m, origin);
+      reply.result = await op[1](m, (method, path, body) => api(r, method, path, body), origin);
+      if (m.op === "end") reply.pk = "";
     } catch (e) {
       reply.ok = false;
       reply.error = { code: e.code || "bad_request", message: e.message || String(e) };

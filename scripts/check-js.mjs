@@ -32,7 +32,7 @@ try {
 const provider = await readFile(path.join(root, "static", "cookie-provider.js"), "utf8");
 const iframeJs = await readFile(path.join(root, "static", "iframe.js"), "utf8");
 // The iframe page as the broker renders it (templates/iframe.html), with a typical trusted list.
-const config = JSON.stringify({ trusted: ["https://shop.example.com", "https://*.example.org"], handoffParam: "baton" });
+const config = JSON.stringify({ trusted: ["https://shop.example.com", "https://*.example.org"], page: true });
 const page = (await readFile(path.join(root, "templates", "iframe.html"), "utf8")).replace(/\{\{[^}]*\}\}/, config);
 
 const providerGz = gz(provider);

@@ -49,6 +49,9 @@ pub struct SessionSection {
     pub absolute_timeout_secs: u64,
     pub max_value_bytes: usize,
     pub max_values: usize,
+    /// Where the browser lets the broker keep no cookie at all, hand the partner page a key of
+    /// its own to hold (see `session::PageKey`). Off: the session then stays on one page there.
+    pub page_keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -110,6 +113,7 @@ impl Default for SessionSection {
             absolute_timeout_secs: 43200,
             max_value_bytes: 16384,
             max_values: 64,
+            page_keys: true,
         }
     }
 }
@@ -193,6 +197,7 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub max_value_bytes: usize,
     pub max_values: usize,
+    pub page_keys: bool,
     pub store: StoreSettings,
     pub sweep_interval_secs: u64,
     pub handoff_ttl_secs: u64,
@@ -430,6 +435,7 @@ impl RawConfig {
                 },
                 max_value_bytes: s.max_value_bytes,
                 max_values: s.max_values,
+                page_keys: s.page_keys,
                 store,
                 sweep_interval_secs: self.store.sweep_interval_secs.max(1),
                 handoff_ttl_secs: self.handoff.ttl_secs,

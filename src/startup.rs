@@ -81,7 +81,7 @@ impl Application {
             addr: settings.listen,
             source,
         })?;
-        let assets = Assets::new(&settings.trusted).map_err(StartError::Assets)?;
+        let assets = Assets::new(&settings.trusted, settings.page_keys).map_err(StartError::Assets)?;
         let state = AppState {
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
@@ -91,6 +91,7 @@ impl Application {
                 timeouts: settings.timeouts,
                 max_value_bytes: settings.max_value_bytes,
                 max_values: settings.max_values,
+                page_keys: settings.page_keys,
             }),
             handoff: Arc::new(HandoffKeys::new(
                 settings.handoff_keys.clone(),

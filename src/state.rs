@@ -19,6 +19,8 @@ pub struct Policy {
     pub timeouts: Timeouts,
     pub max_value_bytes: usize,
     pub max_values: usize,
+    /// Whether partner pages may hold a `PageKey` where the browser keeps no broker cookie.
+    pub page_keys: bool,
 }
 
 #[derive(Clone, FromRef)]

@@ -7,7 +7,7 @@ declare global {
   /** The promise API. */
   namespace Baton {
     /** Where the broker keeps the session in this browser. */
-    type Mode = "unpartitioned" | "partitioned" | "none";
+    type Mode = "unpartitioned" | "partitioned" | "page" | "none";
 
     /**
      * Why a request failed: `timeout`, `iframe_error` (the iframe did not load or does not

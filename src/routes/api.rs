@@ -7,7 +7,8 @@
 //! unforgeable `Sec-Fetch-Site: same-origin` stands in for the broker's own origin.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +22,7 @@ use crate::cookie::{self, RequestCookies};
 use crate::error::ApiError;
 use crate::metrics::bump;
 use crate::origin::Origin;
-use crate::session::{Session, SessionId, Timestamp};
+use crate::session::{IdHash, PageKey, Session, SessionId, Timestamp};
 use crate::state::AppState;
 
 pub fn routes(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router<AppState> {
@@ -84,7 +85,7 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type"),
+            HeaderValue::from_static("content-type, baton-page-origin, baton-page-key"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
@@ -135,34 +136,137 @@ fn valid_key(key: &str) -> Result<(), ApiError> {
     if ok { Ok(()) } else { Err(ApiError::BadKey) }
 }
 
-/// The session a request reaches, and whether its cookies need re-issuing.
-struct Resolved {
-    session: Session,
-    id: SessionId,
-    refresh: bool,
+/// The partner page a page-mode request acts for, and the page key that page holds.
+struct Page {
+    origin: Origin,
+    key: Option<PageKey>,
 }
 
-/// Finds the live session the request's cookies reach. The unpartitioned cookie wins when both
-/// reach live sessions (it is the one every site shares); the partitioned one is the fallback
-/// where third-party cookies are blocked. Whichever wins, both cookies are re-issued when they do
-/// not both carry its id.
+/// What a request presents to reach a session: the broker's cookies and, in page mode (header
+/// `Baton-Page-Origin`, only while `session.page_keys` is on), the page it acts for and its
+/// page key (`Baton-Page-Key`).
+///
+/// Page mode is the iframe's choice: it asks for it only where the browser keeps none of the
+/// broker's cookies (its own test cookies do not stick), so elsewhere nothing changes. The page
+/// origin is checked like a redeem's: the broker's own iframe names the page whose message it
+/// answers, which must be trusted; a trusted page calling directly can only name itself.
+pub struct Credentials {
+    cookies: RequestCookies,
+    page: Option<Page>,
+}
+
+impl FromRequestParts<AppState> for Credentials {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let cookies = RequestCookies::from_headers(&parts.headers);
+        let policy = &state.policy;
+        let claimed = parts.headers.get(PAGE_ORIGIN);
+        let page = match (claimed, parts.extensions.get::<Caller>()) {
+            (Some(claimed), Some(Caller(caller))) if policy.page_keys => {
+                let claimed = claimed.to_str().map_err(|_| ApiError::OriginDenied)?;
+                let origin = if *caller == policy.public_origin {
+                    policy.trusted.check(claimed).map_err(|denied| {
+                        tracing::info!(reason = denied.code(), "page origin denied");
+                        ApiError::OriginDenied
+                    })?
+                } else if claimed == caller.as_str() {
+                    caller.clone()
+                } else {
+                    tracing::info!("page origin differs from the caller's");
+                    return Err(ApiError::OriginDenied);
+                };
+                let key = parts
+                    .headers
+                    .get(PAGE_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(PageKey::parse);
+                Some(Page { origin, key })
+            }
+            _ => None,
+        };
+        Ok(Self { cookies, page })
+    }
+}
+
+/// Request header: the partner page a page-mode request acts for.
+pub const PAGE_ORIGIN: &str = "baton-page-origin";
+/// Request header: the page key that page holds.
+pub const PAGE_KEY: &str = "baton-page-key";
+
+/// What a response gives the browser to reach its session next time.
+enum Binding {
+    /// Nothing new: what it presented still works.
+    Keep,
+    /// Both cookies, set (again) to this id.
+    Cookies(SessionId),
+    /// A new page key for the page to keep (`page_key` in the JSON body).
+    PageKey(PageKey),
+}
+
+impl Credentials {
+    /// The store keys this request reaches sessions by, in the order they win: the unpartitioned
+    /// cookie (shared by every site), the partitioned one, then the page key. Cookie entries carry
+    /// their id, so that the winner can be re-issued.
+    fn candidates(&self) -> Vec<(IdHash, Option<&SessionId>)> {
+        let cookies = [&self.cookies.unpartitioned, &self.cookies.partitioned];
+        let mut out: Vec<_> = cookies
+            .into_iter()
+            .flatten()
+            .map(|id| (id.hash(), Some(id)))
+            .collect();
+        if let Some(Page {
+            origin,
+            key: Some(key),
+        }) = &self.page
+        {
+            out.push((key.hash(origin), None));
+        }
+        out
+    }
+
+    /// A fresh way in for a session this request is about to create or adopt: a page key in page
+    /// mode, else a cookie id.
+    fn fresh(&self) -> (IdHash, Binding) {
+        match &self.page {
+            Some(page) => {
+                let key = PageKey::generate();
+                (key.hash(&page.origin), Binding::PageKey(key))
+            }
+            None => {
+                let id = SessionId::generate();
+                (id.hash(), Binding::Cookies(id))
+            }
+        }
+    }
+}
+
+/// The session a request reaches, and what its answer must (re-)issue.
+struct Resolved {
+    session: Session,
+    binding: Binding,
+}
+
+/// Finds the live session the request reaches (see `Credentials::candidates` for which wins).
+/// When a cookie wins, both cookies are re-issued unless they already both carry its id.
 async fn resolve(
     state: &AppState,
-    cookies: &RequestCookies,
+    creds: &Credentials,
     now: Timestamp,
 ) -> Result<Option<Resolved>, ApiError> {
-    for id in [&cookies.unpartitioned, &cookies.partitioned]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(session) = state.store.load(&id.hash(), now).await? {
-            let refresh = cookies.unpartitioned.as_ref() != Some(id)
-                || cookies.partitioned.as_ref() != Some(id);
-            return Ok(Some(Resolved {
-                session,
-                id: id.clone(),
-                refresh,
-            }));
+    for (hash, cookie_id) in creds.candidates() {
+        if let Some(session) = state.store.load(&hash, now).await? {
+            let c = &creds.cookies;
+            let binding = match cookie_id {
+                Some(id)
+                    if c.unpartitioned.as_ref() != Some(id)
+                        || c.partitioned.as_ref() != Some(id) =>
+                {
+                    Binding::Cookies(id.clone())
+                }
+                _ => Binding::Keep,
+            };
+            return Ok(Some(Resolved { session, binding }));
         }
     }
     Ok(None)
@@ -184,53 +288,41 @@ fn with_cookies(mut res: Response, cookies: &[String]) -> Response {
     res
 }
 
-/// A JSON answer about `session`, re-issuing both cookies for `id` when `refresh`.
+/// The JSON answer `body` about `session`, with what `binding` gives the browser.
 fn session_response(
     state: &AppState,
-    body: serde_json::Value,
-    id: &SessionId,
+    mut body: serde_json::Value,
     session: &Session,
-    refresh: bool,
+    binding: &Binding,
     now: Timestamp,
 ) -> Response {
-    let res = Json(body).into_response();
-    if refresh {
-        with_cookies(
-            res,
+    match binding {
+        Binding::Keep => Json(body).into_response(),
+        Binding::Cookies(id) => with_cookies(
+            Json(body).into_response(),
             &cookie::session_cookies(id, max_age_secs(state, session, now)),
-        )
-    } else {
-        res
+        ),
+        Binding::PageKey(key) => {
+            body["page_key"] = key.as_str().into();
+            Json(body).into_response()
+        }
     }
 }
 
-fn values_response(
-    state: &AppState,
-    id: &SessionId,
-    session: &Session,
-    refresh: bool,
-    now: Timestamp,
-) -> Response {
-    session_response(
-        state,
-        json!({ "values": session.values }),
-        id,
-        session,
-        refresh,
-        now,
-    )
+fn values_response(state: &AppState, r: &Resolved, now: Timestamp) -> Response {
+    let body = json!({ "values": r.session.values });
+    session_response(state, body, &r.session, &r.binding, now)
 }
 
 async fn get_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    creds: Credentials,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let cookies = RequestCookies::from_headers(&headers);
-    let r = resolve(&state, &cookies, now)
+    let r = resolve(&state, &creds, now)
         .await?
         .ok_or(ApiError::NoSession)?;
-    Ok(values_response(&state, &r.id, &r.session, r.refresh, now))
+    Ok(values_response(&state, &r, now))
 }
 
 #[derive(Deserialize)]
@@ -242,7 +334,7 @@ struct PutValue {
 async fn put_value(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    headers: HeaderMap,
+    creds: Credentials,
     JsonBody(body): JsonBody<PutValue>,
 ) -> Result<Response, ApiError> {
     valid_key(&key)?;
@@ -251,36 +343,35 @@ async fn put_value(
         return Err(ApiError::ValueTooLarge(policy.max_value_bytes));
     }
     let now = state.clock.now();
-    let cookies = RequestCookies::from_headers(&headers);
-    let (session, id, refresh) = match resolve(&state, &cookies, now).await? {
-        Some(r) => (r.session, r.id, r.refresh),
+    let r = match resolve(&state, &creds, now).await? {
+        Some(r) => r,
         None => {
-            let id = SessionId::generate();
-            let session = state.store.create(&id.hash(), now).await?;
+            let (hash, binding) = creds.fresh();
+            let session = state.store.create(&hash, now).await?;
             bump(&state.metrics.sessions_created);
-            (session, id, true)
+            Resolved { session, binding }
         }
     };
-    if !session.values.contains_key(&key) && session.values.len() >= policy.max_values {
+    if !r.session.values.contains_key(&key) && r.session.values.len() >= policy.max_values {
         return Err(ApiError::TooManyValues(policy.max_values));
     }
     let session = state
         .store
-        .set_value(&session.uid, &key, &body.value, now)
+        .set_value(&r.session.uid, &key, &body.value, now)
         .await?
         .ok_or(ApiError::NoSession)?;
-    Ok(values_response(&state, &id, &session, refresh, now))
+    let r = Resolved { session, ..r };
+    Ok(values_response(&state, &r, now))
 }
 
 async fn delete_value(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    headers: HeaderMap,
+    creds: Credentials,
 ) -> Result<Response, ApiError> {
     valid_key(&key)?;
     let now = state.clock.now();
-    let cookies = RequestCookies::from_headers(&headers);
-    let r = resolve(&state, &cookies, now)
+    let r = resolve(&state, &creds, now)
         .await?
         .ok_or(ApiError::NoSession)?;
     state
@@ -291,18 +382,15 @@ async fn delete_value(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Ends every session the request's cookies reach (normally one) and expires both cookies.
+/// Ends every session the request reaches (normally one) and expires both cookies; a page key
+/// dies with its session.
 async fn end_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    creds: Credentials,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let cookies = RequestCookies::from_headers(&headers);
-    for id in [&cookies.unpartitioned, &cookies.partitioned]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(session) = state.store.load(&id.hash(), now).await? {
+    for (hash, _) in creds.candidates() {
+        if let Some(session) = state.store.load(&hash, now).await? {
             state.store.end(&session.uid).await?;
         }
     }
@@ -320,7 +408,7 @@ struct MintRequest {
 
 async fn mint_handoff(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    creds: Credentials,
     JsonBody(body): JsonBody<MintRequest>,
 ) -> Result<Response, ApiError> {
     if !state.handoff.is_enabled() {
@@ -332,8 +420,7 @@ async fn mint_handoff(
         .check(&body.audience)
         .map_err(|_| ApiError::BadAudience)?;
     let now = state.clock.now();
-    let cookies = RequestCookies::from_headers(&headers);
-    let r = resolve(&state, &cookies, now)
+    let r = resolve(&state, &creds, now)
         .await?
         .ok_or(ApiError::NoSession)?;
     let minted = state.handoff.mint(audience.as_str(), now).map_err(|e| {
@@ -359,7 +446,8 @@ struct RedeemRequest {
     origin: Option<String>,
 }
 
-/// Binds the token's session to this site's cookies under a fresh id.
+/// Binds the token's session to this site under a fresh id: its cookies, or in page mode a new
+/// page key for this page's origin.
 ///
 /// What wins when this site already has a live session of its own: that session, if it holds any
 /// value. A link must not silently replace a chat in progress here, and it must not let whoever
@@ -368,7 +456,7 @@ struct RedeemRequest {
 async fn redeem_handoff(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
-    headers: HeaderMap,
+    creds: Credentials,
     JsonBody(body): JsonBody<RedeemRequest>,
 ) -> Result<Response, ApiError> {
     // From the iframe, the page's origin is what the iframe saw in `event.origin`; from a trusted
@@ -386,6 +474,10 @@ async fn redeem_handoff(
         }
         caller
     };
+    // A page key is only ever issued for the page the token names.
+    if creds.page.as_ref().is_some_and(|p| p.origin != page) {
+        return Err(ApiError::InvalidToken);
+    }
     let now = state.clock.now();
     let claims = state
         .handoff
@@ -400,43 +492,30 @@ async fn redeem_handoff(
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);
     };
-    let cookies = RequestCookies::from_headers(&headers);
-    if let Some(existing) = resolve(&state, &cookies, now).await? {
+    if let Some(existing) = resolve(&state, &creds, now).await? {
         if existing.session.uid == uid {
-            return Ok(adopted(
-                &state,
-                &existing.id,
-                &existing.session,
-                existing.refresh,
-                now,
-            ));
+            return Ok(adopted(&state, &existing, now));
         }
         if !existing.session.values.is_empty() {
             return Err(ApiError::SessionConflict);
         }
         state.store.end(&existing.session.uid).await?;
     }
-    let id = SessionId::generate();
-    if !state.store.bind(&uid, &id.hash(), now).await? {
+    let (hash, binding) = creds.fresh();
+    if !state.store.bind(&uid, &hash, now).await? {
         return Err(ApiError::InvalidToken);
     }
     let session = state
         .store
-        .load(&id.hash(), now)
+        .load(&hash, now)
         .await?
         .ok_or(ApiError::InvalidToken)?;
     bump(&state.metrics.handoffs_redeemed);
     tracing::info!(page = %page, "handoff redeemed");
-    Ok(adopted(&state, &id, &session, true, now))
+    Ok(adopted(&state, &Resolved { session, binding }, now))
 }
 
-fn adopted(
-    state: &AppState,
-    id: &SessionId,
-    session: &Session,
-    refresh: bool,
-    now: Timestamp,
-) -> Response {
-    let body = json!({ "adopted": true, "values": session.values });
-    session_response(state, body, id, session, refresh, now)
+fn adopted(state: &AppState, r: &Resolved, now: Timestamp) -> Response {
+    let body = json!({ "adopted": true, "values": r.session.values });
+    session_response(state, body, &r.session, &r.binding, now)
 }

@@ -123,9 +123,9 @@ pub fn iframe_csp(trusted: &TrustedOrigins) -> String {
 }
 
 impl Assets {
-    pub fn new(trusted: &TrustedOrigins) -> Result<Self, String> {
-        let config =
-            serde_json::json!({ "trusted": trusted.to_strings(), "handoffParam": "baton" });
+    /// `page_keys`: whether the iframe may fall back to page keys (`session.page_keys`).
+    pub fn new(trusted: &TrustedOrigins, page_keys: bool) -> Result<Self, String> {
+        let config = serde_json::json!({ "trusted": trusted.to_strings(), "page": page_keys });
         // `<` escaped so the JSON can never close its <script> element.
         let config_json = config.to_string().replace('<', "\\u003c");
         let html = IframePage { config_json }

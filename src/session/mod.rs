@@ -57,6 +57,48 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// The credential a partner page holds where the browser lets the broker keep no cookie at all
+/// (WebKit's default, Firefox blocking every third-party cookie): kept in the page's own
+/// first-party storage and sent by the iframe with each call.
+///
+/// It is a secret of the same shape as `SessionId` but never one: a fresh random value bound to
+/// one partner origin. The store keys it by SHA-256 of origin and key together, so the same key
+/// presented for any other origin reaches nothing, and it is reached, expired and ended exactly
+/// like a cookie id (the contract of `SessionStore` holds for it unchanged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PageKey(SessionId);
+
+impl PageKey {
+    pub fn generate() -> Self {
+        Self(SessionId::generate())
+    }
+
+    /// Accepts only what `generate` produces.
+    pub fn parse(raw: &str) -> Option<Self> {
+        SessionId::parse(raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// What the store keys this key by, for pages of `origin` only.
+    pub fn hash(&self, origin: &crate::origin::Origin) -> IdHash {
+        let mut h = Sha256::new();
+        h.update(b"page-key\n");
+        h.update(origin.as_str().as_bytes());
+        h.update(b"\n");
+        h.update(self.0.as_str().as_bytes());
+        IdHash(hex(&h.finalize()))
+    }
+}
+
+impl fmt::Debug for PageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PageKey(<redacted>)")
+    }
+}
+
 /// What the store keys ids by: hex SHA-256 of the id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IdHash(String);

@@ -16,9 +16,15 @@ const BROKER = "http://broker.localhost:8080";
 /**
  * Runs an iframe script in a fresh context.
  * @param {string} src
- * @param {{trusted?: string[], top?: boolean, origin?: string, respond?: (url: string, init: object) => Response}} [opts]
+ * @param {{trusted?: string[], top?: boolean, origin?: string, page?: boolean, keeps?: boolean, access?: boolean, refuses?: boolean, respond?: (url: string, init: object) => Response}} [opts]
+ *   `keeps`: a cookie jar that keeps cookies (default: keeps nothing, as where every third-party
+ *   cookie is blocked); `refuses`: document.cookie, BroadcastChannel and navigator.permissions
+ *   throw, as some browsers do in a third-party frame.
  */
 function boot(src, opts = {}) {
+  const refuse = () => {
+    throw new Error("SecurityError: The operation is insecure.");
+  };
   const listeners = {};
   const fetches = [];
   const posted = [];
@@ -27,19 +33,32 @@ function boot(src, opts = {}) {
     addEventListener: (type, fn) => (listeners[type] = fn),
   };
   win.top = opts.top ? win : {};
-  const config = JSON.stringify({ trusted: opts.trusted ?? data.trusted, handoffParam: "baton" });
+  const config = JSON.stringify({ trusted: opts.trusted ?? data.trusted, page: opts.page ?? true });
+  let jar = "";
   const respond = opts.respond ?? (() => Response.json({ values: { k: "v" } }));
   const ctx = vm.createContext({
     window: win,
-    // A cookie jar that keeps nothing, as in a browser that blocks every third-party cookie.
-    document: { get cookie() { return ""; }, set cookie(_) {}, getElementById: (id) => (id === "baton-config" ? { textContent: config } : null) },
-    navigator: {},
+    document: {
+      get cookie() {
+        return opts.refuses ? refuse() : jar;
+      },
+      set cookie(c) {
+        if (opts.refuses) refuse();
+        if (opts.keeps) jar = c.split(";")[0];
+      },
+      getElementById: (id) => (id === "baton-config" ? { textContent: config } : null),
+      ...(opts.access === undefined ? {} : { hasStorageAccess: async () => opts.access }),
+    },
+    navigator: opts.refuses ? { permissions: { query: refuse } } : {},
     URL,
     fetch: async (url, init) => {
       fetches.push({ url, ...init });
       return respond(url, init);
     },
     BroadcastChannel: class {
+      constructor() {
+        if (opts.refuses) refuse();
+      }
       postMessage(m) {
         posted.push(m);
       }
@@ -165,6 +184,62 @@ for (const file of ["static/iframe.js", "js/iframe.js"]) {
     assert.deepEqual((await ask({ op: "redeem", token: "t" })).result, { adopted: false, reason: "invalid_token" });
 
     assert.deepEqual((await ask({ op: "trusted" })).result, [shop, support]);
-    assert.equal((await ask({ op: "mode" })).result, "none", "document.cookie keeps nothing in this mock");
+    assert.equal((await ask({ op: "mode" })).result, "page", "document.cookie keeps nothing in this mock");
+  });
+
+  test(`${file}: page mode names the page and carries its key; the key comes and goes in replies`, async () => {
+    const shop = "http://shop.localhost:8080";
+    let next = () => Response.json({ values: { k: "v" }, page_key: "K1" });
+    const iframe = boot(src, { trusted: [shop], respond: () => next() });
+    const ask = async (m) => (await iframe.send({ baton: 1, id: "7", ...m }, shop))[0][0];
+    const headers = () => iframe.fetches.at(-1).headers;
+
+    const created = await ask({ op: "set", key: "k", value: "v" });
+    assert.equal(created.pk, "K1", "a key the broker issues goes back to the page");
+    assert.equal(headers()["Baton-Page-Origin"], shop);
+    assert.equal(headers()["Baton-Page-Key"], undefined, "no key held yet");
+
+    next = () => Response.json({ values: { k: "v" } });
+    const read = await ask({ op: "get", key: "k", pk: "K1" });
+    assert.deepEqual([read.result, read.pk], ["v", undefined]);
+    assert.equal(headers()["Baton-Page-Key"], "K1");
+
+    next = () => Response.json({ error: "no_session", message: "gone" }, { status: 404 });
+    const stale = await ask({ op: "get", key: "k", pk: "K1" });
+    assert.deepEqual([stale.result, stale.pk], [null, ""], "a key the broker no longer knows is dropped");
+    assert.equal((await ask({ op: "get", key: "k" })).pk, undefined, "nothing to drop without a key");
+
+    next = () => new Response(null, { status: 204 });
+    assert.equal((await ask({ op: "end", pk: "K1" })).pk, "", "end drops the key");
+    assert.equal((await ask({ op: "mode" })).result, "page");
+  });
+
+  test(`${file}: cookies that stick mean no page mode; page keys off mean mode none`, async () => {
+    const shop = "http://shop.localhost:8080";
+    const kept = boot(src, { trusted: [shop], keeps: true, access: false });
+    await kept.send({ baton: 1, id: "1", op: "get", key: "k", pk: "K1" }, shop);
+    assert.equal(kept.fetches[0].headers["Baton-Page-Origin"], undefined);
+    assert.equal(kept.fetches[0].headers["Baton-Page-Key"], undefined, "a page key is used only where no cookie sticks");
+    const mode = async (opts) => (await boot(src, { trusted: [shop], ...opts }).send({ baton: 1, id: "2", op: "mode" }, shop))[0][0].result;
+    // A cookie that sticks is shared across sites only where the frame has storage access (Firefox
+    // partitions even the unpartitioned one silently); without the API, a sticking cookie is all we know.
+    assert.equal(await mode({ keeps: true, access: false }), "partitioned");
+    assert.equal(await mode({ keeps: true, access: true }), "unpartitioned");
+    assert.equal(await mode({ keeps: true }), "unpartitioned");
+
+    const off = boot(src, { trusted: [shop], page: false });
+    await off.send({ baton: 1, id: "1", op: "get", key: "k", pk: "K1" }, shop);
+    assert.equal(off.fetches[0].headers["Baton-Page-Origin"], undefined);
+    assert.equal((await off.send({ baton: 1, id: "2", op: "mode" }, shop))[0][0].result, "none");
+  });
+
+  test(`${file}: a browser refusing document.cookie, BroadcastChannel and permissions does not kill it`, async () => {
+    const shop = "http://shop.localhost:8080";
+    const iframe = boot(src, { trusted: [shop], refuses: true });
+    assert.equal(typeof iframe.listeners.message, "function", "the listener is installed");
+    const [[set]] = await iframe.send({ baton: 1, id: "1", op: "set", key: "k", value: "v" }, shop);
+    assert.equal(set.ok, true, JSON.stringify(set));
+    const [[mode]] = await iframe.send({ baton: 1, id: "2", op: "mode" }, shop);
+    assert.equal(mode.result, "page");
   });
 }
