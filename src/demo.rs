@@ -261,7 +261,7 @@ impl Pages {
         // Scripts only from files (the page's own demo.js and the broker's library), frames only
         // from the broker: the pages show that the library needs no inline script or `unsafe-*`.
         let partner_csp = format!(
-            "default-src 'none'; script-src 'self' {b}; frame-src {b}; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self' {b}; frame-src {b}; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             b = l.broker
         );
         Ok(Self {
@@ -282,7 +282,8 @@ impl Pages {
 pub fn router(broker: Router, sites: &Sites, pages: &Pages) -> Router {
     let html = "text/html; charset=utf-8";
     let css = || file(DEMO_CSS, "text/css; charset=utf-8");
-    // Browsers ask every site for one; an empty answer keeps 404s out of the console.
+    // Browsers ask every site for one (the CSPs allow `img-src 'self'` for it, or Firefox reports
+    // the request as a violation); an empty answer keeps 404s out of the console.
     let favicon = || get(|| async { StatusCode::NO_CONTENT });
     let assets = || {
         Router::new()
@@ -318,7 +319,7 @@ pub fn router(broker: Router, sites: &Sites, pages: &Pages) -> Router {
             .route("/demo.css", css())
             .route("/favicon.ico", favicon()),
         &HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         ),
     );
     let sites = sites.clone();

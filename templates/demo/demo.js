@@ -189,9 +189,13 @@
     queued++;
     showSync("saving", "Saving to the broker…");
     saving = saving
-      .then(() => provider.saveCookie())
+      .then(() => Promise.all([provider.saveCookie(), mode]))
       .then(
-        () => settle("saved", "Saved: the other site will see this chat."),
+        // Only where the broker keeps something does the other site get to see the chat.
+        ([, m]) =>
+          m === "none"
+            ? settle("failed", "Not carried: this browser lets the broker keep nothing, so the chat stays on this page.")
+            : settle("saved", "Saved: the other site will see this chat."),
         (e) => settle("failed", "Not saved (" + (e && e.code ? e.code : e) + "): the chat stays on this site."),
       );
   };
@@ -256,7 +260,8 @@
     unpartitioned: "third-party cookies are allowed: the broker's own cookie follows you from site to site.",
     partitioned:
       "third-party cookies are blocked: the broker keeps one cookie per site, and links to the other site carry a one-time handoff token (#baton=…).",
-    none: "this browser keeps no state for the broker: the chat stays on this site.",
+    page: "this browser keeps no cookie for the broker at all: each site keeps a key of its own in its storage, and links to the other site carry a one-time handoff token (#baton=…).",
+    none: "this browser keeps no state for the broker: the chat stays on this page.",
   };
   /** @param {string} mode */
   const showMode = (mode) => {
