@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs and is not part of the Rust toolchain: Debian's Chromium for
-# the browser tests, and the npm packages (playwright-core, terser). Idempotent and quick when all
-# is there. Redis: the contract and multi-node tests need `redis-server` (the test hosts run one at
-# 127.0.0.1:6379; the multi-node test starts its own).
+# Installs what the test suite needs and is not part of the Rust toolchain: the three browser
+# engines Debian ships (Chromium; Firefox ESR; WebKitGTK's WebDriver and MiniBrowser, run under
+# Xvfb), openssl for the WebKit tests' https certificate, and the npm packages (playwright-core,
+# puppeteer-core, terser, typescript). Idempotent and quick when all is there. Redis: the contract
+# and multi-node tests need `redis-server` (the test hosts run one at 127.0.0.1:6379; the
+# multi-node test starts its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || need_apt+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb)
+command -v xauth >/dev/null 2>&1 || need_apt+=(xauth)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"

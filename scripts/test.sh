@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: Rust unit and integration tests (SQLite and Redis store
 # contract, HTTP API, handoff attacks, kill -9 durability, multi-node on Redis), the JavaScript
-# build/size check, the shared origin corpus in JS, and the real-browser tests in headless Chromium.
-# A missing Chromium or Redis fails the run; nothing is skipped.
+# build/size check, the shared origin corpus in JS, and the real-browser tests: headless Chromium
+# (tests/browser/), then the same scenarios in Chromium, Firefox ESR and WebKitGTK in each of their
+# cookie modes (tests/browser/engines/), one browser at a time. A missing browser or Redis fails
+# the run; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +17,9 @@ cargo test --locked --lib --bins --tests -- --test-threads=4
 echo "== JavaScript build and size budget"
 node scripts/check-js.mjs
 echo "== TypeScript types (static/cookie-provider.d.ts)"
-npx --no-install tsc --noEmit --strict --target es2022 --lib es2022,dom tests/types/usage.ts
+npx --no-install tsc -p tests/types/tsconfig.json
 echo "== origin corpus in JavaScript"
 node --test tests/js/
-echo "== browser tests (headless Chromium)"
+echo "== browser tests (Chromium; then Chromium, Firefox ESR and WebKitGTK in every cookie mode)"
 BATON_BIN="$PWD/target/debug/baton" node --test --test-concurrency=1 tests/browser/
 echo "== all suites passed"

@@ -6,74 +6,13 @@
 // docs/demo.png (the README's picture) when BATON_UPDATE_SCREENSHOTS=1.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import http from "node:http";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, partitionSite, startBrowser, until } from "./harness.mjs";
+import { partitionSite, startBrowser, startDemo, until } from "./harness.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const KEY = "demo-chat-session";
-
-/** GET `p` from 127.0.0.1:`port` with the `Host` header a browser would send for `host`. */
-const getAs = (port, host, p) =>
-  new Promise((resolve, reject) => {
-    http
-      .get({ host: "127.0.0.1", port, path: p, headers: { host } }, (res) => {
-        let body = "";
-        res.on("data", (c) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode, body }));
-      })
-      .on("error", reject);
-  });
-
-/** Starts `baton demo` on a free port with a fresh database; resolves once it printed its URL. */
-async function startDemo() {
-  const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
-  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build, or set BATON_BIN`);
-  const dir = await mkdtemp(path.join(tmpdir(), "baton-demo-"));
-  const port = await freePort();
-  const child = spawn(bin, ["demo", "--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")], {
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  let output = "";
-  child.stdout.on("data", (b) => (output += b));
-  child.stderr.on("data", (b) => (output += b));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once("exit", r));
-      process.kill(-child.pid, "SIGTERM");
-      await exited;
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  const shop = `http://shop.localhost:${port}`;
-  try {
-    await until(async () => {
-      if (child.exitCode !== null) throw new Error(`baton demo exited with ${child.exitCode}`);
-      return output.includes(`open ${shop}/`);
-    }, "baton demo to print its URL");
-    // The tests must run the shipped library: a binary built before the last `npm run build`
-    // serves an older one.
-    const served = await getAs(port, `broker.localhost:${port}`, "/cookie-provider.js");
-    if (served.body !== (await readFile(path.join(root, "static/cookie-provider.js"), "utf8")))
-      throw new Error("the binary serves a cookie-provider.js that differs from static/: rebuild it (cargo build)");
-  } catch (e) {
-    await stop();
-    throw new Error(`${e.message}\n--- demo output ---\n${output}`);
-  }
-  return {
-    port,
-    shop,
-    support: `http://support.localhost:${port}`,
-    log: () => output,
-    stop,
-  };
-}
 
 let demo;
 before(async () => (demo = await startDemo()));

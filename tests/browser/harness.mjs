@@ -90,6 +90,63 @@ async function kill(child) {
 /** Removes a temporary directory, retrying while exiting processes still write to it. */
 const remove = (dir) => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 
+/** GET `p` from 127.0.0.1:`port` with the `Host` header a browser would send for `host`. */
+export const getAs = (port, host, p) =>
+  new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path: p, headers: { host } }, (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      })
+      .on("error", reject);
+  });
+
+/** Starts `baton demo` on a free port with a fresh database; resolves once it printed its URL. */
+export async function startDemo() {
+  const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
+  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build, or set BATON_BIN`);
+  const dir = await mkdtemp(path.join(tmpdir(), "baton-demo-"));
+  const port = await freePort();
+  const child = spawn(bin, ["demo", "--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  child.stdout.on("data", (b) => (output += b));
+  child.stderr.on("data", (b) => (output += b));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      process.kill(-child.pid, "SIGTERM");
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const shop = `http://shop.localhost:${port}`;
+  try {
+    await until(async () => {
+      if (child.exitCode !== null) throw new Error(`baton demo exited with ${child.exitCode}`);
+      return output.includes(`open ${shop}/`);
+    }, "baton demo to print its URL");
+    // The tests must run the shipped library: a binary built before the last `npm run build`
+    // serves an older one.
+    const served = await getAs(port, `broker.localhost:${port}`, "/cookie-provider.js");
+    if (served.body !== (await readFile(path.join(root, "static/cookie-provider.js"), "utf8")))
+      throw new Error("the binary serves a cookie-provider.js that differs from static/: rebuild it (cargo build)");
+  } catch (e) {
+    await stop();
+    throw new Error(`${e.message}\n--- demo output ---\n${output}`);
+  }
+  return {
+    port,
+    shop,
+    support: `http://support.localhost:${port}`,
+    log: () => output,
+    stop,
+  };
+}
+
 /** The partner sites the broker trusts unless a test says otherwise. */
 export const DEFAULT_TRUSTED = ["shop", "support"];
 
@@ -97,10 +154,10 @@ export const DEFAULT_TRUSTED = ["shop", "support"];
  * Starts the real broker (`BATON_BIN` or target/debug/baton) trusting `http://NAME.localhost:partnerPort`
  * for each name of `trusted` (default: shop and support).
  * @param {number} partnerPort
- * @param {{trusted?: string[]}} [opts]
- * @returns {Promise<{port: number, origin: string, iframeUrl: string, scriptUrl: string, log: () => string, stop: () => Promise<void>}>}
+ * @param {{trusted?: string[], toml?: string}} [opts] `toml`: more config, appended to the file
+ * @returns {Promise<{port: number, origin: string, iframeUrl: string, scriptUrl: string, log: () => string, metrics: () => Promise<string>, stop: () => Promise<void>}>}
  */
-export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED } = {}) {
+export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml: extra = "" } = {}) {
   const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
   if (!existsSync(bin)) throw new Error(`broker binary ${bin} not found: build it (cargo build) or set BATON_BIN`);
   const dir = await mkdtemp(path.join(tmpdir(), "baton-broker-"));
@@ -118,7 +175,7 @@ sqlite_path = "${dir}/baton.db"
 [[handoff.keys]]
 kid = "test"
 secret = "${secret}"
-`;
+${extra}`;
   const config = path.join(dir, "baton.toml");
   await writeFile(config, toml);
   const child = start(bin, ["serve", "--config", config]);
@@ -135,7 +192,8 @@ secret = "${secret}"
     await stop();
     throw new Error(`${e.message}\n--- broker output ---\n${child.output}`);
   }
-  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => child.output, stop };
+  const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => child.output, metrics, stop };
 }
 
 /**
