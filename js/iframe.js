@@ -151,9 +151,15 @@
    */
   const mode = async () => {
     await storageAccess;
+    const test = "baton-m=1;Path=/;Secure;SameSite=None";
     let shared;
     try {
-      shared = d.hasStorageAccess ? await d.hasStorageAccess() : sticks("");
+      // WebKit answers true only while the frame holds a cookie (measured): ask with one set.
+      d.cookie = test;
+      shared = d.hasStorageAccess ? await d.hasStorageAccess() : d.cookie.includes("baton-m=1");
+    } catch {}
+    try {
+      d.cookie = test + ";Max-Age=0";
     } catch {}
     return shared ? "unpartitioned" : keeps ? "partitioned" : page ? "page" : "none";
   };

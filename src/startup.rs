@@ -81,7 +81,8 @@ impl Application {
             addr: settings.listen,
             source,
         })?;
-        let assets = Assets::new(&settings.trusted, settings.page_keys).map_err(StartError::Assets)?;
+        let assets =
+            Assets::new(&settings.trusted, settings.page_keys).map_err(StartError::Assets)?;
         let state = AppState {
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
