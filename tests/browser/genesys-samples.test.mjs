@@ -1,5 +1,5 @@
 // Partner pages written literally against Genesys's "Persistent Chat across Different Domains"
-// samples (/work/shared/seeds/001_*.txt), only the script's src pointing at baton: the
+// samples (the Genesys Digital Channels guide), only the script's src pointing at baton: the
 // `new CookieProvider(...)` instance with `loadCookie()` / `saveCookie()` on "WebChat.started", and
 // the `initCookieProviderExtension(...)` widget extension. Genesys's widget itself is replaced by a
 // minimal fake CXBus (`/widgets/cxbus.min.js`) that calls extensions with `($, CXBus, Common)`,

@@ -1,20 +1,19 @@
 // Browser test harness: the real broker binary, a node server for the partner sites, and a real
-// headless Chromium driven over CDP (docs: /work/shared/BROWSER-FACTS.md, "Driving Chromium").
+// headless Chromium driven over CDP (how, and why so: docs/browsers.md).
 //
 // Chromium is started by hand, not with playwright's `chromium.launch()`, which adds
 // `--disable-features=...ThirdPartyStoragePartitioning...` and so changes the behaviour under
 // test. Every browser gets a fresh profile; third-party cookies are set per profile through
 // `profile.cookie_controls_mode` in its Preferences (0 allowed, 1 blocked).
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { removeDir, startGroup, stopGroup, tempDir } from "./proc.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
@@ -41,55 +40,6 @@ export async function freePort() {
   return port;
 }
 
-/** Process groups of the children still running: killed if this process exits without stopping them. */
-const groups = new Set();
-process.on("exit", () => {
-  for (const pid of groups) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-});
-
-/** Starts `cmd` in its own process group, collecting its output (minus lines `drop` matches). */
-function start(cmd, args, drop) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-  groups.add(child.pid);
-  child.once("exit", () => groups.delete(child.pid));
-  child.output = "";
-  const keep = (b) => (child.output += String(b).split("\n").filter((l) => l && !(drop && drop.test(l))).map((l) => l + "\n").join(""));
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  return child;
-}
-
-/**
- * Stops a child started with `detached: true` (its own process group, so Chromium's helper
- * processes go with it) and waits for it to exit.
- */
-async function kill(child) {
-  const signal = (sig) => {
-    try {
-      process.kill(-child.pid, sig);
-    } catch {
-      // already gone
-    }
-  };
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once("exit", r));
-    signal("SIGTERM");
-    const timer = setTimeout(() => signal("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
-  signal("SIGKILL"); // stragglers of the group
-}
-
-/** Removes a temporary directory, retrying while exiting processes still write to it. */
-const remove = (dir) => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-
 /** GET `p` from 127.0.0.1:`port` with the `Host` header a browser would send for `host`. */
 export const getAs = (port, host, p) =>
   new Promise((resolve, reject) => {
@@ -106,28 +56,18 @@ export const getAs = (port, host, p) =>
 export async function startDemo() {
   const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
   if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build, or set BATON_BIN`);
-  const dir = await mkdtemp(path.join(tmpdir(), "baton-demo-"));
+  const dir = await tempDir("demo");
   const port = await freePort();
-  const child = spawn(bin, ["demo", "--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")], {
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  let output = "";
-  child.stdout.on("data", (b) => (output += b));
-  child.stderr.on("data", (b) => (output += b));
+  const child = startGroup(bin, ["demo", "--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")]);
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once("exit", r));
-      process.kill(-child.pid, "SIGTERM");
-      await exited;
-    }
-    await rm(dir, { recursive: true, force: true });
+    await stopGroup(child);
+    await removeDir(dir);
   };
   const shop = `http://shop.localhost:${port}`;
   try {
     await until(async () => {
       if (child.exitCode !== null) throw new Error(`baton demo exited with ${child.exitCode}`);
-      return output.includes(`open ${shop}/`);
+      return child.output.includes(`open ${shop}/`);
     }, "baton demo to print its URL");
     // The tests must run the shipped library: a binary built before the last `npm run build`
     // serves an older one.
@@ -136,13 +76,13 @@ export async function startDemo() {
       throw new Error("the binary serves a cookie-provider.js that differs from static/: rebuild it (cargo build)");
   } catch (e) {
     await stop();
-    throw new Error(`${e.message}\n--- demo output ---\n${output}`);
+    throw new Error(`${e.message}\n--- demo output ---\n${child.output}`);
   }
   return {
     port,
     shop,
     support: `http://support.localhost:${port}`,
-    log: () => output,
+    log: () => child.output,
     stop,
   };
 }
@@ -160,7 +100,7 @@ export const DEFAULT_TRUSTED = ["shop", "support"];
 export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml: extra = "" } = {}) {
   const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
   if (!existsSync(bin)) throw new Error(`broker binary ${bin} not found: build it (cargo build) or set BATON_BIN`);
-  const dir = await mkdtemp(path.join(tmpdir(), "baton-broker-"));
+  const dir = await tempDir("broker");
   const port = await freePort();
   const origin = `http://broker.localhost:${port}`;
   const secret = randomBytes(32).toString("base64url");
@@ -178,10 +118,10 @@ secret = "${secret}"
 ${extra}`;
   const config = path.join(dir, "baton.toml");
   await writeFile(config, toml);
-  const child = start(bin, ["serve", "--config", config]);
+  const child = startGroup(bin, ["serve", "--config", config]);
   const stop = async () => {
-    await kill(child);
-    await remove(dir);
+    await stopGroup(child);
+    await removeDir(dir);
   };
   try {
     await until(async () => {
@@ -230,7 +170,7 @@ export async function startPartners() {
  */
 export async function startBrowser({ thirdPartyCookies }) {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
-  const dir = await mkdtemp(path.join(tmpdir(), "baton-chromium-"));
+  const dir = await tempDir("chromium");
   await mkdir(path.join(dir, "Default"));
   const mode = { allowed: 0, blocked: 1 }[thirdPartyCookies];
   if (mode === undefined) throw new Error(`thirdPartyCookies: ${thirdPartyCookies}`);
@@ -250,11 +190,11 @@ export async function startBrowser({ thirdPartyCookies }) {
     "about:blank",
   ];
   // Without a system bus Chromium logs dbus errors by the dozen: noise in failure messages.
-  const child = start(CHROMIUM, args, /dbus/);
+  const child = startGroup(CHROMIUM, args, /dbus/);
   const stop = async () => {
     await browser?.close().catch(() => {});
-    await kill(child);
-    await remove(dir);
+    await stopGroup(child);
+    await removeDir(dir);
   };
   let browser;
   try {

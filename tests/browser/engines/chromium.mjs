@@ -29,18 +29,29 @@ export async function launchChromium(mode) {
         if (m.type() === "error" && !m.text().startsWith("Failed to load resource:")) errors.push(m.text());
       });
       await page.goto(url);
-      return {
-        goto: async (u) => void (await page.goto(u)),
-        reload: async () => void (await page.reload()),
-        url: async () => page.url(),
-        evaluate: (fn, arg) => page.evaluate(/** @type {any} */ (fn), arg),
-        click: (selector) => page.click(selector),
-        errors: async () => [...errors],
-        frameEval: async (sub, fn, arg) => {
-          const frame = await pollFrame(() => page.frames().find((f) => f !== page.mainFrame() && f.url().includes(sub)), sub);
-          return frame.evaluate(/** @type {any} */ (fn), arg);
-        },
-      };
+      return pageOf(page, errors);
+    },
+  };
+}
+
+/**
+ * The engine interface over a playwright or puppeteer page (their page APIs agree on what it
+ * uses), with `errors` filled by the caller's listeners.
+ * @param {any} page
+ * @param {string[]} errors
+ * @returns {import("./index.mjs").RawPage}
+ */
+export function pageOf(page, errors) {
+  return {
+    goto: async (u) => void (await page.goto(u)),
+    reload: async () => void (await page.reload()),
+    url: async () => page.url(),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    click: (selector) => page.click(selector),
+    errors: async () => [...errors],
+    frameEval: async (sub, fn, arg) => {
+      const frame = await pollFrame(() => page.frames().find((/** @type {any} */ f) => f !== page.mainFrame() && f.url().includes(sub)), sub);
+      return frame.evaluate(fn, arg);
     },
   };
 }

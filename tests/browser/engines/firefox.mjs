@@ -3,8 +3,8 @@
 // browsing context, the cross-site iframe included; puppeteer hands them to the page's
 // `pageerror` and `console` listeners.
 import { existsSync } from "node:fs";
-import { pollFrame } from "./chromium.mjs";
-import { adoptGroup, killGroup, removeDir, tempDir } from "./proc.mjs";
+import { pageOf } from "./chromium.mjs";
+import { adoptGroup, killGroup, removeDir, tempDir } from "../proc.mjs";
 
 export const FIREFOX = process.env.FIREFOX_BIN ?? "/usr/bin/firefox-esr";
 
@@ -75,18 +75,7 @@ export async function launchFirefox(mode) {
         if (m.type() === "error") errors.push(m.text());
       });
       await page.goto(url);
-      return {
-        goto: async (u) => void (await page.goto(u)),
-        reload: async () => void (await page.reload()),
-        url: async () => page.url(),
-        evaluate: (fn, arg) => page.evaluate(/** @type {any} */ (fn), arg),
-        click: (selector) => page.click(selector),
-        errors: async () => [...errors],
-        frameEval: async (sub, fn, arg) => {
-          const frame = await pollFrame(() => page.frames().find((f) => f !== page.mainFrame() && f.url().includes(sub)), sub);
-          return frame.evaluate(/** @type {any} */ (fn), arg);
-        },
-      };
+      return pageOf(page, errors);
     },
   };
 }

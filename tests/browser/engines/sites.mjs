@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { DEFAULT_TRUSTED, freePort, startBroker as startHttpBroker, startPartners as startHttpPartners, until } from "../harness.mjs";
 import { COLLECTOR_JS, COLLECTOR_PATH, withCollector } from "./collector.mjs";
-import { removeDir, startGroup, stopGroup, tempDir } from "./proc.mjs";
+import { removeDir, startGroup, stopGroup, tempDir } from "../proc.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { freePort, until } from "../harness.mjs";
 import { COLLECTED } from "./collector.mjs";
 import path from "node:path";
-import { removeDir, startGroup, stopGroup, tempDir } from "./proc.mjs";
+import { removeDir, startGroup, stopGroup, tempDir } from "../proc.mjs";
 
 export const WEBDRIVER = process.env.WEBKIT_WEBDRIVER_BIN ?? "/usr/bin/WebKitWebDriver";
 export const MINIBROWSER = process.env.WEBKIT_MINIBROWSER_BIN ?? "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";

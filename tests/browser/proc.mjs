@@ -1,4 +1,4 @@
-// Child processes and temporary directories for the engine drivers: every child runs in its own
+// Child processes and temporary directories for the browser tests: every child runs in its own
 // process group (a browser's helpers, xvfb-run's Xvfb, WebKit's web processes go with it); groups
 // still running and directories not yet removed when this process exits (or is killed by a
 // signal) are killed and removed.
