@@ -97,27 +97,42 @@ export const DEFAULT_TRUSTED = ["shop", "support"];
  * @param {{trusted?: string[], toml?: string}} [opts] `toml`: more config, appended to the file
  * @returns {Promise<{port: number, origin: string, iframeUrl: string, scriptUrl: string, log: () => string, metrics: () => Promise<string>, stop: () => Promise<void>}>}
  */
-export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml: extra = "" } = {}) {
+export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml = "" } = {}) {
+  const port = await freePort();
+  const origin = `http://broker.localhost:${port}`;
+  const broker = await runBroker(port, origin, trusted.map((name) => `http://${name}.localhost:${partnerPort}`), toml);
+  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, ...broker };
+}
+
+/**
+ * Runs the real broker (`BATON_BIN` or target/debug/baton) on 127.0.0.1:`port`, reached by
+ * browsers at `origin`, trusting `origins`, with a fresh SQLite database and handoff key and
+ * `extra` appended to its config; resolves once `/healthz` answers.
+ * @param {number} port
+ * @param {string} origin
+ * @param {string[]} origins
+ * @param {string} extra
+ */
+export async function runBroker(port, origin, origins, extra) {
   const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
   if (!existsSync(bin)) throw new Error(`broker binary ${bin} not found: build it (cargo build) or set BATON_BIN`);
   const dir = await tempDir("broker");
-  const port = await freePort();
-  const origin = `http://broker.localhost:${port}`;
-  const secret = randomBytes(32).toString("base64url");
-  const toml = `[server]
+  const config = path.join(dir, "baton.toml");
+  await writeFile(
+    config,
+    `[server]
 listen = "127.0.0.1:${port}"
 public_origin = "${origin}"
 [trust]
-origins = ${JSON.stringify(trusted.map((name) => `http://${name}.localhost:${partnerPort}`))}
+origins = ${JSON.stringify(origins)}
 [store]
 backend = "sqlite"
 sqlite_path = "${dir}/baton.db"
 [[handoff.keys]]
 kid = "test"
-secret = "${secret}"
-${extra}`;
-  const config = path.join(dir, "baton.toml");
-  await writeFile(config, toml);
+secret = "${randomBytes(32).toString("base64url")}"
+${extra}`,
+  );
   const child = startGroup(bin, ["serve", "--config", config]);
   const stop = async () => {
     await stopGroup(child);
@@ -132,8 +147,9 @@ ${extra}`;
     await stop();
     throw new Error(`${e.message}\n--- broker output ---\n${child.output}`);
   }
+  /** The broker's /metrics text (Prometheus). */
   const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => child.output, metrics, stop };
+  return { log: () => child.output, metrics, stop };
 }
 
 /**

@@ -13,6 +13,7 @@ import { until } from "../harness.mjs";
 import { CELLS, scheme, startBroker, startPartners, withEngine } from "./index.mjs";
 
 /** Where each cell keeps the session: the mode `Baton.connect(...).mode()` must report. */
+/** @type {Record<string, Record<string, string>>} */
 const EXPECTED_MODE = {
   chromium: { allowed: "unpartitioned", blocked: "partitioned" },
   // Total Cookie Protection (default, strict) partitions even the unpartitioned cookie.

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { startDemo, until } from "../harness.mjs";
 import { CELLS, withEngine } from "./index.mjs";
 
+/** @type {Record<string, Record<string, string>>} */
 const EXPECTED_MODE = {
   firefox: { default: "partitioned", allowed: "unpartitioned", blocked: "page", strict: "partitioned" },
   webkit: { default: "page", always: "page", itp: "page" },

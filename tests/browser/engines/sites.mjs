@@ -3,19 +3,15 @@
 // certificate: an https partner server, and a TLS proxy in front of the broker's plain-http port.
 // Every server here puts the error collector (collector.mjs) first in the HTML pages it serves.
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { DEFAULT_TRUSTED, freePort, startBroker as startHttpBroker, startPartners as startHttpPartners, until } from "../harness.mjs";
+import { DEFAULT_TRUSTED, freePort, runBroker, startBroker as startHttpBroker, startPartners as startHttpPartners } from "../harness.mjs";
 import { COLLECTOR_JS, COLLECTOR_PATH, withCollector } from "./collector.mjs";
-import { removeDir, startGroup, stopGroup, tempDir } from "../proc.mjs";
+import { removeDir, tempDir } from "../proc.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /** The host names the test certificate covers. */
 export const TEST_HOSTS = ["shop.localhost", "support.localhost", "evil.localhost", "broker.localhost", "third.localhost", "localhost"];
@@ -191,51 +187,19 @@ export async function startTlsProxy(target) {
  * @param {{trusted?: string[], toml?: string}} [opts] `toml`: more config, appended to the file
  * @returns {Promise<Broker>}
  */
-export async function startHttpsBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml: extra = "" } = {}) {
-  const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
-  if (!existsSync(bin)) throw new Error(`broker binary ${bin} not found: build it (cargo build) or set BATON_BIN`);
+export async function startHttpsBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml = "" } = {}) {
   const plain = await freePort();
   const proxy = await startTlsProxy(plain);
   const origin = `https://broker.localhost:${proxy.port}`;
-  const dir = await tempDir("broker");
-  /** @type {ReturnType<typeof startGroup> | undefined} */
-  let child;
-  const stop = async () => {
-    if (child) await stopGroup(child);
+  const broker = await runBroker(plain, origin, trusted.map((name) => `https://${name}.localhost:${partnerPort}`), toml).catch(async (e) => {
     await proxy.stop();
-    await removeDir(dir);
+    throw e;
+  });
+  const stop = async () => {
+    await broker.stop();
+    await proxy.stop();
   };
-  try {
-    const config = path.join(dir, "baton.toml");
-    await writeFile(
-      config,
-      `[server]
-listen = "127.0.0.1:${plain}"
-public_origin = "${origin}"
-[trust]
-origins = ${JSON.stringify(trusted.map((name) => `https://${name}.localhost:${partnerPort}`))}
-[store]
-backend = "sqlite"
-sqlite_path = "${dir}/baton.db"
-[[handoff.keys]]
-kid = "test"
-secret = "${randomBytes(32).toString("base64url")}"
-${extra}`,
-    );
-    const started = startGroup(bin, ["serve", "--config", config]);
-    child = started;
-    await until(async () => {
-      if (started.exitCode !== null) throw new Error(`broker exited with ${started.exitCode}`);
-      return (await fetch(`http://127.0.0.1:${plain}/healthz`)).status === 200;
-    }, "the broker's /healthz");
-  } catch (e) {
-    const output = child?.output ?? "";
-    await stop();
-    throw new Error(`${/** @type {Error} */ (e).message}\n--- broker output ---\n${output}`);
-  }
-  const out = /** @type {NonNullable<typeof child>} */ (child);
-  const metrics = async () => (await fetch(`http://127.0.0.1:${plain}/metrics`)).text();
-  return { port: proxy.port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: () => out.output, metrics, stop };
+  return { port: proxy.port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, log: broker.log, metrics: broker.metrics, stop };
 }
 
 /**
