@@ -8,7 +8,10 @@ COPY src src
 COPY templates templates
 COPY static static
 COPY benches benches
-RUN cargo build --release --locked
+# The demo is a workspace member: its manifest and sources let cargo read the workspace, but only
+# the broker is built (-p baton), and only its binary goes into the image.
+COPY demo demo
+RUN cargo build --release --locked -p baton
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home /data baton && mkdir -p /data /etc/baton && chown baton /data

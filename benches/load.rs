@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton::clock::SystemClock;
-use baton::config::RawConfig;
-use baton::session::SessionStore;
+use baton::config::Config;
 
 const ORIGIN: &str = "http://shop.localhost:9001";
 const CLIENTS: usize = 32;
@@ -49,20 +48,27 @@ fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut raw = RawConfig::default();
-    raw.server.listen = "127.0.0.1:0".into();
-    raw.server.rate_limit_per_minute = 0;
-    raw.trust.origins = vec![ORIGIN.into()];
-    raw.store.sqlite_path = dir.path().join("bench.db").display().to_string();
-    if let Ok(url) = std::env::var("BATON_BENCH_REDIS") {
-        raw.store.backend = baton::config::Backend::Redis;
-        raw.store.redis_url = Some(url);
-        raw.store.redis_prefix = format!("baton-bench-{}:", std::process::id());
-    }
-    let settings = raw.validate().expect("config");
-    let backend = format!("{:?}", settings.store);
-    let store: Arc<dyn SessionStore> = baton::startup::open_store(&settings).await.expect("store");
-    let app = baton::Application::build_with(settings, store, Arc::new(SystemClock))
+    let store = match std::env::var("BATON_BENCH_REDIS") {
+        Ok(url) => format!(
+            "backend = \"redis\"\nredis_url = {url:?}\nredis_prefix = \"baton-bench-{}:\"",
+            std::process::id()
+        ),
+        Err(_) => format!(
+            "backend = \"sqlite\"\nsqlite_path = {:?}",
+            dir.path().join("bench.db").display().to_string()
+        ),
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nrate_limit_per_minute = 0\n[trust]\norigins = [{ORIGIN:?}]\n[store]\n{store}\n"
+    );
+    let config = Config::from_table(text.parse().expect("toml")).expect("config");
+    let backend = format!("{:?}", config.store);
+    let store = config
+        .store
+        .open(config.session.timeouts())
+        .await
+        .expect("store");
+    let app = baton::Application::build_with(config, store, Arc::new(SystemClock))
         .await
         .expect("build");
     let base = format!("http://{}", app.local_addr());

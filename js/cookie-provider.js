@@ -21,7 +21,8 @@
   const TIMEOUT = 5000;
   /** Longest a link click waits for a handoff token before navigating without one. */
   const HANDOFF_WAIT = 1500;
-  const KEY = /^[\w.-]{1,128}$/;
+
+  // @include shared.js
 
   /** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
   class BatonError extends Error {
@@ -62,13 +63,6 @@
     delete s[PARAM];
     kept = keys = s;
   } catch {}
-
-  /** Whether a canonical origin matches one of the broker's trusted patterns (same rule as the iframe's; the iframe decides, this only avoids intercepting clicks it would refuse). */
-  const matches = (patterns, o) =>
-    patterns.some((p) => {
-      const [scheme, suffix] = p.split("*");
-      return suffix === undefined ? p === o : o.startsWith(scheme) && o.endsWith(suffix);
-    });
 
   const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
@@ -163,7 +157,7 @@
         const href = a && a.href;
         if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
         const o = new URL(href).origin;
-        if (o === location.origin || !matches(ch.trusted, o)) return;
+        if (o === location.origin || !allowed(ch.trusted, o)) return;
         e.preventDefault();
         const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
         handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));

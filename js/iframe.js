@@ -23,29 +23,7 @@
   const config = JSON.parse(d.getElementById("baton-config").textContent);
   const trusted = config.trusted;
 
-  /**
-   * The origin rule of docs/PROTOCOL.md: printable ASCII, at most 2048 bytes, not "null", in
-   * canonical form, and equal to a trusted origin or matched by a `scheme://*.suffix[:port]`
-   * pattern with at least one non-empty label before the suffix.
-   * @param {unknown} o the `event.origin` (or a destination origin) to check
-   * @returns {boolean}
-   */
-  const allowed = (o) => {
-    try {
-      if (!/^[!-~]{1,2048}$/.test(o) || o === "null" || new URL(o).origin !== o) return false;
-    } catch {
-      return false;
-    }
-    return trusted.some((p) => {
-      const [scheme, suffix] = p.split("*");
-      if (suffix === undefined) return p === o;
-      const label = o.startsWith(scheme) && o.endsWith(suffix) && o.slice(scheme.length, -suffix.length);
-      // Labels before the suffix: non-empty, host-name characters only. `a..example.com`,
-      // `.a.example.com`, `a'b.example.com` or a literal `*.example.com` are valid URL hosts, but
-      // not what a `*.example.com` pattern means.
-      return !!label && /^[\w-]+(\.[\w-]+)*$/.test(label);
-    });
-  };
+  // @include shared.js
 
   /**
    * Calls the broker API for one request of a page. In page mode the call names that page and
@@ -141,7 +119,7 @@
 
   const any = () => 1;
   const str = (v) => typeof v === "string";
-  const key = (m) => str(m.key) && /^[\w.-]{1,128}$/.test(m.key);
+  const key = (m) => str(m.key) && KEY.test(m.key);
   const path = (m) => "session/" + m.key;
 
   /**
@@ -181,7 +159,7 @@
       (m) => str(m.url),
       (m, call, origin) => {
         const audience = new URL(m.url).origin;
-        return audience === origin || !allowed(audience)
+        return audience === origin || !allowed(trusted, audience)
           ? null
           : call("POST", "handoff", { audience }).then((r) => r.token, unless("no_session", null));
       },
@@ -200,7 +178,7 @@
     const m = e.data;
     const origin = e.origin;
     const source = e.source;
-    const op = m && m.baton === 1 && str(m.id) && source && allowed(origin) && Object.hasOwn(ops, m.op) && ops[m.op];
+    const op = m && m.baton === 1 && str(m.id) && source && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
     if (!op || !op[0](m)) return;
     last = [source, origin];
     /** @type {any} */

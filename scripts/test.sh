@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
-echo "== cargo build"
-cargo build --locked
+echo "== cargo build (the broker and the demo)"
+cargo build --locked --workspace
 echo "== cargo test"
-cargo test --locked --lib --bins --tests -- --test-threads=4
+cargo test --locked --workspace --lib --bins --tests -- --test-threads=4
 echo "== JavaScript build and size budget"
 node scripts/check-js.mjs
 echo "== TypeScript types (static/cookie-provider.d.ts)"
@@ -21,5 +21,5 @@ npx --no-install tsc -p tests/types/tsconfig.json
 echo "== origin corpus in JavaScript"
 node --test tests/js/
 echo "== browser tests (Chromium; then Chromium, Firefox ESR and WebKitGTK in every cookie mode)"
-BATON_BIN="$PWD/target/debug/baton" node --test --test-concurrency=1 tests/browser/
+BATON_BIN="$PWD/target/debug/baton" BATON_DEMO_BIN="$PWD/target/debug/baton-demo" node --test --test-concurrency=1 tests/browser/
 echo "== all suites passed"

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `demo`, `check-config`, `check-origin`, `keygen`. `main` only parses
-//! arguments and calls `run`, so every command is testable as a library call.
+//! The command line: `serve`, `check-config`, `check-origin`, `keygen`. `main` only parses
+//! arguments and calls `run`, so every command is testable as a library call. (The demo is its
+//! own binary, `baton-demo`, outside the product.)
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -10,8 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::config::{ConfigErrors, RawConfig, Settings};
-use crate::origin::TrustedOrigins;
+use crate::config::{Config, ConfigErrors};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,16 +34,6 @@ pub enum Command {
         /// Address to listen on, overriding server.listen.
         #[arg(long)]
         listen: Option<SocketAddr>,
-    },
-    /// Run the broker with two demo partner sites (shop and support) on one port, and print the
-    /// URL to open. Development only: it trusts *.localhost sites and generates its handoff key.
-    Demo {
-        /// Address to listen on; the sites are http://{broker,shop,support}.localhost:PORT.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// SQLite file for the demo's sessions.
-        #[arg(long, default_value_os_t = std::env::temp_dir().join("baton-demo.db"))]
-        db: PathBuf,
     },
     /// Validate a config file and explain every problem (exit 2 on error).
     CheckConfig {
@@ -70,7 +60,6 @@ fn env_vars() -> Vec<(String, String)> {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
-        Command::Demo { listen, db } => crate::demo::run(listen, &db),
         Command::CheckConfig { config } => check_config(&config),
         Command::CheckOrigin { config, origins } => check_origin(&config, &origins),
         Command::Keygen => {
@@ -80,44 +69,49 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-pub fn load_settings(
-    config: Option<&std::path::Path>,
+/// The config `serve` runs on: the file (or, without one, the development defaults: a
+/// throwaway handoff key unless keys are given), the `BATON_*` overrides, then `--listen`.
+pub fn load_config(
+    path: Option<&std::path::Path>,
     listen: Option<SocketAddr>,
-) -> Result<Settings, ConfigErrors> {
-    let mut raw = match config {
-        Some(path) => RawConfig::load(Some(path), env_vars())?,
-        None => {
-            let mut raw = RawConfig::load(None, env_vars())?;
-            let dev = RawConfig::dev_defaults();
-            if raw.handoff.keys.is_empty() {
-                raw.handoff.generate_dev_key = dev.handoff.generate_dev_key;
+) -> Result<Config, ConfigErrors> {
+    Config::load_with(path, env_vars(), |table| {
+        if path.is_none() {
+            let handoff = table
+                .entry("handoff")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(h) = handoff.as_table_mut() {
+                h.entry("generate_dev_key").or_insert(true.into());
             }
-            raw
         }
-    };
-    if let Some(listen) = listen {
-        raw.server.listen = listen.to_string();
-    }
-    raw.validate()
+        if let Some(listen) = listen {
+            let server = table
+                .entry("server")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(s) = server.as_table_mut() {
+                s.insert("listen".into(), listen.to_string().into());
+            }
+        }
+    })
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
+fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
     crate::telemetry::init();
-    let settings = match load_settings(config.as_deref(), listen) {
-        Ok(s) => s,
+    let config = match load_config(path.as_deref(), listen) {
+        Ok(c) => c,
         Err(errors) => {
             eprintln!("baton: invalid configuration:\n{errors}");
             return 2;
         }
     };
     block_on(async move {
-        for warning in &settings.warnings {
+        for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
-        let trusted = settings.trusted.to_strings();
-        let store = format!("{:?}", settings.store);
-        let public_origin = settings.public_origin.clone();
-        let app = match crate::Application::build(settings).await {
+        let trusted = config.trust.origins.to_strings();
+        let store = format!("{:?}", config.store);
+        let public_origin = config.server.public_origin.clone();
+        let app = match crate::Application::build(config).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("baton: {e}");
@@ -141,7 +135,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
 }
 
 /// Runs a command's async body on a fresh runtime; its result is the exit code.
-pub(crate) fn block_on(body: impl std::future::Future<Output = i32>) -> i32 {
+pub fn block_on(body: impl std::future::Future<Output = i32>) -> i32 {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(body),
         Err(e) => {
@@ -152,7 +146,7 @@ pub(crate) fn block_on(body: impl std::future::Future<Output = i32>) -> i32 {
 }
 
 /// Serves `app` until SIGINT/SIGTERM; the exit code.
-pub(crate) async fn serve_until_stopped(app: crate::Application) -> i32 {
+pub async fn serve_until_stopped(app: crate::Application) -> i32 {
     match app.run_until_stopped().await {
         Ok(()) => 0,
         Err(e) => {
@@ -163,16 +157,16 @@ pub(crate) async fn serve_until_stopped(app: crate::Application) -> i32 {
 }
 
 fn check_config(path: &std::path::Path) -> i32 {
-    match load_settings(Some(path), None) {
-        Ok(settings) => {
-            for warning in &settings.warnings {
+    match load_config(Some(path), None) {
+        Ok(config) => {
+            for warning in config.warnings() {
                 println!("warning: {warning}");
             }
             println!(
                 "{}: valid ({} trusted origin pattern(s), public origin {})",
                 path.display(),
-                settings.trusted.patterns().len(),
-                settings.public_origin
+                config.trust.origins.patterns().len(),
+                config.server.public_origin
             );
             0
         }
@@ -188,15 +182,10 @@ fn check_config(path: &std::path::Path) -> i32 {
 
 /// Only `[trust]` matters here, so a config whose other sections are incomplete still answers.
 fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
-    let trusted = match RawConfig::load(Some(path), env_vars())
-        .map_err(|e| e.0)
-        .and_then(|raw| {
-            TrustedOrigins::parse_all(&raw.trust.origins)
-                .map_err(|errs| errs.iter().map(|e| format!("trust.origins: {e}")).collect())
-        }) {
-        Ok(t) => t,
+    let trusted = match Config::load_trust(path, env_vars()) {
+        Ok(trust) => trust.origins,
         Err(errors) => {
-            for e in errors {
+            for e in errors.0 {
                 eprintln!("baton: {e}");
             }
             return 2;

@@ -1,50 +1,68 @@
 //! Configuration: one TOML file (`config/baton.toml` documents every key), every key overridable
-//! by an environment variable `BATON_SECTION__KEY`, validated once at start into `Settings`.
+//! by an environment variable `BATON_SECTION__KEY`, parsed once at start into [`Config`], the one
+//! shape the rest of the code reads (`state.config.session.max_values`): no flat copy of it.
 //!
-//! Validation collects every problem, each naming its key and the fix, so an operator fixes a
-//! config in one pass. Nothing insecure has a silent default: no trusted origin is assumed, and a
-//! handoff signing key is generated only when the config says this is a development setup.
+//! Each section is a struct whose fields already have their checked types (`Origin`,
+//! `TrustedOrigins`, `SocketAddr`, decoded keys), so a value that parsed is a value that is valid
+//! in itself; `problems()` on each section adds the rules that span fields (ranges, "absolute
+//! at least idle"). `[store]` is a tagged enum (`backend = "sqlite" | "redis"`) that opens its own
+//! store, so "which backend" is decided in one place.
+//!
+//! Every problem is reported in one pass, each naming its key (`session.max_values`,
+//! `trust.origins[1]`, `handoff.keys[0].secret`): serde stops at a section's first error, so a
+//! section that fails is parsed again one key (and one array element) at a time to find the
+//! others. Nothing insecure has a silent default: no trusted origin is assumed, and a handoff
+//! signing key is generated only for a development setup.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use crate::origin::{Origin, TrustedOrigins};
 use crate::session::Timeouts;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawConfig {
-    pub server: ServerSection,
-    pub trust: TrustSection,
-    pub session: SessionSection,
-    pub store: StoreSection,
-    pub handoff: HandoffSection,
+/// The validated configuration the application runs on.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub trust: TrustConfig,
+    pub session: SessionConfig,
+    pub store: crate::session::StoreConfig,
+    pub handoff: HandoffConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerSection {
-    pub listen: String,
-    pub public_origin: Option<String>,
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// The origin browsers reach the broker at (default `http://broker.localhost:<port>`).
+    pub public_origin: Origin,
     pub shutdown_grace_secs: u64,
     pub request_timeout_secs: u64,
+    /// API requests per client IP per minute; 0 disables the limit.
     pub rate_limit_per_minute: u32,
-    pub client_ip_header: Option<String>,
+    /// The header a proxy in front appends the client address to.
+    #[serde(deserialize_with = "header_name")]
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TrustSection {
-    pub origins: Vec<String>,
+pub struct TrustConfig {
+    /// The partner origins: exact, or `scheme://*.suffix[:port]`.
+    pub origins: TrustedOrigins,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SessionSection {
+pub struct SessionConfig {
     pub idle_timeout_secs: u64,
     pub absolute_timeout_secs: u64,
     pub max_value_bytes: usize,
@@ -54,50 +72,26 @@ pub struct SessionSection {
     pub page_keys: bool,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Sqlite,
-    Redis,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StoreSection {
-    pub backend: Backend,
-    pub sqlite_path: String,
-    pub redis_url: Option<String>,
-    pub redis_prefix: String,
-    pub timeout_ms: u64,
-    pub sweep_interval_secs: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyEntry {
-    pub kid: String,
-    pub secret: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HandoffSection {
+pub struct HandoffConfig {
     pub ttl_secs: u64,
     /// The `iss` of every token: names the deployment, not a node, so that every node behind one
     /// load balancer (whatever its own address) accepts the others' tokens.
     pub issuer: String,
     /// Signing keys, newest first: the first signs, all verify.
-    pub keys: Vec<KeyEntry>,
+    pub keys: Vec<SigningKey>,
     /// Generate a throwaway key at start when `keys` is empty. Development only: tokens minted by
     /// one node then fail on every other node and after a restart.
     pub generate_dev_key: bool,
 }
 
-impl Default for ServerSection {
+impl Default for ServerConfig {
     fn default() -> Self {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         Self {
-            listen: "127.0.0.1:8080".into(),
-            public_origin: None,
+            listen,
+            public_origin: dev_public_origin(listen),
             shutdown_grace_secs: 10,
             request_timeout_secs: 10,
             rate_limit_per_minute: 6000,
@@ -106,7 +100,7 @@ impl Default for ServerSection {
     }
 }
 
-impl Default for SessionSection {
+impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             idle_timeout_secs: 1800,
@@ -118,20 +112,7 @@ impl Default for SessionSection {
     }
 }
 
-impl Default for StoreSection {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Sqlite,
-            sqlite_path: "baton.db".into(),
-            redis_url: None,
-            redis_prefix: "baton:".into(),
-            timeout_ms: 1000,
-            sweep_interval_secs: 60,
-        }
-    }
-}
-
-impl Default for HandoffSection {
+impl Default for HandoffConfig {
     fn default() -> Self {
         Self {
             ttl_secs: 60,
@@ -142,10 +123,20 @@ impl Default for HandoffSection {
     }
 }
 
-/// A handoff signing key, decoded.
-#[derive(Clone)]
+/// `http://broker.localhost:<port>`: where a development broker is reached.
+fn dev_public_origin(listen: SocketAddr) -> Origin {
+    let origin = format!("http://broker.localhost:{}", listen.port());
+    // Built from a u16: always a canonical origin.
+    Origin::parse(&origin).unwrap_or_else(|_| unreachable!("{origin} is an origin"))
+}
+
+/// A handoff signing key, decoded. `Debug` never shows the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SigningKey {
+    #[serde(deserialize_with = "kid")]
     pub kid: String,
+    #[serde(deserialize_with = "secret")]
     pub secret: Vec<u8>,
 }
 
@@ -155,66 +146,75 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-#[derive(Clone)]
-pub enum StoreSettings {
-    Sqlite {
-        path: String,
-    },
-    Redis {
-        url: String,
-        prefix: String,
-        timeout_ms: u64,
-    },
+pub const MIN_SECRET_BYTES: usize = 32;
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let raw = String::deserialize(d)?;
+    raw.parse().map_err(|_| {
+        D::Error::custom(format!(
+            "{raw:?} is not an address:port such as \"127.0.0.1:8080\""
+        ))
+    })
 }
 
-/// Printed in logs: the Redis URL without its password.
-impl std::fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Sqlite { path } => write!(f, "sqlite {path}"),
-            Self::Redis { url, prefix, .. } => {
-                let shown = match url::Url::parse(url) {
-                    Ok(mut u) => {
-                        if u.password().is_some() {
-                            let _ = u.set_password(Some("***"));
-                        }
-                        u.to_string()
-                    }
-                    Err(_) => "<unparseable url>".into(),
-                };
-                write!(f, "redis {shown} prefix {prefix:?}")
-            }
-        }
+fn header_name<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<axum::http::HeaderName>, D::Error> {
+    let raw = String::deserialize(d)?;
+    axum::http::HeaderName::try_from(raw.to_ascii_lowercase())
+        .map(Some)
+        .map_err(|_| {
+            D::Error::custom(format!(
+                "{raw:?} is not a header name (e.g. \"x-forwarded-for\")"
+            ))
+        })
+}
+
+fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let kid = String::deserialize(d)?;
+    let ok = (1..=64).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(kid)
+    } else {
+        Err(D::Error::custom(format!(
+            "{kid:?} must be 1 to 64 characters from A-Z a-z 0-9 - _ ."
+        )))
     }
 }
 
-/// The validated configuration the application runs on.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub listen: SocketAddr,
-    pub public_origin: Origin,
-    pub trusted: TrustedOrigins,
-    pub timeouts: Timeouts,
-    pub max_value_bytes: usize,
-    pub max_values: usize,
-    pub page_keys: bool,
-    pub store: StoreSettings,
-    pub sweep_interval_secs: u64,
-    pub handoff_ttl_secs: u64,
-    pub handoff_issuer: String,
-    pub handoff_keys: Vec<SigningKey>,
-    /// True when `handoff_keys` holds a key generated at start (development only).
-    pub handoff_dev_key: bool,
-    pub shutdown_grace_secs: u64,
-    pub request_timeout_secs: u64,
-    /// API requests per client IP per minute; 0 disables the limit.
-    pub rate_limit_per_minute: u32,
-    pub client_ip_header: Option<axum::http::HeaderName>,
-    /// Things that work but that an operator should know (printed by `check-config`, logged at start).
-    pub warnings: Vec<String>,
+fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let raw = String::deserialize(d)?;
+    match URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')) {
+        Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(secret),
+        _ => Err(D::Error::custom(format!(
+            "must be base64url of at least {MIN_SECRET_BYTES} random bytes; run `baton keygen` for one"
+        ))),
+    }
 }
 
-pub const MIN_SECRET_BYTES: usize = 32;
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Origin::parse(&raw).map_err(|denied| {
+            D::Error::custom(format!(
+                "{raw:?} is not an origin ({denied}); write it as scheme://host[:port] in lowercase, without a path"
+            ))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedOrigins {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries = Vec::<String>::deserialize(d)?;
+        TrustedOrigins::parse_all(&entries).map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            D::Error::custom(text.join("; "))
+        })
+    }
+}
 
 /// Every problem found in a config, each naming its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,13 +222,7 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl std::fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        f.write_str(&self.0.join("\n"))
     }
 }
 
@@ -238,11 +232,96 @@ fn one(msg: impl Into<String>) -> ConfigErrors {
     ConfigErrors(vec![msg.into()])
 }
 
-impl RawConfig {
-    /// Reads `path` (or the built-in defaults when `None`) and applies `BATON_*` overrides from `env`.
+impl ServerConfig {
+    fn problems(&self, out: &mut Vec<String>) {
+        if !is_secure_context(&self.public_origin) {
+            out.push(format!(
+                "server.public_origin: {:?} must be https (plain http only for *.localhost during development): the broker's cookies are Secure",
+                self.public_origin.as_str()
+            ));
+        }
+    }
+
+    /// The longest a request may take before it is answered 503 (at least 1 s).
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl SessionConfig {
+    fn problems(&self, out: &mut Vec<String>) {
+        if self.idle_timeout_secs == 0 {
+            out.push("session.idle_timeout_secs: must be at least 1".into());
+        }
+        if self.absolute_timeout_secs < self.idle_timeout_secs {
+            out.push(format!(
+                "session.absolute_timeout_secs: {} is shorter than session.idle_timeout_secs ({}); make it at least as long",
+                self.absolute_timeout_secs, self.idle_timeout_secs
+            ));
+        }
+        if self.max_value_bytes == 0 || self.max_value_bytes > 1 << 20 {
+            out.push("session.max_value_bytes: must be between 1 and 1048576".into());
+        }
+        if self.max_values == 0 || self.max_values > 1024 {
+            out.push("session.max_values: must be between 1 and 1024".into());
+        }
+    }
+
+    /// When sessions die, in the store's units.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle_ms: (self.idle_timeout_secs as i64).saturating_mul(1000),
+            absolute_ms: (self.absolute_timeout_secs as i64).saturating_mul(1000),
+        }
+    }
+}
+
+impl HandoffConfig {
+    fn problems(&self, out: &mut Vec<String>) {
+        if self.ttl_secs == 0 || self.ttl_secs > 600 {
+            out.push("handoff.ttl_secs: must be between 1 and 600".into());
+        }
+        if self.issuer.is_empty() || self.issuer.len() > 256 {
+            out.push("handoff.issuer: must be 1 to 256 characters".into());
+        }
+        for (i, key) in self.keys.iter().enumerate() {
+            if self.keys[..i].iter().any(|k| k.kid == key.kid) {
+                out.push(format!(
+                    "handoff.keys[{i}].kid: {:?} is used twice",
+                    key.kid
+                ));
+            }
+        }
+    }
+
+    /// Whether a throwaway key is generated at start: no keys configured, and either asked for,
+    /// or a plain-http localhost public origin, which can only be a development setup (no browser
+    /// elsewhere can reach it), so a throwaway key there is no risk and saves a step.
+    pub fn uses_dev_key(&self, public_origin: &Origin) -> bool {
+        self.keys.is_empty()
+            && (self.generate_dev_key || public_origin.as_str().starts_with("http://"))
+    }
+}
+
+impl Config {
+    /// Reads `path` (or the built-in defaults when `None`), applies `BATON_*` overrides from
+    /// `env` and validates everything, reporting every problem.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::load_with(path, env, |_| {})
+    }
+
+    /// `load`, with `adjust` applied to the TOML table last (the CLI's `--listen`).
+    pub fn load_with(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        adjust: impl FnOnce(&mut toml::Table),
     ) -> Result<Self, ConfigErrors> {
         let mut table = match path {
             Some(path) => {
@@ -254,202 +333,209 @@ impl RawConfig {
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        toml::Value::Table(table)
-            .try_into::<RawConfig>()
-            .map_err(|e| one(format!("config: {}", e.message())))
+        adjust(&mut table);
+        Self::from_table(table)
     }
 
-    /// The built-in development defaults used by `baton serve` without `--config`.
-    pub fn dev_defaults() -> Self {
-        let mut raw = Self::default();
-        raw.handoff.generate_dev_key = true;
-        raw
-    }
-
-    pub fn validate(&self) -> Result<Settings, ConfigErrors> {
+    /// Only `[trust]` of the config at `path` (with overrides), for `check-origin`: a config whose
+    /// other sections are incomplete still answers which origins it trusts.
+    pub fn load_trust(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<TrustConfig, ConfigErrors> {
+        let mut trust = None;
         let mut errors = Vec::new();
-        let listen: Option<SocketAddr> = match self.server.listen.parse() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                errors.push(format!(
-                    "server.listen: {:?} is not an address:port such as \"127.0.0.1:8080\"",
-                    self.server.listen
-                ));
+        // Everything is read and overridden as for `load`; only the trust section is parsed.
+        Self::load_with(Some(path), env, |table| {
+            let section = match table.remove("trust") {
+                Some(toml::Value::Table(t)) => t,
+                _ => toml::Table::new(),
+            };
+            trust = parse_section::<TrustConfig>("trust", section, &[], &mut errors);
+            table.clear();
+        })
+        .map_err(|e| {
+            if errors.is_empty() {
+                e
+            } else {
+                ConfigErrors(errors.clone())
+            }
+        })?;
+        trust.ok_or(ConfigErrors(errors))
+    }
+
+    /// Parses and validates a TOML table (file and overrides already merged).
+    pub fn from_table(mut table: toml::Table) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut section = |name: &str| match table.remove(name) {
+            None => Some(toml::Table::new()),
+            Some(toml::Value::Table(t)) => Some(t),
+            Some(_) => {
+                errors.push(format!("{name}: must be a table ([{name}])"));
                 None
             }
         };
-        let public_raw = match (&self.server.public_origin, listen) {
-            (Some(o), _) => Some(o.clone()),
-            (None, Some(addr)) => Some(format!("http://broker.localhost:{}", addr.port())),
-            (None, None) => None,
-        };
-        let public_origin = public_raw.and_then(|raw| match Origin::parse(&raw) {
-            Ok(origin) if is_secure_context(&origin) => Some(origin),
-            Ok(_) => {
-                errors.push(format!(
-                    "server.public_origin: {raw:?} must be https (plain http only for *.localhost during development): the broker's cookies are Secure"
-                ));
-                None
-            }
-            Err(denied) => {
-                errors.push(format!(
-                    "server.public_origin: {raw:?} is not an origin ({denied}); write it as scheme://host[:port] in lowercase, without a path"
-                ));
-                None
-            }
-        });
-        let trusted = match TrustedOrigins::parse_all(&self.trust.origins) {
-            Ok(t) => Some(t),
-            Err(problems) => {
-                errors.extend(problems.into_iter().map(|p| format!("trust.origins: {p}")));
-                None
-            }
-        };
-        let s = &self.session;
-        let client_ip_header = match &self.server.client_ip_header {
-            None => None,
-            Some(name) => match axum::http::HeaderName::try_from(name.to_ascii_lowercase()) {
-                Ok(h) => Some(h),
-                Err(_) => {
-                    errors.push(format!("server.client_ip_header: {name:?} is not a header name (e.g. \"x-forwarded-for\")"));
-                    None
-                }
-            },
-        };
-        if s.idle_timeout_secs == 0 {
-            errors.push("session.idle_timeout_secs: must be at least 1".into());
-        }
-        if s.absolute_timeout_secs < s.idle_timeout_secs {
+        let mut server = section("server");
+        let trust = section("trust");
+        let session = section("session");
+        let mut store = section("store");
+        let handoff = section("handoff");
+        for unknown in table.keys() {
             errors.push(format!(
-                "session.absolute_timeout_secs: {} is shorter than session.idle_timeout_secs ({}); make it at least as long",
-                s.absolute_timeout_secs, s.idle_timeout_secs
+                "{unknown}: unknown section (known: server, trust, session, store, handoff)"
             ));
         }
-        if s.max_value_bytes == 0 || s.max_value_bytes > 1 << 20 {
-            errors.push("session.max_value_bytes: must be between 1 and 1048576".into());
+        // Defaults that depend on other keys: the public origin on the listen port, and the
+        // embedded store.
+        if let Some(s) = server.as_mut().filter(|s| !s.contains_key("public_origin")) {
+            let listen = s
+                .get("listen")
+                .and_then(|v| v.as_str())
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(ServerConfig::default().listen);
+            s.insert(
+                "public_origin".into(),
+                dev_public_origin(listen).as_str().into(),
+            );
         }
-        if s.max_values == 0 || s.max_values > 1024 {
-            errors.push("session.max_values: must be between 1 and 1024".into());
+        if let Some(s) = store.as_mut() {
+            s.entry("backend").or_insert_with(|| "sqlite".into());
         }
-        let store = match self.store.backend {
-            Backend::Sqlite => {
-                if self.store.sqlite_path.trim().is_empty() {
-                    errors.push(
-                        "store.sqlite_path: must name a file (or \":memory:\" for tests)".into(),
-                    );
-                }
-                StoreSettings::Sqlite {
-                    path: self.store.sqlite_path.clone(),
-                }
-            }
-            Backend::Redis => match &self.store.redis_url {
-                Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                    StoreSettings::Redis {
-                        url: url.clone(),
-                        prefix: self.store.redis_prefix.clone(),
-                        timeout_ms: self.store.timeout_ms,
-                    }
-                }
-                _ => {
-                    errors.push("store.redis_url: backend = \"redis\" needs redis_url = \"redis://host:6379\" (or rediss:// for TLS)".into());
-                    StoreSettings::Redis {
-                        url: String::new(),
-                        prefix: String::new(),
-                        timeout_ms: 0,
-                    }
-                }
-            },
-        };
-        if self.store.timeout_ms == 0 {
-            errors.push("store.timeout_ms: must be at least 1".into());
-        }
-        if self.handoff.ttl_secs == 0 || self.handoff.ttl_secs > 600 {
-            errors.push("handoff.ttl_secs: must be between 1 and 600".into());
-        }
-        if self.handoff.issuer.is_empty() || self.handoff.issuer.len() > 256 {
-            errors.push("handoff.issuer: must be 1 to 256 characters".into());
-        }
-        let mut handoff_keys = Vec::new();
-        for (i, key) in self.handoff.keys.iter().enumerate() {
-            if key.kid.is_empty()
-                || key.kid.len() > 64
-                || !key
-                    .kid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        let server =
+            server.and_then(|t| parse_section::<ServerConfig>("server", t, &[], &mut errors));
+        let trust = trust.and_then(|t| parse_section::<TrustConfig>("trust", t, &[], &mut errors));
+        let session =
+            session.and_then(|t| parse_section::<SessionConfig>("session", t, &[], &mut errors));
+        let store = store.and_then(|t| {
+            parse_section::<crate::session::StoreConfig>("store", t, &["backend"], &mut errors)
+        });
+        let handoff =
+            handoff.and_then(|t| parse_section::<HandoffConfig>("handoff", t, &[], &mut errors));
+        match (server, trust, session, store, handoff) {
+            (Some(server), Some(trust), Some(session), Some(store), Some(handoff))
+                if errors.is_empty() =>
             {
-                errors.push(format!(
-                    "handoff.keys[{i}].kid: {:?} must be 1 to 64 characters from A-Z a-z 0-9 - _ .",
-                    key.kid
-                ));
+                let config = Self {
+                    server,
+                    trust,
+                    session,
+                    store,
+                    handoff,
+                };
+                let problems = config.problems();
+                if problems.is_empty() {
+                    Ok(config)
+                } else {
+                    Err(ConfigErrors(problems))
+                }
             }
-            if handoff_keys.iter().any(|k: &SigningKey| k.kid == key.kid) {
-                errors.push(format!(
-                    "handoff.keys[{i}].kid: {:?} is used twice",
-                    key.kid
-                ));
-            }
-            match URL_SAFE_NO_PAD.decode(key.secret.trim_end_matches('=')) {
-                Ok(secret) if secret.len() >= MIN_SECRET_BYTES => handoff_keys.push(SigningKey {
-                    kid: key.kid.clone(),
-                    secret,
-                }),
-                _ => errors.push(format!(
-                    "handoff.keys[{i}].secret: must be base64url of at least {MIN_SECRET_BYTES} random bytes; run `baton keygen` for one"
-                )),
-            }
+            _ => Err(ConfigErrors(errors)),
         }
+    }
+
+    /// The built-in development defaults used by `baton serve` without `--config`: a throwaway
+    /// handoff key.
+    pub fn dev_defaults() -> Self {
+        let mut config = Self::default();
+        config.handoff.generate_dev_key = true;
+        config
+    }
+
+    /// The rules that span keys, each section's own.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.server.problems(&mut out);
+        self.session.problems(&mut out);
+        self.store.problems(&mut out);
+        self.handoff.problems(&mut out);
+        out
+    }
+
+    /// Things that work but that an operator should know (printed by `check-config`, logged at
+    /// start).
+    pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.server.rate_limit_per_minute > 0
-            && self.server.client_ip_header.is_none()
-            && listen.is_some_and(|a| !a.ip().is_loopback())
+        let server = &self.server;
+        if server.rate_limit_per_minute > 0
+            && server.client_ip_header.is_none()
+            && !server.listen.ip().is_loopback()
         {
             warnings.push("server.client_ip_header is unset: the rate limit counts per TCP peer, so behind a load balancer or proxy every client shares one budget; set it to the header your proxy appends (e.g. \"x-forwarded-for\")".into());
         }
-        let mut handoff_dev_key = false;
-        // A plain-http localhost public origin can only be a development setup (no browser elsewhere
-        // can reach it), so a throwaway key there is no risk and saves a step.
-        let local_dev = public_origin
-            .as_ref()
-            .is_some_and(|o| o.as_str().starts_with("http://"));
-        if self.handoff.keys.is_empty() {
-            if self.handoff.generate_dev_key || local_dev {
-                handoff_keys.push(SigningKey {
-                    kid: "dev".into(),
-                    secret: crate::session::random_bytes::<32>().to_vec(),
-                });
-                handoff_dev_key = true;
-                warnings.push("handoff: no keys configured, so handoff tokens are signed with a development key generated at start; fine for one development node, but tokens die with it and no other node accepts them: run `baton keygen` for production".into());
-            } else {
-                warnings.push("handoff.keys is empty: cross-site handoff is disabled, so sessions cross sites only where the browser allows third-party cookies; run `baton keygen` and add its output to enable it".into());
+        if self.handoff.uses_dev_key(&server.public_origin) {
+            warnings.push("handoff: no keys configured, so handoff tokens are signed with a development key generated at start; fine for one development node, but tokens die with it and no other node accepts them: run `baton keygen` for production".into());
+        } else if self.handoff.keys.is_empty() {
+            warnings.push("handoff.keys is empty: cross-site handoff is disabled, so sessions cross sites only where the browser allows third-party cookies; run `baton keygen` and add its output to enable it".into());
+        }
+        warnings
+    }
+}
+
+/// Deserializes one section; on failure, finds every bad key by parsing each key alone (with the
+/// `always` keys, such as an enum's tag, beside it) and each element of a bad array alone, so that
+/// every problem is reported with its path.
+fn parse_section<T: DeserializeOwned>(
+    name: &str,
+    table: toml::Table,
+    always: &[&str],
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    let first = match deserialize::<T>(&table) {
+        Ok(value) => return Some(value),
+        Err((path, msg)) => format!("{name}{}: {msg}", dotted(&path)),
+    };
+    let before = errors.len();
+    let alone = |key: &str, value: toml::Value| {
+        let mut t: toml::Table = always
+            .iter()
+            .filter_map(|k| Some(((*k).to_owned(), table.get(*k)?.clone())))
+            .collect();
+        t.insert(key.to_owned(), value);
+        deserialize::<T>(&t).err()
+    };
+    for (key, value) in &table {
+        if always.contains(&key.as_str()) {
+            continue;
+        }
+        let Some((path, msg)) = alone(key, value.clone()) else {
+            continue;
+        };
+        match value.as_array().filter(|a| a.len() > 1) {
+            // The first bad element's path is exact; the others are found one by one.
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some((path, msg)) = alone(key, toml::Value::Array(vec![item.clone()])) {
+                        let rest = path.strip_prefix(&format!("{key}[0]")).unwrap_or("");
+                        errors.push(format!("{name}.{key}[{i}]{rest}: {msg}"));
+                    }
+                }
             }
+            // Alone, the key is the cause even where serde names no path (an unknown key).
+            None if path.starts_with(key.as_str()) => errors.push(format!("{name}.{path}: {msg}")),
+            None => errors.push(format!("{name}.{key}: {msg}")),
         }
-        match (errors.is_empty(), listen, public_origin, trusted) {
-            (true, Some(listen), Some(public_origin), Some(trusted)) => Ok(Settings {
-                listen,
-                public_origin,
-                trusted,
-                timeouts: Timeouts {
-                    idle_ms: (s.idle_timeout_secs as i64).saturating_mul(1000),
-                    absolute_ms: (s.absolute_timeout_secs as i64).saturating_mul(1000),
-                },
-                max_value_bytes: s.max_value_bytes,
-                max_values: s.max_values,
-                page_keys: s.page_keys,
-                store,
-                sweep_interval_secs: self.store.sweep_interval_secs.max(1),
-                handoff_ttl_secs: self.handoff.ttl_secs,
-                handoff_issuer: self.handoff.issuer.clone(),
-                handoff_keys,
-                handoff_dev_key,
-                shutdown_grace_secs: self.server.shutdown_grace_secs,
-                request_timeout_secs: self.server.request_timeout_secs.max(1),
-                rate_limit_per_minute: self.server.rate_limit_per_minute,
-                client_ip_header,
-                warnings,
-            }),
-            _ => Err(ConfigErrors(errors)),
-        }
+    }
+    if errors.len() == before {
+        errors.push(first);
+    }
+    None
+}
+
+/// `(path within the section, message)` of the first error.
+fn deserialize<T: DeserializeOwned>(table: &toml::Table) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(
+        |e: serde_path_to_error::Error<toml::de::Error>| {
+            (e.path().to_string(), e.inner().message().to_owned())
+        },
+    )
+}
+
+/// `.key` for a path below a section, nothing for the section itself (`.` from the library).
+fn dotted(path: &str) -> String {
+    match path {
+        "" | "." => String::new(),
+        p if p.starts_with('[') => p.to_owned(),
+        p => format!(".{p}"),
     }
 }
 
@@ -523,9 +609,13 @@ mod tests {
             .collect()
     }
 
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_table(text.parse().expect("toml"))
+    }
+
     #[test]
     fn env_overrides_typed_values_and_strings() {
-        let raw = RawConfig::load(
+        let config = Config::load(
             None,
             env(&[
                 ("BATON_SESSION__IDLE_TIMEOUT_SECS", "60"),
@@ -535,73 +625,95 @@ mod tests {
             ]),
         )
         .expect("loads");
-        assert_eq!(raw.session.idle_timeout_secs, 60);
-        assert_eq!(raw.trust.origins, vec!["https://shop.example.com"]);
+        assert_eq!(config.session.idle_timeout_secs, 60);
         assert_eq!(
-            raw.server.public_origin.as_deref(),
-            Some("https://broker.example.com")
+            config.trust.origins.to_strings(),
+            vec!["https://shop.example.com"]
+        );
+        assert_eq!(
+            config.server.public_origin.as_str(),
+            "https://broker.example.com"
         );
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = RawConfig::load(None, env(&[("BATON_SESSION__IDLE_TIMEOUT", "60")]))
+        let err = Config::load(None, env(&[("BATON_SESSION__IDLE_TIMEOUT", "60")]))
             .expect_err("unknown key");
         assert!(err.to_string().contains("idle_timeout"), "{err}");
     }
 
     #[test]
     fn every_problem_is_reported_with_its_key() {
-        let mut raw = RawConfig::default();
-        raw.trust.origins = vec!["*".into(), "https://*.com".into()];
-        raw.server.public_origin = Some("https://broker.example.com/path".into());
-        raw.session.absolute_timeout_secs = 10;
-        let err = raw.validate().expect_err("invalid");
+        let err = parse(
+            r#"
+            [server]
+            public_origin = "https://broker.example.com/path"
+            [trust]
+            origins = ["*", "https://shop.example.com", "https://*.com"]
+            [session]
+            max_values = "64"
+            idle_timeout_secs = -1
+            [handoff]
+            keys = [{ kid = "a", secret = "short" }]
+            "#,
+        )
+        .expect_err("invalid");
         let text = err.to_string();
         for needle in [
-            "trust.origins",
+            "trust.origins[0]",
+            "trust.origins[2]",
             "server.public_origin",
-            "session.absolute_timeout_secs",
+            "session.max_values",
+            "session.idle_timeout_secs",
+            "handoff.keys[0].secret",
         ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
-        assert!(err.0.len() >= 4, "{text}");
+        assert!(!text.contains("origins[1]"), "{text}");
+        assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn rules_across_keys_are_checked_once_the_types_are_right() {
+        let err = parse("[session]\nabsolute_timeout_secs = 10\nidle_timeout_secs = 60\n")
+            .expect_err("invalid");
+        assert!(
+            err.to_string().contains("session.absolute_timeout_secs"),
+            "{err}"
+        );
     }
 
     #[test]
     fn plain_http_public_origin_needs_localhost() {
-        let mut raw = RawConfig::dev_defaults();
-        raw.server.public_origin = Some("http://broker.example.com".into());
-        assert!(raw.validate().is_err());
-        raw.server.public_origin = Some("http://broker.localhost:8080".into());
-        assert!(raw.validate().is_ok());
+        assert!(parse("[server]\npublic_origin = \"http://broker.example.com\"\n").is_err());
+        assert!(parse("[server]\npublic_origin = \"http://broker.localhost:8080\"\n").is_ok());
     }
 
     #[test]
     fn defaults_are_valid_and_trust_nothing() {
-        let settings = RawConfig::dev_defaults().validate().expect("valid");
-        assert!(settings.trusted.is_empty());
-        assert!(settings.handoff_dev_key);
+        let config = parse("").expect("valid");
+        assert!(config.trust.origins.is_empty());
         assert_eq!(
-            settings.public_origin.as_str(),
+            config.server.public_origin.as_str(),
             "http://broker.localhost:8080"
         );
+        assert!(config.handoff.uses_dev_key(&config.server.public_origin));
+        let moved = parse("[server]\nlisten = \"127.0.0.1:9999\"\n").expect("valid");
+        assert_eq!(
+            moved.server.public_origin.as_str(),
+            "http://broker.localhost:9999"
+        );
     }
-}
-
-#[cfg(test)]
-mod redaction {
-    use super::StoreSettings;
 
     #[test]
-    fn redis_passwords_stay_out_of_logs() {
-        let s = StoreSettings::Redis {
-            url: "redis://user:s3cret@db.internal:6379/2".into(),
-            prefix: "baton:".into(),
-            timeout_ms: 1000,
-        };
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("db.internal"), "{shown}");
+    fn store_is_chosen_by_its_backend_tag() {
+        let err = parse("[store]\nbackend = \"redis\"\n").expect_err("no url");
+        assert!(err.to_string().contains("store"), "{err}");
+        let err = parse("[store]\nbackend = \"sqlite\"\nredis_url = \"redis://x\"\n")
+            .expect_err("a redis key on sqlite");
+        assert!(err.to_string().contains("store.redis_url"), "{err}");
+        let err = parse("[store]\nbackend = \"mongo\"\n").expect_err("unknown backend");
+        assert!(err.to_string().contains("mongo"), "{err}");
     }
 }

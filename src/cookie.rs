@@ -84,6 +84,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_are_host_prefixed_and_shared_with_the_js_tests() {
+        // `__Host-`: Secure, Path=/, no Domain, so no subdomain can plant or read them.
+        assert!(UNPARTITIONED.starts_with("__Host-") && PARTITIONED.starts_with("__Host-"));
+        let shared: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/cookies.json")).expect("json");
+        assert_eq!(shared["unpartitioned"], UNPARTITIONED);
+        assert_eq!(shared["partitioned"], PARTITIONED);
+    }
+
+    #[test]
     fn session_cookies_have_every_attribute() {
         let id = SessionId::generate();
         let [plain, part] = session_cookies(&id, 3600);
@@ -99,9 +109,9 @@ mod tests {
             }
             assert!(!c.contains("Domain"), "{c}");
         }
-        assert!(plain.starts_with(&format!("__Host-baton={}", id.as_str())));
+        assert!(plain.starts_with(&format!("{UNPARTITIONED}={}", id.as_str())));
         assert!(!plain.contains("Partitioned"));
-        assert!(part.starts_with(&format!("__Host-baton-p={}", id.as_str())));
+        assert!(part.starts_with(&format!("{PARTITIONED}={}", id.as_str())));
         assert!(part.contains("; Partitioned"));
     }
 
@@ -118,7 +128,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             COOKIE,
-            format!("x=1; __Host-baton=junk; __Host-baton-p={}", id.as_str())
+            format!("x=1; {UNPARTITIONED}=junk; {PARTITIONED}={}", id.as_str())
                 .parse()
                 .expect("header"),
         );

@@ -62,7 +62,21 @@ pub struct Minted {
 }
 
 impl HandoffKeys {
-    /// `keys` must not be empty (config validation guarantees it).
+    /// The keys `[handoff]` configures, or a throwaway one generated now where the config allows
+    /// it (`HandoffConfig::uses_dev_key`); none at all disables handoff.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let handoff = &config.handoff;
+        let mut keys = handoff.keys.clone();
+        if handoff.uses_dev_key(&config.server.public_origin) {
+            keys.push(SigningKey {
+                kid: "dev".into(),
+                secret: crate::session::random_bytes::<32>().to_vec(),
+            });
+        }
+        Self::new(keys, handoff.issuer.clone(), handoff.ttl_secs)
+    }
+
+    /// Signs with the first of `keys`, verifies with any; none disables handoff.
     pub fn new(keys: Vec<SigningKey>, issuer: String, ttl_secs: u64) -> Self {
         Self {
             keys,

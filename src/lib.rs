@@ -5,11 +5,11 @@
 //! store contract and backends), `handoff` (cross-site tokens), `routes` (HTTP), `config`
 //! (TOML + env, validated once), `startup` (`Application::build`).
 
+pub mod assets;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cookie;
-pub mod demo;
 pub mod error;
 pub mod handoff;
 pub mod metrics;

@@ -240,7 +240,7 @@ impl OriginPattern {
 /// True iff `host` is one or more non-empty labels followed by `.` and `suffix`, which is a
 /// little stricter than PROTOCOL.md's "at least one non-empty label before it" read literally:
 /// `a..example.org` and `.example.org` are canonical URL hosts, but no DNS name has an empty
-/// label, so they are refused (`js/iframe.js` refuses them too). IP addresses never match: a
+/// label, so they are refused (`js/shared.js` refuses them too). IP addresses never match: a
 /// canonical IPv4 ends in a numeric label, which a validated suffix cannot (the parser would read
 /// the whole host as IPv4), and an IPv6 host is bracketed; a trailing-dot host never matches.
 fn host_under(host: &str, suffix: &str) -> bool {
@@ -267,59 +267,12 @@ fn host_under(host: &str, suffix: &str) -> bool {
 }
 
 fn check_pattern(raw: &str) -> Result<OriginPattern, Problem> {
-    if raw.is_empty() {
-        return Err(Problem::Empty);
-    }
-    if raw.len() > MAX_ORIGIN_LEN {
-        return Err(Problem::TooLong);
-    }
-    if !raw.bytes().all(is_printable_ascii) {
-        return Err(Problem::NotPrintable {
-            non_ascii: !raw.is_ascii(),
-        });
-    }
-    if raw == "*" {
-        return Err(Problem::Everything);
-    }
-    if raw == "null" {
-        return Err(Problem::Null);
-    }
+    check_text(raw)?;
     let Some((scheme_part, rest)) = raw.split_once("://") else {
         return Err(Problem::NoScheme);
     };
     let wildcard = raw.contains('*');
-    let probe = if wildcard {
-        let tail = rest.strip_prefix("*.").ok_or(Problem::MisplacedStar)?;
-        if tail.contains('*') || scheme_part.contains('*') {
-            return Err(Problem::MisplacedStar);
-        }
-        if tail.starts_with('[') {
-            return Err(Problem::WildcardIp);
-        }
-        format!("{scheme_part}://{PROBE_LABEL}.{tail}")
-    } else {
-        raw.to_owned()
-    };
-
-    let url = Url::parse(&probe).map_err(|e| match e {
-        url::ParseError::InvalidIpv4Address if wildcard => Problem::WildcardIp,
-        e => Problem::Unparseable(e),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Problem::Scheme(url.scheme().to_owned()));
-    }
-    // Look at the text as written, not the parsed URL: `https://a.example@evil.net` parses
-    // fine, to a different host, and `https://a.example/` parses to the same one.
-    if rest.contains(['/', '?', '#', '\\']) {
-        return Err(Problem::HasPath);
-    }
-    if rest.contains('@') {
-        return Err(Problem::Userinfo);
-    }
-    if url.origin().ascii_serialization() != probe {
-        return Err(Problem::NotCanonical);
-    }
-
+    let url = probe_url(raw, scheme_part, rest, wildcard)?;
     let host = url
         .host()
         .ok_or(Problem::Unparseable(url::ParseError::EmptyHost))?;
@@ -328,20 +281,7 @@ fn check_pattern(raw: &str) -> Result<OriginPattern, Problem> {
         Host::Ipv4(_) | Host::Ipv6(_) if wildcard => return Err(Problem::WildcardIp),
         Host::Ipv4(_) | Host::Ipv6(_) => return exact(raw),
     };
-    // The URL parser keeps a trailing dot, and to a browser `example.com.` is a different
-    // origin from `example.com`; an entry with one is almost certainly a typo.
-    if domain.ends_with('.') {
-        return Err(Problem::TrailingDot);
-    }
-    // These also end up verbatim in CSP `frame-ancestors`, whose host grammar is LDH only;
-    // anything else there is ignored by the browser or, worse (`;`, `'`), changes the policy.
-    if !domain
-        .split('.')
-        .all(|label| !label.is_empty() && label.bytes().all(is_ldh))
-    {
-        return Err(Problem::BadHostChars);
-    }
-
+    check_domain(domain)?;
     if !wildcard {
         return exact(raw);
     }
@@ -366,6 +306,80 @@ fn check_pattern(raw: &str) -> Result<OriginPattern, Problem> {
         suffix: suffix.to_owned(),
         port: url.port(),
     })
+}
+
+/// The checks on the entry as text, before any parsing.
+fn check_text(raw: &str) -> Result<(), Problem> {
+    if raw.is_empty() {
+        return Err(Problem::Empty);
+    }
+    if raw.len() > MAX_ORIGIN_LEN {
+        return Err(Problem::TooLong);
+    }
+    if !raw.bytes().all(is_printable_ascii) {
+        return Err(Problem::NotPrintable {
+            non_ascii: !raw.is_ascii(),
+        });
+    }
+    match raw {
+        "*" => Err(Problem::Everything),
+        "null" => Err(Problem::Null),
+        _ => Ok(()),
+    }
+}
+
+/// Parses the entry (a wildcard with its `*` replaced by a probe label) and requires it to be an
+/// http(s) origin written the way a browser serialises one.
+fn probe_url(raw: &str, scheme_part: &str, rest: &str, wildcard: bool) -> Result<Url, Problem> {
+    let probe = if wildcard {
+        let tail = rest.strip_prefix("*.").ok_or(Problem::MisplacedStar)?;
+        if tail.contains('*') || scheme_part.contains('*') {
+            return Err(Problem::MisplacedStar);
+        }
+        if tail.starts_with('[') {
+            return Err(Problem::WildcardIp);
+        }
+        format!("{scheme_part}://{PROBE_LABEL}.{tail}")
+    } else {
+        raw.to_owned()
+    };
+    let url = Url::parse(&probe).map_err(|e| match e {
+        url::ParseError::InvalidIpv4Address if wildcard => Problem::WildcardIp,
+        e => Problem::Unparseable(e),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Problem::Scheme(url.scheme().to_owned()));
+    }
+    // Look at the text as written, not the parsed URL: `https://a.example@evil.net` parses
+    // fine, to a different host, and `https://a.example/` parses to the same one.
+    if rest.contains(['/', '?', '#', '\\']) {
+        return Err(Problem::HasPath);
+    }
+    if rest.contains('@') {
+        return Err(Problem::Userinfo);
+    }
+    if url.origin().ascii_serialization() != probe {
+        return Err(Problem::NotCanonical);
+    }
+    Ok(url)
+}
+
+/// The host of an entry that names a domain.
+fn check_domain(domain: &str) -> Result<(), Problem> {
+    // The URL parser keeps a trailing dot, and to a browser `example.com.` is a different
+    // origin from `example.com`; an entry with one is almost certainly a typo.
+    if domain.ends_with('.') {
+        return Err(Problem::TrailingDot);
+    }
+    // These also end up verbatim in CSP `frame-ancestors`, whose host grammar is LDH only;
+    // anything else there is ignored by the browser or, worse (`;`, `'`), changes the policy.
+    if !domain
+        .split('.')
+        .all(|label| !label.is_empty() && label.bytes().all(is_ldh))
+    {
+        return Err(Problem::BadHostChars);
+    }
+    Ok(())
 }
 
 /// An exact entry that passed every pattern check; `Origin::parse` cannot fail on it, but its
@@ -425,21 +439,15 @@ fn explain(raw: &str, problem: &Problem) -> String {
             "contains a space, tab, newline or other control character; {}",
             fix("remove it")
         ),
-        Problem::Everything => "`*` would trust every site on the web, which defeats the \
-                                 origin check; list your sites, e.g. `https://shop.example.com`, \
-                                 or one of your domains as `https://*.example.com`"
-            .to_owned(),
-        Problem::Null => "`null` is the origin of sandboxed frames and of file:, data: and \
-                          javascript: pages, which any site can create; it can never be trusted, \
-                          remove it"
-            .to_owned(),
-        Problem::NoScheme => {
-            let hint = match check_pattern(&format!("https://{raw}")) {
-                Ok(p) => format!("write `{p}` (or `http://…` for a plain-HTTP site)"),
-                Err(_) => SHAPE.to_owned(),
-            };
-            format!("has no scheme, and an origin always has one; {hint}")
-        }
+        Problem::Everything => explain_never(true),
+        Problem::Null => explain_never(false),
+        Problem::NoScheme => match check_pattern(&format!("https://{raw}")) {
+            Ok(p) => format!(
+                "has no scheme, and an origin always has one; write `{p}` (or `http://…` for a \
+                 plain-HTTP site)"
+            ),
+            Err(_) => format!("has no scheme, and an origin always has one; {SHAPE}"),
+        },
         Problem::MisplacedStar => "`*` may only stand for the whole leftmost label, as in \
                                    `https://*.example.com`, which matches a.example.com and \
                                    a.b.example.com; it cannot be part of a label, sit deeper in \
@@ -481,25 +489,42 @@ fn explain(raw: &str, problem: &Problem) -> String {
             scheme,
             suffix,
             port,
-            listed: true,
-        } => format!(
+            listed,
+        } => explain_public_suffix(scheme, suffix, port, *listed),
+    }
+}
+
+/// The two entries that can never be trusted, and why: `*` (`everything`) and `null`.
+fn explain_never(everything: bool) -> String {
+    if everything {
+        "`*` would trust every site on the web, which defeats the \
+                                 origin check; list your sites, e.g. `https://shop.example.com`, \
+                                 or one of your domains as `https://*.example.com`"
+            .to_owned()
+    } else {
+        "`null` is the origin of sandboxed frames and of file:, data: and \
+                          javascript: pages, which any site can create; it can never be trusted, \
+                          remove it"
+            .to_owned()
+    }
+}
+
+fn explain_public_suffix(scheme: &str, suffix: &str, port: &str, listed: bool) -> String {
+    if listed {
+        format!(
             "`{suffix}` is a public suffix: anyone can register a name under it, so \
              `*.{suffix}` would trust sites you do not control; use a domain you own, e.g. \
              `{scheme}://*.example.{suffix}{port}`, or list exact origins such as \
              `{scheme}://shop.{suffix}{port}`"
-        ),
-        Problem::PublicSuffix {
-            scheme,
-            suffix,
-            port,
-            listed: false,
-        } => format!(
+        )
+    } else {
+        format!(
             "`{suffix}` is not a registrable domain (the public suffix list treats every \
              unlisted top-level name, such as `localhost`, as public), so `*.{suffix}` would \
              trust names nobody owns; list exact origins such as \
              `{scheme}://shop.{suffix}{port}`, or put the wildcard one level down, e.g. \
              `{scheme}://*.shop.{suffix}{port}`"
-        ),
+        )
     }
 }
 

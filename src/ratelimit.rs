@@ -40,6 +40,16 @@ struct Bucket {
 }
 
 impl RateLimiter {
+    /// The limit `[server]` sets, or none when `rate_limit_per_minute` is 0.
+    pub fn from_config(server: &crate::config::ServerConfig) -> Option<Self> {
+        (server.rate_limit_per_minute > 0).then(|| {
+            Self::new(
+                server.rate_limit_per_minute,
+                server.client_ip_header.clone(),
+            )
+        })
+    }
+
     /// `per_minute` requests per client per minute on average, bursts up to a minute's worth.
     pub fn new(per_minute: u32, header: Option<HeaderName>) -> Self {
         Self {

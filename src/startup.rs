@@ -1,29 +1,29 @@
 //! `Application::build`: the one way the broker starts, used by `main` and by every test.
 //!
-//! It binds the listener first (so `--listen 127.0.0.1:0` works and tests learn the port), opens
-//! the store named by the config, renders the assets, and starts the background sweeper.
+//! It binds the listener first (so `listen = "127.0.0.1:0"` works and tests learn the port), opens
+//! the store the config names, renders the assets, and starts the background sweeper, which the
+//! application owns: it stops when the application is dropped, run or not.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
+use crate::assets::Assets;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Settings, StoreSettings};
+use crate::config::Config;
 use crate::handoff::HandoffKeys;
 use crate::routes;
-use crate::routes::assets::Assets;
 use crate::session::SessionStore;
-use crate::session::redis::RedisStore;
-use crate::session::sqlite::SqliteStore;
-use crate::state::{AppState, Policy};
+use crate::state::AppState;
 
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     router: axum::Router,
-    sweeper: tokio::task::JoinHandle<()>,
+    _sweeper: Sweeper,
     shutdown_grace: Duration,
 }
 
@@ -36,98 +36,57 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cannot open the session store: {0}")]
-    Store(String),
+    Store(#[from] crate::session::StoreError),
     #[error("{0}")]
     Assets(String),
 }
 
-/// Opens the backend the settings name.
-pub async fn open_store(settings: &Settings) -> Result<Arc<dyn SessionStore>, StartError> {
-    match &settings.store {
-        StoreSettings::Sqlite { path } => SqliteStore::open(path, settings.timeouts)
-            .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
-            .map_err(|e| StartError::Store(e.to_string())),
-        StoreSettings::Redis {
-            url,
-            prefix,
-            timeout_ms,
-        } => RedisStore::open(url, prefix, *timeout_ms, settings.timeouts)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
-            .map_err(|e| StartError::Store(e.to_string())),
-    }
-}
-
 impl Application {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let store = open_store(&settings).await?;
-        Self::build_with(settings, store, Arc::new(SystemClock)).await
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let store = config.store.open(config.session.timeouts()).await?;
+        Self::build_with(config, store, Arc::new(SystemClock)).await
     }
 
     /// Like `build`, with the store and clock given (tests use this to control time).
     pub async fn build_with(
-        settings: Settings,
+        config: Config,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: settings.listen,
+        let listen = config.server.listen;
+        let bind = |source| StartError::Bind {
+            addr: listen,
             source,
-        })?;
-        let assets =
-            Assets::new(&settings.trusted, settings.page_keys).map_err(StartError::Assets)?;
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
+        let assets = Assets::new(&config.trust.origins, config.session.page_keys)
+            .map_err(StartError::Assets)?;
+        let limiter = crate::ratelimit::RateLimiter::from_config(&config.server);
+        let sweeper = Sweeper::start(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            config.store.sweep_interval(),
+        );
+        let shutdown_grace = config.server.shutdown_grace();
         let state = AppState {
-            store: Arc::clone(&store),
-            clock: Arc::clone(&clock),
-            policy: Arc::new(Policy {
-                public_origin: settings.public_origin.clone(),
-                trusted: settings.trusted.clone(),
-                timeouts: settings.timeouts,
-                max_value_bytes: settings.max_value_bytes,
-                max_values: settings.max_values,
-                page_keys: settings.page_keys,
-            }),
-            handoff: Arc::new(HandoffKeys::new(
-                settings.handoff_keys.clone(),
-                settings.handoff_issuer.clone(),
-                settings.handoff_ttl_secs,
-            )),
+            store,
+            clock,
+            handoff: Arc::new(HandoffKeys::from_config(&config)),
+            config: Arc::new(config),
             assets: Arc::new(assets),
             metrics: Arc::default(),
         };
-        let limiter = (settings.rate_limit_per_minute > 0).then(|| {
-            crate::ratelimit::RateLimiter::new(
-                settings.rate_limit_per_minute,
-                settings.client_ip_header.clone(),
-            )
-        });
-        let router = routes::router(
-            state,
-            Duration::from_secs(settings.request_timeout_secs),
-            limiter,
-        );
-        let sweeper = tokio::spawn(sweep(
-            store,
-            clock,
-            Duration::from_secs(settings.sweep_interval_secs),
-        ));
         Ok(Self {
             listener,
             addr,
-            router,
-            sweeper,
-            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            router: routes::router(state, limiter),
+            _sweeper: sweeper,
+            shutdown_grace,
         })
     }
 
-    /// Wraps the broker's router, e.g. to serve demo partner sites beside it (`baton demo`).
+    /// Wraps the broker's router, e.g. to serve demo partner sites beside it (`baton-demo`).
     pub fn map_router(mut self, f: impl FnOnce(axum::Router) -> axum::Router) -> Self {
         self.router = f(self.router);
         self
@@ -162,7 +121,8 @@ impl Application {
             tracing::info!(?grace, "shutting down: draining in-flight requests");
             let _ = tx.send(());
         });
-        let result = tokio::select! {
+        // The sweeper (in `self`) lives until this returns, and stops then.
+        tokio::select! {
             r = server => r,
             _ = async {
                 let _ = rx.await;
@@ -171,22 +131,34 @@ impl Application {
                 tracing::warn!("grace period over; dropping the requests still running");
                 Ok(())
             }
-        };
-        self.sweeper.abort();
-        result
+        }
     }
 }
 
-async fn sweep(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match store.sweep(clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
-            Err(e) => tracing::warn!(error = %e, "sweep failed"),
-        }
+/// The background task that deletes expired sessions; aborted when dropped (the mini-redis
+/// `DbDropGuard` way), so an `Application` built and dropped unrun leaves nothing running.
+struct Sweeper(JoinHandle<()>);
+
+impl Sweeper {
+    fn start(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>, every: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.sweep(clock.now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
+                    Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -5,10 +5,14 @@
 //! handler: a request whose origin is neither the broker's own nor a trusted one is refused with
 //! 403 and changes nothing. Browsers omit `Origin` on same-origin GETs, so for those the
 //! unforgeable `Sec-Fetch-Site: same-origin` stands in for the broker's own origin.
+//!
+//! Each handler starts from a `SessionRequest` (`extract.rs`): finding the session, creating it
+//! and answering about it are written once there.
+
+use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,24 +22,29 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::cookie::{self, RequestCookies};
+use super::extract::{Caller, PAGE_KEY, PAGE_ORIGIN, SessionRequest, page_origin, with_cookies};
+use crate::config::Config;
+use crate::cookie;
 use crate::error::ApiError;
-use crate::metrics::bump;
+use crate::handoff::HandoffKeys;
+use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
-use crate::session::{IdHash, PageKey, Session, SessionId, Timestamp};
 use crate::state::AppState;
 
-pub fn routes(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router<AppState> {
+pub fn routes(
+    state: &AppState,
+    limiter: Option<crate::ratelimit::RateLimiter>,
+) -> Router<AppState> {
     // JSON escaping can grow a value up to 6 times (`\u00XX`); anything beyond that is not a
     // legitimate request and is cut off before it is buffered.
-    let body_limit = state.policy.max_value_bytes * 6 + 4096;
+    let body_limit = state.config.session.max_value_bytes * 6 + 4096;
     let api = Router::new()
         .route("/session", get(get_session).delete(end_session))
         .route("/session/{key}", put(put_value).delete(delete_value))
         .route("/handoff", post(mint_handoff))
         .route("/handoff/redeem", post(redeem_handoff))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state, guard));
+        .layer(middleware::from_fn_with_state(state.config.clone(), guard));
     match limiter {
         Some(limiter) => api.layer(middleware::from_fn_with_state(
             limiter,
@@ -45,34 +54,30 @@ pub fn routes(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -
     }
 }
 
-/// The origin the request acts for, once `guard` has allowed it.
-#[derive(Clone, Debug)]
-pub struct Caller(pub Origin);
-
-fn caller_origin(state: &AppState, headers: &HeaderMap) -> Result<Origin, ApiError> {
-    let policy = &state.policy;
+fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiError> {
+    let public_origin = &config.server.public_origin;
     let Some(raw) = headers.get(header::ORIGIN) else {
         let same_origin = headers
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes() == b"same-origin");
         return if same_origin {
-            Ok(policy.public_origin.clone())
+            Ok(public_origin.clone())
         } else {
             Err(ApiError::OriginDenied)
         };
     };
     let raw = raw.to_str().map_err(|_| ApiError::OriginDenied)?;
-    if raw == policy.public_origin.as_str() {
-        return Ok(policy.public_origin.clone());
+    if raw == public_origin.as_str() {
+        return Ok(public_origin.clone());
     }
-    policy.trusted.check(raw).map_err(|denied| {
+    config.trust.origins.check(raw).map_err(|denied| {
         tracing::info!(reason = denied.code(), "origin denied");
         ApiError::OriginDenied
     })
 }
 
-async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let origin = match caller_origin(&state, req.headers()) {
+async fn guard(State(config): State<Arc<Config>>, mut req: Request, next: Next) -> Response {
+    let origin = match caller_origin(&config, req.headers()) {
         Ok(origin) => origin,
         Err(e) => return e.into_response(),
     };
@@ -85,7 +90,8 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type, baton-page-origin, baton-page-key"),
+            HeaderValue::from_str(&format!("content-type, {PAGE_ORIGIN}, {PAGE_KEY}"))
+                .unwrap_or(HeaderValue::from_static("content-type")),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
@@ -128,272 +134,61 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-fn valid_key(key: &str) -> Result<(), ApiError> {
-    let ok = (1..=128).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(ApiError::BadKey) }
-}
-
-/// The partner page a page-mode request acts for, and the page key that page holds.
-struct Page {
-    origin: Origin,
-    key: Option<PageKey>,
-}
-
-/// What a request presents to reach a session: the broker's cookies and, in page mode (header
-/// `Baton-Page-Origin`, only while `session.page_keys` is on), the page it acts for and its
-/// page key (`Baton-Page-Key`).
-///
-/// Page mode is the iframe's choice: it asks for it only where the browser keeps none of the
-/// broker's cookies (its own test cookies do not stick), so elsewhere nothing changes. The page
-/// origin is checked like a redeem's: the broker's own iframe names the page whose message it
-/// answers, which must be trusted; a trusted page calling directly can only name itself.
-pub struct Credentials {
-    cookies: RequestCookies,
-    page: Option<Page>,
-}
-
-impl FromRequestParts<AppState> for Credentials {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let cookies = RequestCookies::from_headers(&parts.headers);
-        let policy = &state.policy;
-        let claimed = parts.headers.get(PAGE_ORIGIN);
-        let page = match (claimed, parts.extensions.get::<Caller>()) {
-            (Some(claimed), Some(Caller(caller))) if policy.page_keys => {
-                let claimed = claimed.to_str().map_err(|_| ApiError::OriginDenied)?;
-                let origin = if *caller == policy.public_origin {
-                    policy.trusted.check(claimed).map_err(|denied| {
-                        tracing::info!(reason = denied.code(), "page origin denied");
-                        ApiError::OriginDenied
-                    })?
-                } else if claimed == caller.as_str() {
-                    caller.clone()
-                } else {
-                    tracing::info!("page origin differs from the caller's");
-                    return Err(ApiError::OriginDenied);
-                };
-                let key = parts
-                    .headers
-                    .get(PAGE_KEY)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(PageKey::parse);
-                Some(Page { origin, key })
-            }
-            _ => None,
-        };
-        Ok(Self { cookies, page })
-    }
-}
-
-/// Request header: the partner page a page-mode request acts for.
-pub const PAGE_ORIGIN: &str = "baton-page-origin";
-/// Request header: the page key that page holds.
-pub const PAGE_KEY: &str = "baton-page-key";
-
-/// What a response gives the browser to reach its session next time.
-enum Binding {
-    /// Nothing new: what it presented still works.
-    Keep,
-    /// Both cookies, set (again) to this id.
-    Cookies(SessionId),
-    /// A new page key for the page to keep (`page_key` in the JSON body).
-    PageKey(PageKey),
-}
-
-impl Credentials {
-    /// The store keys this request reaches sessions by, in the order they win: the unpartitioned
-    /// cookie (shared by every site), the partitioned one, then the page key. Cookie entries carry
-    /// their id, so that the winner can be re-issued.
-    fn candidates(&self) -> Vec<(IdHash, Option<&SessionId>)> {
-        let cookies = [&self.cookies.unpartitioned, &self.cookies.partitioned];
-        let mut out: Vec<_> = cookies
-            .into_iter()
-            .flatten()
-            .map(|id| (id.hash(), Some(id)))
-            .collect();
-        if let Some(Page {
-            origin,
-            key: Some(key),
-        }) = &self.page
-        {
-            out.push((key.hash(origin), None));
-        }
-        out
-    }
-
-    /// A fresh way in for a session this request is about to create or adopt: a page key in page
-    /// mode, else a cookie id.
-    fn fresh(&self) -> (IdHash, Binding) {
-        match &self.page {
-            Some(page) => {
-                let key = PageKey::generate();
-                (key.hash(&page.origin), Binding::PageKey(key))
-            }
-            None => {
-                let id = SessionId::generate();
-                (id.hash(), Binding::Cookies(id))
-            }
-        }
-    }
-}
-
-/// The session a request reaches, and what its answer must (re-)issue.
-struct Resolved {
-    session: Session,
-    binding: Binding,
-}
-
-/// Finds the live session the request reaches (see `Credentials::candidates` for which wins).
-/// When a cookie wins, both cookies are re-issued unless they already both carry its id.
-async fn resolve(
-    state: &AppState,
-    creds: &Credentials,
-    now: Timestamp,
-) -> Result<Option<Resolved>, ApiError> {
-    for (hash, cookie_id) in creds.candidates() {
-        if let Some(session) = state.store.load(&hash, now).await? {
-            let c = &creds.cookies;
-            let binding = match cookie_id {
-                Some(id)
-                    if c.unpartitioned.as_ref() != Some(id)
-                        || c.partitioned.as_ref() != Some(id) =>
-                {
-                    Binding::Cookies(id.clone())
-                }
-                _ => Binding::Keep,
-            };
-            return Ok(Some(Resolved { session, binding }));
-        }
-    }
-    Ok(None)
-}
-
-fn max_age_secs(state: &AppState, session: &Session, now: Timestamp) -> i64 {
-    let end = session
-        .created_at
-        .saturating_add(state.policy.timeouts.absolute_ms);
-    ((end - now) / 1000).max(1)
-}
-
-fn with_cookies(mut res: Response, cookies: &[String]) -> Response {
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    res
-}
-
-/// The JSON answer `body` about `session`, with what `binding` gives the browser.
-fn session_response(
-    state: &AppState,
-    mut body: serde_json::Value,
-    session: &Session,
-    binding: &Binding,
-    now: Timestamp,
-) -> Response {
-    match binding {
-        Binding::Keep => Json(body).into_response(),
-        Binding::Cookies(id) => with_cookies(
-            Json(body).into_response(),
-            &cookie::session_cookies(id, max_age_secs(state, session, now)),
-        ),
-        Binding::PageKey(key) => {
-            body["page_key"] = key.as_str().into();
-            Json(body).into_response()
-        }
-    }
-}
-
-fn values_response(state: &AppState, r: &Resolved, now: Timestamp) -> Response {
-    let body = json!({ "values": r.session.values });
-    session_response(state, body, &r.session, &r.binding, now)
-}
-
-async fn get_session(
-    State(state): State<AppState>,
-    creds: Credentials,
-) -> Result<Response, ApiError> {
-    let now = state.clock.now();
-    let r = resolve(&state, &creds, now)
-        .await?
-        .ok_or(ApiError::NoSession)?;
-    Ok(values_response(&state, &r, now))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PutValue {
     value: String,
 }
 
+fn valid_key(key: &str) -> Result<(), ApiError> {
+    if crate::session::is_valid_key(key) {
+        Ok(())
+    } else {
+        Err(ApiError::BadKey)
+    }
+}
+
+async fn get_session(req: SessionRequest) -> Result<Response, ApiError> {
+    let r = req.require().await?;
+    Ok(req.respond(json!({ "values": r.session.values }), &r))
+}
+
 async fn put_value(
-    State(state): State<AppState>,
+    req: SessionRequest,
     Path(key): Path<String>,
-    creds: Credentials,
     JsonBody(body): JsonBody<PutValue>,
 ) -> Result<Response, ApiError> {
     valid_key(&key)?;
-    let policy = &state.policy;
-    if body.value.len() > policy.max_value_bytes {
-        return Err(ApiError::ValueTooLarge(policy.max_value_bytes));
+    let limits = &req.config.session;
+    if body.value.len() > limits.max_value_bytes {
+        return Err(ApiError::ValueTooLarge(limits.max_value_bytes));
     }
-    let now = state.clock.now();
-    let r = match resolve(&state, &creds, now).await? {
-        Some(r) => r,
-        None => {
-            let (hash, binding) = creds.fresh();
-            let session = state.store.create(&hash, now).await?;
-            bump(&state.metrics.sessions_created);
-            Resolved { session, binding }
-        }
-    };
-    if !r.session.values.contains_key(&key) && r.session.values.len() >= policy.max_values {
-        return Err(ApiError::TooManyValues(policy.max_values));
+    let r = req.resolve_or_create().await?;
+    if !r.session.values.contains_key(&key) && r.session.values.len() >= limits.max_values {
+        return Err(ApiError::TooManyValues(limits.max_values));
     }
-    let session = state
+    let session = req
         .store
-        .set_value(&r.session.uid, &key, &body.value, now)
+        .set_value(&r.session.uid, &key, &body.value, req.now)
         .await?
         .ok_or(ApiError::NoSession)?;
-    let r = Resolved { session, ..r };
-    Ok(values_response(&state, &r, now))
+    let body = json!({ "values": session.values });
+    Ok(req.respond(body, &super::extract::Resolved { session, ..r }))
 }
 
-async fn delete_value(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    creds: Credentials,
-) -> Result<Response, ApiError> {
+async fn delete_value(req: SessionRequest, Path(key): Path<String>) -> Result<Response, ApiError> {
     valid_key(&key)?;
-    let now = state.clock.now();
-    let r = resolve(&state, &creds, now)
-        .await?
-        .ok_or(ApiError::NoSession)?;
-    state
-        .store
-        .remove_value(&r.session.uid, &key, now)
+    let r = req.require().await?;
+    req.store
+        .remove_value(&r.session.uid, &key, req.now)
         .await?
         .ok_or(ApiError::NoSession)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Ends every session the request reaches (normally one) and expires both cookies; a page key
-/// dies with its session.
-async fn end_session(
-    State(state): State<AppState>,
-    creds: Credentials,
-) -> Result<Response, ApiError> {
-    let now = state.clock.now();
-    for (hash, _) in creds.candidates() {
-        if let Some(session) = state.store.load(&hash, now).await? {
-            state.store.end(&session.uid).await?;
-        }
-    }
+/// Ends every session the request reaches (normally one) and expires both cookies.
+async fn end_session(req: SessionRequest) -> Result<Response, ApiError> {
+    req.end_all().await?;
     Ok(with_cookies(
         StatusCode::NO_CONTENT.into_response(),
         &cookie::removal_cookies(),
@@ -407,36 +202,30 @@ struct MintRequest {
 }
 
 async fn mint_handoff(
-    State(state): State<AppState>,
-    creds: Credentials,
+    req: SessionRequest,
+    State(keys): State<Arc<HandoffKeys>>,
     JsonBody(body): JsonBody<MintRequest>,
 ) -> Result<Response, ApiError> {
-    if !state.handoff.is_enabled() {
+    if !keys.is_enabled() {
         return Err(ApiError::HandoffDisabled);
     }
-    let audience = state
-        .policy
-        .trusted
+    let audience = req
+        .config
+        .trust
+        .origins
         .check(&body.audience)
         .map_err(|_| ApiError::BadAudience)?;
-    let now = state.clock.now();
-    let r = resolve(&state, &creds, now)
-        .await?
-        .ok_or(ApiError::NoSession)?;
-    let minted = state.handoff.mint(audience.as_str(), now).map_err(|e| {
+    let r = req.require().await?;
+    let minted = keys.mint(audience.as_str(), req.now).map_err(|e| {
         tracing::error!(error = %e, "cannot sign a handoff token");
         ApiError::Internal
     })?;
-    state
-        .store
+    req.store
         .put_handoff(&minted.jti, &r.session.uid, minted.expires_at)
         .await?;
-    bump(&state.metrics.handoffs_issued);
+    bump(&req.metrics.handoffs_issued);
     tracing::info!(audience = %audience, "handoff token issued");
-    Ok(
-        Json(json!({ "token": minted.token, "expires_in": state.handoff.ttl_secs() }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "token": minted.token, "expires_in": keys.ttl_secs() })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -454,68 +243,50 @@ struct RedeemRequest {
 /// sent the link swap the customer into the sender's session (session fixation). The token is
 /// consumed either way, and the page is told `session_conflict`. An empty session is replaced.
 async fn redeem_handoff(
-    State(state): State<AppState>,
+    req: SessionRequest,
+    State(keys): State<Arc<HandoffKeys>>,
     Extension(Caller(caller)): Extension<Caller>,
-    creds: Credentials,
     JsonBody(body): JsonBody<RedeemRequest>,
 ) -> Result<Response, ApiError> {
-    // From the iframe, the page's origin is what the iframe saw in `event.origin`; from a trusted
-    // page calling directly, it is the request's own `Origin` and nothing else.
-    let page = if caller == state.policy.public_origin {
-        let claimed = body.origin.as_deref().ok_or(ApiError::InvalidToken)?;
-        state
-            .policy
-            .trusted
-            .check(claimed)
-            .map_err(|_| ApiError::InvalidToken)?
-    } else {
-        if body.origin.as_deref().is_some_and(|o| o != caller.as_str()) {
-            return Err(ApiError::InvalidToken);
-        }
-        caller
+    let metrics: &Metrics = &req.metrics;
+    // From the iframe, the page's origin is what the iframe saw in `event.origin` (and it must be
+    // trusted); from a trusted page calling directly, it is the request's own `Origin`.
+    let claimed = match (&body.origin, caller == req.config.server.public_origin) {
+        (Some(claimed), _) => claimed.as_str(),
+        (None, true) => return Err(ApiError::InvalidToken),
+        (None, false) => caller.as_str(),
     };
+    let page = page_origin(&req.config, &caller, claimed).map_err(|_| ApiError::InvalidToken)?;
     // A page key is only ever issued for the page the token names.
-    if creds.page.as_ref().is_some_and(|p| p.origin != page) {
+    if req.creds.page.as_ref().is_some_and(|p| p.origin != page) {
         return Err(ApiError::InvalidToken);
     }
-    let now = state.clock.now();
-    let claims = state
-        .handoff
-        .verify(&body.token, page.as_str(), now)
+    let claims = keys
+        .verify(&body.token, page.as_str(), req.now)
         .map_err(|why| {
-            bump(&state.metrics.handoffs_refused);
+            bump(&metrics.handoffs_refused);
             tracing::info!(reason = ?why, page = %page, "handoff token refused");
             ApiError::InvalidToken
         })?;
-    let Some(uid) = state.store.take_handoff(&claims.jti, now).await? else {
-        bump(&state.metrics.handoffs_refused);
+    let Some(uid) = req.store.take_handoff(&claims.jti, req.now).await? else {
+        bump(&metrics.handoffs_refused);
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);
     };
-    if let Some(existing) = resolve(&state, &creds, now).await? {
+    let adopted = |r: &super::extract::Resolved| {
+        req.respond(json!({ "adopted": true, "values": r.session.values }), r)
+    };
+    if let Some(existing) = req.resolve().await? {
         if existing.session.uid == uid {
-            return Ok(adopted(&state, &existing, now));
+            return Ok(adopted(&existing));
         }
         if !existing.session.values.is_empty() {
             return Err(ApiError::SessionConflict);
         }
-        state.store.end(&existing.session.uid).await?;
+        req.store.end(&existing.session.uid).await?;
     }
-    let (hash, binding) = creds.fresh();
-    if !state.store.bind(&uid, &hash, now).await? {
-        return Err(ApiError::InvalidToken);
-    }
-    let session = state
-        .store
-        .load(&hash, now)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    bump(&state.metrics.handoffs_redeemed);
+    let r = req.adopt(&uid).await?.ok_or(ApiError::InvalidToken)?;
+    bump(&metrics.handoffs_redeemed);
     tracing::info!(page = %page, "handoff redeemed");
-    Ok(adopted(&state, &Resolved { session, binding }, now))
-}
-
-fn adopted(state: &AppState, r: &Resolved, now: Timestamp) -> Response {
-    let body = json!({ "adopted": true, "values": r.session.values });
-    session_response(state, body, &r.session, &r.binding, now)
+    Ok(adopted(&r))
 }

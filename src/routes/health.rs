@@ -6,7 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use crate::error::ApiError;
+use crate::session::SessionStore;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -19,8 +22,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Ready means the store answers: a node that cannot reach its store should get no traffic.
-async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+async fn ready(State(store): State<Arc<dyn SessionStore>>) -> Response {
+    match store.ping().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

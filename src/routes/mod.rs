@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod extract;
 pub mod health;
 
 use std::time::Duration;
@@ -17,15 +18,12 @@ use tower_http::compression::CompressionLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(
-    state: AppState,
-    request_timeout: Duration,
-    limiter: Option<crate::ratelimit::RateLimiter>,
-) -> Router {
+pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router {
+    let request_timeout = state.config.server.request_timeout();
     Router::new()
         .merge(assets::routes())
         .merge(health::routes())
-        .nest("/v1", api::routes(state.clone(), limiter))
+        .nest("/v1", api::routes(&state, limiter))
         .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(security_headers))

@@ -9,6 +9,8 @@
 pub mod redis;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -135,6 +137,15 @@ fn hex(bytes: &[u8]) -> String {
 
 pub type Values = BTreeMap<String, String>;
 
+/// The key rule: 1 to 128 characters from `A-Z a-z 0-9 . _ -`. The iframe and the library apply
+/// the same rule before sending (`js/`); both sides are tested against `tests/data/keys.json`.
+pub fn is_valid_key(key: &str) -> bool {
+    (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     pub uid: String,
@@ -164,7 +175,69 @@ impl Timeouts {
     /// write per read would cost a synced commit each; moving `last_seen` in steps of 1/60 of the
     /// idle timeout (at most 30 s) shortens a session's idle life by under 2%, never lengthens it.
     pub fn touch_due(&self, last_seen: Timestamp, now: Timestamp) -> bool {
-        now - last_seen >= (self.idle_ms / 60).clamp(1, 30_000)
+        now.saturating_sub(last_seen) >= self.touch_step_ms()
+    }
+
+    /// The `last_seen` age from which a read writes it back (the one home of the step: the Redis
+    /// script gets it as a number).
+    pub fn touch_step_ms(&self) -> i64 {
+        (self.idle_ms / 60).clamp(1, 30_000)
+    }
+}
+
+/// `[store]`: which backend holds the sessions, with its own keys. Opening the store is the
+/// config's job, so a new backend is one variant here, one arm in `open`, and its module.
+#[derive(Clone, serde::Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StoreConfig {
+    /// Embedded, nothing to install, one node.
+    Sqlite(sqlite::SqliteConfig),
+    /// Several nodes behind a load balancer.
+    Redis(redis::RedisConfig),
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self::Sqlite(sqlite::SqliteConfig::default())
+    }
+}
+
+/// Printed in logs: the Redis URL without its password.
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(c) => write!(f, "sqlite {}", c.sqlite_path),
+            Self::Redis(c) => write!(f, "redis {} prefix {:?}", c.redacted_url(), c.redis_prefix),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Opens the backend this config names.
+    pub async fn open(&self, timeouts: Timeouts) -> Result<Arc<dyn SessionStore>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(c) => Arc::new(sqlite::SqliteStore::open(&c.sqlite_path, timeouts)?),
+            Self::Redis(c) => Arc::new(
+                redis::RedisStore::open(&c.redis_url, &c.redis_prefix, c.timeout_ms, timeouts)
+                    .await?,
+            ),
+        })
+    }
+
+    pub(crate) fn problems(&self, out: &mut Vec<String>) {
+        match self {
+            Self::Sqlite(c) => c.problems(out),
+            Self::Redis(c) => c.problems(out),
+        }
+    }
+
+    /// How often expired sessions are deleted (at least every second).
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        let secs = match self {
+            Self::Sqlite(c) => c.sweep_interval_secs,
+            Self::Redis(c) => c.sweep_interval_secs,
+        };
+        std::time::Duration::from_secs(secs.max(1))
     }
 }
 
@@ -240,4 +313,55 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes what has expired by `now`; returns how many sessions went. Backends with native
     /// expiry may do nothing.
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_rule_agrees_with_the_shared_corpus() {
+        let corpus: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/keys.json")).expect("json");
+        let list = |name: &str| -> Vec<String> {
+            corpus[name]
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|k| k.as_str().expect("string").to_owned())
+                .collect()
+        };
+        let (valid, invalid) = (list("valid"), list("invalid"));
+        assert!(!valid.is_empty() && !invalid.is_empty());
+        for k in &valid {
+            assert!(is_valid_key(k), "{k:?} should be valid");
+        }
+        for k in &invalid {
+            assert!(!is_valid_key(k), "{k:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn reads_touch_in_steps_of_a_sixtieth_of_idle_capped_at_30_s() {
+        for (idle_ms, step) in [
+            (1, 1),
+            (59, 1),
+            (60, 1),
+            (6_000, 100),
+            (1_800_000, 30_000),
+            (86_400_000, 30_000),
+        ] {
+            let t = Timeouts {
+                idle_ms,
+                absolute_ms: idle_ms * 2,
+            };
+            assert_eq!(t.touch_step_ms(), step, "idle {idle_ms}");
+            let last_seen = 1_800_000_000_000;
+            assert!(t.touch_due(last_seen, last_seen + step), "idle {idle_ms}");
+            assert!(
+                !t.touch_due(last_seen, last_seen + step - 1),
+                "idle {idle_ms}"
+            );
+        }
+    }
 }

@@ -231,6 +231,54 @@ impl Scripts {
     }
 }
 
+/// `[store]` with `backend = "redis"`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:6379[/db]`, or `rediss://` for TLS.
+    pub redis_url: String,
+    /// Prefix of every key baton writes, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// A call that takes longer fails with 503 `store_unavailable`.
+    pub timeout_ms: u64,
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            redis_prefix: "baton:".into(),
+            timeout_ms: 1000,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub(crate) fn problems(&self, out: &mut Vec<String>) {
+        if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
+            out.push("store.redis_url: backend = \"redis\" needs redis_url = \"redis://host:6379\" (or rediss:// for TLS)".into());
+        }
+        if self.timeout_ms == 0 {
+            out.push("store.timeout_ms: must be at least 1".into());
+        }
+    }
+
+    /// The URL without its password, for logs.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.redis_url) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("***"));
+                }
+                u.to_string()
+            }
+            Err(_) => "<unparseable url>".into(),
+        }
+    }
+}
+
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
@@ -358,12 +406,6 @@ fn store_error(e: RedisError) -> StoreError {
     }
 }
 
-/// The `last_seen` age from which a read writes it back: `Timeouts::touch_due` as a number the
-/// script can compare (a test below keeps the two in step).
-fn touch_step_ms(timeouts: &Timeouts) -> i64 {
-    (timeouts.idle_ms / 60).clamp(1, 30_000)
-}
-
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("corrupt session record in redis: {what}"))
 }
@@ -419,7 +461,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        let step = touch_step_ms(&self.timeouts).to_string();
+        let step = self.timeouts.touch_step_ms().to_string();
         let reply: Option<Vec<String>> = self
             .run(&self.scripts.load, now, &[], &[id.as_str(), &step])
             .await?;
@@ -537,25 +579,6 @@ impl SessionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_touch_step_is_where_touch_due_turns_true() {
-        for idle_ms in [
-            1, 59, 60, 61, 1_000, 60_000, 1_800_000, 1_800_001, 86_400_000,
-        ] {
-            let t = Timeouts {
-                idle_ms,
-                absolute_ms: idle_ms * 2,
-            };
-            let step = touch_step_ms(&t);
-            let last_seen = 1_800_000_000_000;
-            assert!(t.touch_due(last_seen, last_seen + step), "idle {idle_ms}");
-            assert!(
-                !t.touch_due(last_seen, last_seen + step - 1),
-                "idle {idle_ms}"
-            );
-        }
-    }
 
     #[test]
     fn glob_characters_in_the_prefix_are_escaped() {

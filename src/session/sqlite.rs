@@ -13,13 +13,43 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{IdHash, Session, SessionStore, StoreError, Timeouts, Timestamp, Values, new_uid};
 
+/// `[store]` with `backend = "sqlite"`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqliteConfig {
+    /// The database file (WAL files sit beside it); `:memory:` keeps nothing (tests only).
+    pub sqlite_path: String,
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            sqlite_path: "baton.db".into(),
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl SqliteConfig {
+    pub(crate) fn problems(&self, out: &mut Vec<String>) {
+        if self.sqlite_path.trim().is_empty() {
+            out.push("store.sqlite_path: must name a file (or \":memory:\" for tests)".into());
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     timeouts: Timeouts,
 }
 
-const SCHEMA: &str = "
+/// The schema, as numbered steps: step `n` takes a database at `PRAGMA user_version = n` to
+/// `n + 1`, in one transaction with the version bump. Append a step for any change; never edit a
+/// step that has shipped. Step 0 is the schema baton first shipped without a version, written so
+/// that it also runs harmlessly on such a database.
+const MIGRATIONS: &[&str] = &["
 CREATE TABLE IF NOT EXISTS sessions (
     uid TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -38,7 +68,30 @@ CREATE TABLE IF NOT EXISTS handoffs (
     uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE,
     expires_at INTEGER NOT NULL
 ) STRICT;
-";
+"];
+
+/// Brings the database to the newest schema. A database from a newer baton (a version past the
+/// last step) is refused rather than written with rules it does not know.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(internal)?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Internal(format!(
+            "the database is at schema version {version}, newer than this baton knows ({}): run the newer baton, or restore a backup",
+            MIGRATIONS.len()
+        )));
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(internal)?;
+        tx.execute_batch(sql).map_err(internal)?;
+        tx.pragma_update(None, "user_version", step + 1)
+            .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        tracing::info!(version = step + 1, "sqlite schema migrated");
+    }
+    Ok(())
+}
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(e.to_string())
@@ -47,7 +100,7 @@ fn internal(e: impl std::fmt::Display) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`; `:memory:` gives a private in-memory one.
     pub fn open(path: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
-        let conn = if path == ":memory:" {
+        let mut conn = if path == ":memory:" {
             Connection::open_in_memory()
         } else {
             if let Some(dir) = Path::new(path)
@@ -67,7 +120,7 @@ impl SqliteStore {
             .map_err(internal)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(internal)?;
-        conn.execute_batch(SCHEMA).map_err(internal)?;
+        migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             timeouts,

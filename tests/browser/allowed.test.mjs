@@ -1,7 +1,7 @@
 // Third-party cookies allowed: the unpartitioned cookie carries the session across sites by itself.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser, PART_COOKIE, PLAIN_COOKIE } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
@@ -36,9 +36,9 @@ test("3PC allowed: Genesys CookieProvider saves on shop and loads on support", (
 
     const cookies = await b.cookies();
     const broker = cookies.filter((c) => c.domain === "broker.localhost");
-    const plain = broker.find((c) => c.name === "__Host-baton");
-    assert.ok(plain, `__Host-baton missing: ${JSON.stringify(broker)}`);
-    assert.equal(partitionSite(plain), undefined, "__Host-baton is unpartitioned");
+    const plain = broker.find((c) => c.name === PLAIN_COOKIE);
+    assert.ok(plain, `${PLAIN_COOKIE} missing: ${JSON.stringify(broker)}`);
+    assert.equal(partitionSite(plain), undefined, `${PLAIN_COOKIE} is unpartitioned`);
     assert.ok(plain.httpOnly && plain.secure && plain.sameSite === "None", JSON.stringify(plain));
   }));
 
@@ -76,7 +76,7 @@ test("3PC allowed: end() removes the session everywhere", () =>
     // end() on support expired the shared cookie and support's partitioned one; shop's partitioned
     // cookie is out of support's reach but names the ended session (checked above: no value).
     const left = (await b.cookies()).filter((c) => c.domain === "broker.localhost");
-    assert.deepEqual(left.map((c) => [c.name, partitionSite(c)]), [["__Host-baton-p", "http://shop.localhost"]]);
+    assert.deepEqual(left.map((c) => [c.name, partitionSite(c)]), [[PART_COOKIE, "http://shop.localhost"]]);
   }));
 
 test("3PC allowed: initCookieProviderExtension follows WebChat.started / WebChat.ended", () =>

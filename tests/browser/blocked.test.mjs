@@ -2,7 +2,7 @@
 // per top-level site, and handoff tokens carry it across sites.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser, PART_COOKIE, PLAIN_COOKIE } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
@@ -44,8 +44,8 @@ test("3PC blocked: the value stays on shop (reload, other pages, after visiting 
     assert.equal(await get(shop, "k"), "v1", "back on shop");
 
     const cookies = (await b.cookies()).filter((c) => c.domain === "broker.localhost");
-    assert.equal(cookies.find((c) => c.name === "__Host-baton"), undefined, `no unpartitioned cookie: ${JSON.stringify(cookies)}`);
-    const part = cookies.filter((c) => c.name === "__Host-baton-p");
+    assert.equal(cookies.find((c) => c.name === PLAIN_COOKIE), undefined, `no unpartitioned cookie: ${JSON.stringify(cookies)}`);
+    const part = cookies.filter((c) => c.name === PART_COOKIE);
     assert.deepEqual(part.map(partitionSite), ["http://shop.localhost"], JSON.stringify(cookies));
     assert.ok(part[0].httpOnly && part[0].secure && part[0].sameSite === "None", JSON.stringify(part[0]));
   }));
@@ -79,7 +79,7 @@ test("handoff: a link click carries the session to support and the token leaves 
     assert.equal(await shop.evaluate(() => location.hash), "#section");
     assert.equal(await get(shop, "k"), "by-link");
     // support now has its own partitioned cookie for the same session
-    const part = (await b.cookies()).filter((c) => c.name === "__Host-baton-p").map(partitionSite).sort();
+    const part = (await b.cookies()).filter((c) => c.name === PART_COOKIE).map(partitionSite).sort();
     assert.deepEqual(part, ["http://shop.localhost", "http://support.localhost"]);
     // ... so a change on either side is seen on the other.
     await call(shop, "set", "k", "changed-on-support");

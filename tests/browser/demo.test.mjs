@@ -1,4 +1,4 @@
-// `baton demo` end to end, as a newcomer uses it: the real binary, real headless Chromium, the
+// `baton-demo` end to end, as a newcomer uses it: the real binary, real headless Chromium, the
 // demo's own pages. In both cookie modes: start a chat on the shop, get the echo, follow the link
 // to support and find the chat there; end it on support and find it gone on the shop.
 //
@@ -18,7 +18,7 @@ let demo;
 before(async () => (demo = await startDemo()));
 after(async () => demo?.stop());
 
-test("baton demo prints the shop's URL and says a development key is in use", () => {
+test("baton-demo prints the shop's URL and says a development key is in use", () => {
   const out = demo.log();
   assert.match(out, new RegExp(`open ${demo.shop}/\\n`));
   assert.match(out, /development key/);

@@ -14,7 +14,7 @@
 // a fresh page load.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser } from "./harness.mjs";
+import { partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser, PART_COOKIE, PLAIN_COOKIE } from "./harness.mjs";
 
 const NAME = "customer-defined-session-cookie";
 let world;
@@ -385,10 +385,10 @@ for (const mode of ["blocked", "allowed"]) {
         // No token needed: a direct visit to support in a new tab finds the chat too.
         const direct = await openChat(b, partners.url("support", "/chat"));
         assert.equal(await direct.evaluate(() => cookieProvider.loadCookie()), raw);
-        const plain = (await b.cookies()).find((c) => c.domain === "broker.localhost" && c.name === "__Host-baton");
+        const plain = (await b.cookies()).find((c) => c.domain === "broker.localhost" && c.name === PLAIN_COOKIE);
         assert.ok(plain && partitionSite(plain) === undefined, "the unpartitioned cookie carries it");
       } else {
-        const sites = (await b.cookies()).filter((c) => c.name === "__Host-baton-p").map(partitionSite).sort();
+        const sites = (await b.cookies()).filter((c) => c.name === PART_COOKIE).map(partitionSite).sort();
         assert.deepEqual(sites, ["http://shop.localhost", "http://support.localhost"], "support got its own partitioned cookie from the handoff");
       }
       assert.deepEqual(dialogs, [], "no third-party cookie alert");

@@ -6,7 +6,7 @@
 // test. Every browser gets a fresh profile; third-party cookies are set per profile through
 // `profile.cookie_controls_mode` in its Preferences (0 allowed, 1 blocked).
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
@@ -17,6 +17,9 @@ import { removeDir, startGroup, stopGroup, tempDir } from "./proc.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+
+/** The broker's cookie names (their home is src/cookie.rs, which checks this file agrees). */
+export const { unpartitioned: PLAIN_COOKIE, partitioned: PART_COOKIE } = JSON.parse(readFileSync(path.join(root, "tests/data/cookies.json"), "utf8"));
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,13 +55,13 @@ export const getAs = (port, host, p) =>
       .on("error", reject);
   });
 
-/** Starts `baton demo` on a free port with a fresh database; resolves once it printed its URL. */
+/** Starts `baton-demo` on a free port with a fresh database; resolves once it printed its URL. */
 export async function startDemo() {
-  const bin = process.env.BATON_BIN ?? path.join(root, "target/debug/baton");
-  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build, or set BATON_BIN`);
+  const bin = process.env.BATON_DEMO_BIN ?? path.join(root, "target/debug/baton-demo");
+  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --workspace, or set BATON_DEMO_BIN`);
   const dir = await tempDir("demo");
   const port = await freePort();
-  const child = startGroup(bin, ["demo", "--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")]);
+  const child = startGroup(bin, ["--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")]);
   const stop = async () => {
     await stopGroup(child);
     await removeDir(dir);
@@ -66,9 +69,9 @@ export async function startDemo() {
   const shop = `http://shop.localhost:${port}`;
   try {
     await until(async () => {
-      if (child.exitCode !== null) throw new Error(`baton demo exited with ${child.exitCode}`);
+      if (child.exitCode !== null) throw new Error(`baton-demo exited with ${child.exitCode}`);
       return child.output.includes(`open ${shop}/`);
-    }, "baton demo to print its URL");
+    }, "baton-demo to print its URL");
     // The tests must run the shipped library: a binary built before the last `npm run build`
     // serves an older one.
     const served = await getAs(port, `broker.localhost:${port}`, "/cookie-provider.js");

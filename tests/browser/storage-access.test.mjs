@@ -9,7 +9,7 @@
 // Swapped, Chromium accepts the call and grants nothing.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld, withBrowser as harnessWithBrowser } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, withBrowser as harnessWithBrowser, PART_COOKIE, PLAIN_COOKIE } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
@@ -71,9 +71,9 @@ test("storage access granted (3PC blocked): mode is unpartitioned and a value se
     assert.deepEqual(await call(shop, "set", "k", "via-storage-access"), { ok: true, value: null });
 
     const cookies = (await b.cookies()).filter((c) => c.domain === "broker.localhost");
-    const plain = cookies.find((c) => c.name === "__Host-baton");
-    assert.ok(plain, `__Host-baton missing: ${JSON.stringify(cookies)}`);
-    assert.equal(plain.partitionKey, undefined, `__Host-baton is unpartitioned: ${JSON.stringify(plain)}`);
+    const plain = cookies.find((c) => c.name === PLAIN_COOKIE);
+    assert.ok(plain, `${PLAIN_COOKIE} missing: ${JSON.stringify(cookies)}`);
+    assert.equal(plain.partitionKey, undefined, `${PLAIN_COOKIE} is unpartitioned: ${JSON.stringify(plain)}`);
     assert.ok(plain.httpOnly && plain.secure && plain.sameSite === "None" && plain.path === "/", JSON.stringify(plain));
 
     // A direct navigation (typed URL, bookmark): no link click, no token.
@@ -90,7 +90,7 @@ test("storage access granted (3PC blocked): mode is unpartitioned and a value se
 
     assert.deepEqual(seen.api.filter((c) => c.includes("/v1/handoff")), [], "no handoff token minted or redeemed");
     assert.deepEqual(seen.activate, ["load", "load", "load"], "the broker asks the browser to activate the grant on every iframe load");
-    assert.equal((await brokerCookies(b)).filter(([n, p]) => n === "__Host-baton" && p === undefined).length, 1);
+    assert.equal((await brokerCookies(b)).filter(([n, p]) => n === PLAIN_COOKIE && p === undefined).length, 1);
   }));
 
 test("storage access granted, Activate-Storage-Access header stripped: iframe.js's requestStorageAccess() activates it", () =>
@@ -116,7 +116,7 @@ test("storage access granted, Activate-Storage-Access header stripped: iframe.js
     assert.equal(await get(shop, "k"), "via-script");
     assert.deepEqual(seen.activate, [null, null], "the header really was stripped");
     assert.deepEqual(seen.api.filter((c) => c.includes("/v1/handoff")), []);
-    assert.ok((await brokerCookies(b)).some(([n, p]) => n === "__Host-baton" && p === undefined));
+    assert.ok((await brokerCookies(b)).some(([n, p]) => n === PLAIN_COOKIE && p === undefined));
   }));
 
 test("no grant (control): mode is partitioned, no unpartitioned cookie, the value is not on support after a direct navigation", () =>
@@ -131,7 +131,7 @@ test("no grant (control): mode is partitioned, no unpartitioned cookie, the valu
     await shop.evaluate(() => client.ready);
     assert.deepEqual(await call(shop, "mode"), { ok: true, value: "partitioned" });
     assert.equal(await get(shop, "k"), null, "support has no session without a handoff");
-    assert.deepEqual(await brokerCookies(b), [["__Host-baton-p", "http://shop.localhost"]]);
+    assert.deepEqual(await brokerCookies(b), [[PART_COOKIE, "http://shop.localhost"]]);
     assert.deepEqual(seen.activate, [null, null], "nothing to activate without a grant");
   }));
 
@@ -154,6 +154,6 @@ test("grant under shop only: shop is unpartitioned, support stays partitioned an
     await shop.evaluate(() => client.ready);
     assert.equal(shop.url(), partners.url("support", "/landing#section"), "token removed from the address bar");
     assert.equal(await get(shop, "k"), "one-grant", "the handoff carried it");
-    const sites = (await brokerCookies(b)).filter(([n]) => n === "__Host-baton-p").map(([, p]) => p);
+    const sites = (await brokerCookies(b)).filter(([n]) => n === PART_COOKIE).map(([, p]) => p);
     assert.ok(sites.includes("http://support.localhost"), JSON.stringify(sites));
   }));

@@ -4,7 +4,7 @@
 // and only once.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, partitionSite, startBrowser, startWorld } from "./harness.mjs";
+import { call, get, open, partitionSite, startBrowser, startWorld, PART_COOKIE } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld({ trusted: ["shop", "support", "help"] })));
@@ -40,10 +40,10 @@ function watch(b) {
   return calls;
 }
 
-/** The `__Host-baton-p` partition sites in `b`, sorted. */
+/** The partitioned cookie's partition sites in `b`, sorted. */
 const partitions = async (b) =>
   (await b.cookies())
-    .filter((c) => c.domain === "broker.localhost" && c.name === "__Host-baton-p")
+    .filter((c) => c.domain === "broker.localhost" && c.name === PART_COOKIE)
     .map(partitionSite)
     .sort();
 

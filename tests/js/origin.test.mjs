@@ -3,14 +3,18 @@
 //
 // No DOM: the iframe script runs in a `vm` context with the few globals it touches, and is driven
 // through its real `message` listener. Both the shipped file (static/iframe.js, what the broker
-// serves) and its source (js/iframe.js) are tested; scripts/check-js.mjs checks they agree.
+// serves) and its source (js/iframe.js with js/shared.js in place, unminified) are tested;
+// scripts/check-js.mjs checks they agree. The rules of js/shared.js (origin and key), which the
+// library inlines too, are also checked directly against the corpora shared with Rust.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import vm from "node:vm";
+import { bundle } from "../../scripts/build-js.mjs";
 
 const read = (p) => readFileSync(new URL(`../../${p}`, import.meta.url), "utf8");
 const data = JSON.parse(read("tests/data/origin-cases.json"));
+const keys = JSON.parse(read("tests/data/keys.json"));
 const BROKER = "http://broker.localhost:8080";
 
 /**
@@ -74,9 +78,24 @@ function boot(src, opts = {}) {
   return { listeners, fetches, posted, send };
 }
 
-for (const file of ["static/iframe.js", "js/iframe.js"]) {
-  const src = read(file);
+/** The rules of js/shared.js, evaluated on their own. */
+const shared = vm.runInNewContext(`${read("js/shared.js")}; ({ KEY, allowed })`, { URL });
 
+test(`js/shared.js: the origin rule on origin-cases.json, ${data.cases.length} cases`, () => {
+  const wrong = data.cases.filter((c) => shared.allowed(data.trusted, c.origin) !== c.allowed).map((c) => JSON.stringify(c));
+  assert.deepEqual(wrong, []);
+});
+
+test(`js/shared.js: the key rule on keys.json, ${keys.valid.length + keys.invalid.length} keys`, () => {
+  assert.ok(keys.valid.length > 0 && keys.invalid.length > 0);
+  for (const k of keys.valid) assert.equal(shared.KEY.test(k), true, JSON.stringify(k));
+  for (const k of keys.invalid) assert.equal(shared.KEY.test(k), false, JSON.stringify(k));
+});
+
+for (const [file, src] of [
+  ["static/iframe.js", read("static/iframe.js")],
+  ["js/iframe.js", await bundle("iframe.js")],
+]) {
   test(`${file}: origin-cases.json, ${data.cases.length} cases`, async () => {
     assert.ok(data.cases.length > 0, "no cases");
     const iframe = boot(src);
@@ -116,6 +135,9 @@ for (const file of ["static/iframe.js", "js/iframe.js"]) {
     }
     assert.equal(iframe.fetches.length, 0);
     assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: "x".repeat(128) }, o)).length, 1);
+    // The shared key corpus: a valid key gets an answer, an invalid one is dropped.
+    for (const k of keys.valid) assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: k }, o)).length, 1, JSON.stringify(k));
+    for (const k of keys.invalid) assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: k }, o)).length, 0, JSON.stringify(k));
   });
 
   test(`${file}: refuses to run top-level or sandboxed`, () => {

@@ -1,4 +1,4 @@
-// `baton demo` as a newcomer uses it, in Firefox ESR and WebKitGTK in each of their cookie modes
+// `baton-demo` as a newcomer uses it, in Firefox ESR and WebKitGTK in each of their cookie modes
 // (Chromium's two modes: ../demo.test.mjs): the bar names the mode the browser really gives, the
 // widget says "Saved" only when the other site will see the chat, the chat follows a link to
 // support, and "End chat" ends it on both sites.

@@ -302,7 +302,7 @@ fn wildcard_fields_are_canonical() {
 fn punycode_that_decodes_to_plain_ascii_is_malformed() {
     // Kept out of the shared corpus on purpose: the `url` crate (idna 1.x, UTS #46 as revised in
     // 2023) refuses an `xn--` label whose punycode decodes to nothing but ASCII, while Node 20's
-    // WHATWG URL accepts it, so `js/iframe.js` would allow these under `*.example.org`. Here they
+    // WHATWG URL accepts it, so `js/shared.js` would allow these under `*.example.org`. Here they
     // stay denied; if a `url` upgrade changes that, this test says so.
     for raw in [
         "https://xn--a-.example.org",

@@ -1,8 +1,6 @@
 //! Black-box tests of the HTTP surface: the real application on port 0, spoken to over HTTP.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap};
 
@@ -38,8 +36,8 @@ async fn put_creates_a_session_with_both_cookies() {
     assert_eq!(res.headers()["access-control-allow-credentials"], "true");
     let cookies = set_cookies(res.headers());
     assert_eq!(cookies.len(), 2, "{cookies:?}");
-    assert_session_cookie(&cookies[0], "__Host-baton", false, 300);
-    assert_session_cookie(&cookies[1], "__Host-baton-p", true, 300);
+    assert_session_cookie(&cookies[0], UNPARTITIONED, false, 300);
+    assert_session_cookie(&cookies[1], PARTITIONED, true, 300);
     assert_eq!(
         cookies[0].split(';').next().map(|p| &p[13..]),
         cookies[1].split(';').next().map(|p| &p[15..]),
@@ -340,8 +338,8 @@ async fn delete_value_and_end_session() {
     let removals = set_cookies(res.headers());
     assert_eq!(removals.len(), 2);
     for (c, name, partitioned) in [
-        (&removals[0], "__Host-baton=", false),
-        (&removals[1], "__Host-baton-p=", true),
+        (&removals[0], format!("{UNPARTITIONED}="), false),
+        (&removals[1], format!("{PARTITIONED}="), true),
     ] {
         assert!(c.starts_with(&format!("{name};")), "{c}");
         assert!(
@@ -364,7 +362,7 @@ async fn delete_value_and_end_session() {
 async fn partitioned_cookie_alone_reaches_the_session_and_twin_is_reissued() {
     let app = spawn_app().await;
     let res = app.put("chat", "x", SHOP, None).await;
-    let only_p = only_cookie(res.headers(), "__Host-baton-p");
+    let only_p = only_cookie(res.headers(), PARTITIONED);
     let res = app.get(SHOP, Some(&only_p)).await;
     assert_eq!(res.status(), 200);
     let reissued = set_cookies(res.headers());
@@ -378,14 +376,18 @@ async fn unpartitioned_cookie_wins_when_both_reach_live_sessions() {
     let app = spawn_app().await;
     let a = app.put("chat", "global", SHOP, None).await;
     let b = app.put("chat", "local", SHOP, None).await;
-    let unpart = only_cookie(a.headers(), "__Host-baton");
-    let part = only_cookie(b.headers(), "__Host-baton-p");
+    let unpart = only_cookie(a.headers(), UNPARTITIONED);
+    let part = only_cookie(b.headers(), PARTITIONED);
     let res = app.get(SHOP, Some(&format!("{unpart}; {part}"))).await;
     let cookies = set_cookies(res.headers());
     let body: serde_json::Value = res.json().await.expect("json");
     assert_eq!(body["values"]["chat"], "global");
     assert!(
-        cookies[1].starts_with(&unpart.replacen("__Host-baton=", "__Host-baton-p=", 1)),
+        cookies[1].starts_with(&unpart.replacen(
+            &format!("{UNPARTITIONED}="),
+            &format!("{PARTITIONED}="),
+            1
+        )),
         "{cookies:?}"
     );
     app.stop().await;
@@ -474,9 +476,9 @@ async fn an_inactive_storage_access_grant_is_activated_on_load() {
 
 #[tokio::test]
 async fn nothing_trusted_means_nobody_may_frame() {
-    let mut raw = raw_config();
-    raw.trust.origins.clear();
-    let app = spawn_with(raw, ":memory:").await;
+    let mut config = test_config();
+    config.trust.origins = baton::origin::TrustedOrigins::default();
+    let app = spawn_with(config, ":memory:").await;
     let res = app.fetch("/iframe.html").await;
     assert!(
         res.headers()["content-security-policy"]
@@ -556,11 +558,11 @@ async fn sessions_survive_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("baton.db");
     let path = path.to_str().expect("utf8");
-    let app = spawn_with(raw_config(), path).await;
+    let app = spawn_with(test_config(), path).await;
     let res = app.put("chat", "kept", SHOP, None).await;
     let cookie = cookie_header(res.headers());
     app.stop().await;
-    let app = spawn_with(raw_config(), path).await;
+    let app = spawn_with(test_config(), path).await;
     let body: serde_json::Value = app
         .get(SHOP, Some(&cookie))
         .await
@@ -573,10 +575,11 @@ async fn sessions_survive_a_restart() {
 
 #[tokio::test]
 async fn clients_over_their_budget_get_429() {
-    let mut raw = raw_config();
-    raw.server.rate_limit_per_minute = 5;
-    raw.server.client_ip_header = Some("X-Forwarded-For".into());
-    let app = spawn_with(raw, ":memory:").await;
+    let mut config = test_config();
+    config.server.rate_limit_per_minute = 5;
+    config.server.client_ip_header =
+        Some(reqwest::header::HeaderName::from_static("x-forwarded-for"));
+    let app = spawn_with(config, ":memory:").await;
     let get = |ip: &'static str| {
         app.req(Method::GET, "/v1/session", Some(SHOP), None)
             .header("x-forwarded-for", format!("203.0.113.9, {ip}"))

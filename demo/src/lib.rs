@@ -1,5 +1,7 @@
-//! `baton demo`: the broker plus two demo partner sites (a shop and its support site) on one port,
-//! so a newcomer sees a chat follow them from one site to the other with a single command.
+//! `baton-demo`: the broker plus two demo partner sites (a shop and its support site) on one port,
+//! so a newcomer sees a chat follow them from one site to the other with a single command. A crate
+//! of its own, outside the product: it uses only baton's public API (`Application::build` and
+//! `map_router`), so the `baton` binary and its image carry none of this.
 //!
 //! The three sites are told apart by the `Host` header: `broker.localhost:PORT` is the broker
 //! unchanged, `shop.localhost:PORT` and `support.localhost:PORT` are the partner pages (browsers
@@ -8,8 +10,7 @@
 //! shop. The partner pages use the library exactly as a Genesys page would (`demo.js` fakes the
 //! Genesys widgets bus and chat; see its header).
 //!
-//! The demo's page templates and assets live in `templates/demo/`, so the Docker build, which
-//! copies `templates/`, has them too.
+//! The demo's page templates are in `demo/templates/demo/`, its script and style in `demo/assets/`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,15 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use tower::ServiceExt;
 
-use crate::Application;
-use crate::config::{ConfigErrors, RawConfig, Settings};
-use crate::startup::StartError;
+use baton::Application;
+use baton::config::{Config, ConfigErrors};
+use baton::startup::StartError;
 
-/// The session cookie name the demo chat uses, as a Genesys deployment would choose one.
-pub const SESSION_COOKIE: &str = "demo-chat-session";
-
-const DEMO_JS: &str = include_str!("../templates/demo/demo.js");
-const DEMO_CSS: &str = include_str!("../templates/demo/demo.css");
+const DEMO_JS: &str = include_str!("../assets/demo.js");
+const DEMO_CSS: &str = include_str!("../assets/demo.css");
 
 /// One of the demo's named sites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,30 +114,37 @@ pub struct Demo {
     pub warnings: Vec<String>,
 }
 
-/// The broker's settings for the demo: the shop and support sites trusted, a throwaway handoff
-/// key (never for production: it dies with the process), sessions in SQLite at `db`.
-pub fn settings(listen: SocketAddr, db: &Path) -> Result<Settings, DemoError> {
+/// The broker's config for the demo: the shop and support sites trusted, a throwaway handoff key
+/// (never for production: it dies with the process), sessions in SQLite at `db`.
+pub fn config(listen: SocketAddr, db: &Path) -> Result<Config, DemoError> {
     let sites = Sites::new(listen.port());
-    let mut raw = RawConfig::default();
-    raw.server.listen = listen.to_string();
-    raw.server.public_origin = Some(sites.origin(Site::Broker));
-    raw.trust.origins = vec![sites.origin(Site::Shop), sites.origin(Site::Support)];
-    raw.store.sqlite_path = db
+    let db = db
         .to_str()
-        .ok_or_else(|| DemoError::DbPath(db.to_owned()))?
-        .to_owned();
-    raw.handoff.generate_dev_key = true;
-    raw.validate().map_err(DemoError::Config)
+        .ok_or_else(|| DemoError::DbPath(db.to_owned()))?;
+    let text = format!(
+        "[server]\nlisten = {listen:?}\npublic_origin = {broker:?}\n\
+         [trust]\norigins = [{shop:?}, {support:?}]\n\
+         [store]\nbackend = \"sqlite\"\nsqlite_path = {db:?}\n\
+         [handoff]\ngenerate_dev_key = true\n",
+        listen = listen.to_string(),
+        broker = sites.origin(Site::Broker),
+        shop = sites.origin(Site::Shop),
+        support = sites.origin(Site::Support),
+    );
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| DemoError::Config(ConfigErrors(vec![e.to_string()])))?;
+    Config::from_table(table).map_err(DemoError::Config)
 }
 
 /// Binds `listen` (port 0 picks a free port) and builds the broker with the demo sites around it.
 pub async fn build(listen: SocketAddr, db: &Path) -> Result<Demo, DemoError> {
     let listen = resolve_port(listen)?;
     let sites = Sites::new(listen.port());
-    let settings = settings(listen, db)?;
-    let warnings = settings.warnings.clone();
+    let config = config(listen, db)?;
+    let warnings = config.warnings();
     let pages = Pages::render(&sites)?;
-    let app = Application::build(settings)
+    let app = Application::build(config)
         .await?
         .map_router(|broker| router(broker, &sites, &pages));
     Ok(Demo {
@@ -164,18 +169,18 @@ fn resolve_port(listen: SocketAddr) -> Result<SocketAddr, DemoError> {
         })
 }
 
-/// `baton demo`: runs until Ctrl-C. Exit codes as for `serve`.
+/// Runs the demo until Ctrl-C. Exit codes as for `baton serve`.
 pub fn run(listen: SocketAddr, db: &Path) -> i32 {
-    crate::telemetry::init();
-    crate::cli::block_on(async move {
+    baton::telemetry::init();
+    baton::cli::block_on(async move {
         let demo = match build(listen, db).await {
             Ok(demo) => demo,
             Err(e @ (DemoError::Config(_) | DemoError::DbPath(_))) => {
-                eprintln!("baton: {e}");
+                eprintln!("baton-demo: {e}");
                 return 2;
             }
             Err(e) => {
-                eprintln!("baton: {e}");
+                eprintln!("baton-demo: {e}");
                 return 1;
             }
         };
@@ -195,7 +200,7 @@ pub fn run(listen: SocketAddr, db: &Path) -> i32 {
         println!(
             "Start a chat on the shop, send a message, then follow \"Need help? Visit our support site\": the chat is there. Ctrl-C stops the demo.\n"
         );
-        crate::cli::serve_until_stopped(demo.app).await
+        baton::cli::serve_until_stopped(demo.app).await
     })
 }
 
@@ -362,7 +367,7 @@ fn file(body: impl Into<Bytes>, content_type: &'static str) -> MethodRouter {
 fn with_headers(mut res: Response, csp: HeaderValue) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    crate::routes::base_headers(h);
+    baton::routes::base_headers(h);
     // The pages are small and the port may change between runs: always revalidate.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
@@ -395,29 +400,25 @@ mod tests {
     }
 
     #[test]
-    fn settings_trust_both_sites_and_warn_about_the_dev_key() {
-        let settings =
-            settings("127.0.0.1:8080".parse().expect("addr"), Path::new("x.db")).expect("valid");
+    fn config_trusts_both_sites_and_warns_about_the_dev_key() {
+        let config =
+            config("127.0.0.1:8080".parse().expect("addr"), Path::new("x.db")).expect("valid");
         assert_eq!(
-            settings.public_origin.as_str(),
+            config.server.public_origin.as_str(),
             "http://broker.localhost:8080"
         );
-        let trusted = settings.trusted.to_strings();
         assert_eq!(
-            trusted,
+            config.trust.origins.to_strings(),
             [
                 "http://shop.localhost:8080",
                 "http://support.localhost:8080"
             ]
         );
-        assert!(settings.handoff_dev_key);
+        assert!(config.handoff.uses_dev_key(&config.server.public_origin));
+        let warnings = config.warnings();
         assert!(
-            settings
-                .warnings
-                .iter()
-                .any(|w| w.contains("development key")),
-            "{:?}",
-            settings.warnings
+            warnings.iter().any(|w| w.contains("development key")),
+            "{warnings:?}"
         );
     }
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use baton::clock::ManualClock;
-use baton::config::RawConfig;
+use baton::config::Config;
+pub use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use baton::session::SessionStore;
 use baton::session::sqlite::SqliteStore;
 use reqwest::header::{HeaderMap, SET_COOKIE};
@@ -24,33 +25,40 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub fn raw_config() -> RawConfig {
-    let mut raw = RawConfig::default();
-    raw.server.listen = "127.0.0.1:0".into();
-    raw.server.public_origin = Some("http://broker.localhost:9000".into());
-    raw.trust.origins = vec![SHOP.into(), SUPPORT.into(), WILD.into()];
-    raw.session.idle_timeout_secs = 60;
-    raw.session.absolute_timeout_secs = 300;
-    raw.session.max_value_bytes = 1024;
-    raw.session.max_values = 4;
-    raw.handoff.keys = vec![baton::config::KeyEntry {
-        kid: "test".into(),
-        secret: "A".repeat(43),
-    }];
-    raw
+/// The config every API test starts from: three trusted origins (two exact, one wildcard),
+/// short timeouts and small limits, a fixed handoff key. Tests change fields before `spawn_with`.
+pub fn test_config() -> Config {
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        public_origin = "http://broker.localhost:9000"
+        [trust]
+        origins = ["{SHOP}", "{SUPPORT}", "{WILD}"]
+        [session]
+        idle_timeout_secs = 60
+        absolute_timeout_secs = 300
+        max_value_bytes = 1024
+        max_values = 4
+        [[handoff.keys]]
+        kid = "test"
+        secret = "{secret}"
+        "#,
+        secret = "A".repeat(43)
+    );
+    Config::from_table(text.parse().expect("toml")).expect("valid test config")
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_with(raw_config(), ":memory:").await
+    spawn_with(test_config(), ":memory:").await
 }
 
-pub async fn spawn_with(raw: RawConfig, sqlite_path: &str) -> TestApp {
-    let settings = raw.validate().expect("valid test config");
+pub async fn spawn_with(config: Config, sqlite_path: &str) -> TestApp {
     let store: Arc<dyn SessionStore> =
-        Arc::new(SqliteStore::open(sqlite_path, settings.timeouts).expect("store"));
+        Arc::new(SqliteStore::open(sqlite_path, config.session.timeouts()).expect("store"));
     let clock = ManualClock::new(T0);
-    let public_origin = settings.public_origin.to_string();
-    let app = baton::Application::build_with(settings, store, Arc::new(clock.clone()))
+    let public_origin = config.server.public_origin.to_string();
+    let app = baton::Application::build_with(config, store, Arc::new(clock.clone()))
         .await
         .expect("build");
     let base = format!("http://{}", app.local_addr());

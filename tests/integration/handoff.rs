@@ -1,11 +1,9 @@
 //! Handoff tokens through the HTTP API: the attack matrix. Every refused token is a 401
 //! `invalid_token` and changes nothing.
 
-mod common;
-
+use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use reqwest::Method;
 
 async fn mint(app: &TestApp, cookie: &str, audience: &str) -> String {

@@ -2,9 +2,7 @@
 //! broker cookie at all. Issued only to a trusted page origin, bound to it, never a cookie id,
 //! stored hashed, ended with the session, under the same timeouts, handed off like cookies.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -76,7 +74,7 @@ async fn a_page_key_reaches_its_session_for_its_origin_only() {
     let res = app
         .get(
             SHOP,
-            Some(&format!("__Host-baton={key}; __Host-baton-p={key}")),
+            Some(&format!("{UNPARTITIONED}={key}; {PARTITIONED}={key}")),
         )
         .await;
     assert_eq!(error_code(res).await, (404, "no_session".into()));
@@ -143,7 +141,7 @@ async fn page_keys_are_issued_only_to_trusted_pages() {
 async fn the_store_holds_only_a_hash_bound_to_the_origin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("baton.db");
-    let app = spawn_with(raw_config(), db.to_str().expect("utf-8")).await;
+    let app = spawn_with(test_config(), db.to_str().expect("utf-8")).await;
     let key = page_session(&app, SHOP, "hashed").await;
     app.stop().await;
     let mut bytes = Vec::new();
@@ -304,9 +302,9 @@ async fn a_key_holding_page_with_values_keeps_its_session() {
 
 #[tokio::test]
 async fn with_page_keys_off_the_header_is_ignored() {
-    let mut raw = raw_config();
-    raw.session.page_keys = false;
-    let app = spawn_with(raw, ":memory:").await;
+    let mut config = test_config();
+    config.session.page_keys = false;
+    let app = spawn_with(config, ":memory:").await;
     let res = send(
         iframe(&app, Method::PUT, "/v1/session/chat", SHOP, None).json(&json!({ "value": "c" })),
     )

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
+
+use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
@@ -275,8 +277,12 @@ fn cookie_header(headers: &HeaderMap) -> String {
         })
         .collect();
     assert!(
-        pairs.iter().any(|p| p.starts_with("__Host-baton="))
-            && pairs.iter().any(|p| p.starts_with("__Host-baton-p=")),
+        pairs
+            .iter()
+            .any(|p| p.starts_with(&format!("{UNPARTITIONED}=")))
+            && pairs
+                .iter()
+                .any(|p| p.starts_with(&format!("{PARTITIONED}="))),
         "both session cookies are set: {pairs:?}"
     );
     pairs.join("; ")

@@ -414,6 +414,62 @@ async fn sqlite_file_survives_reopen() {
     assert_eq!(s.values["chat"], "kept");
 }
 
+/// SQLite's schema is versioned: a database written before versions existed (the same tables,
+/// `user_version` 0) is migrated in place with its sessions kept, and a database from a newer
+/// baton is refused rather than written.
+#[tokio::test]
+async fn sqlite_schema_is_versioned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    let path = path.to_str().expect("utf-8 path");
+    {
+        let conn = rusqlite::Connection::open(path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE sessions (uid TEXT PRIMARY KEY, created_at INTEGER NOT NULL, \
+             last_seen INTEGER NOT NULL, expires_at INTEGER NOT NULL, vals TEXT NOT NULL) STRICT;
+             CREATE TABLE session_ids (id_hash TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE) STRICT;
+             CREATE TABLE handoffs (jti TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE, expires_at INTEGER NOT NULL) STRICT;",
+        )
+        .expect("old schema");
+        let expires = T0 + 60_000;
+        conn.execute(
+            "INSERT INTO sessions VALUES ('u1', ?1, ?1, ?2, '{\"chat\":\"old\"}')",
+            rusqlite::params![T0, expires],
+        )
+        .expect("row");
+        let id = id();
+        conn.execute(
+            "INSERT INTO session_ids VALUES (?1, 'u1')",
+            rusqlite::params![id.as_str()],
+        )
+        .expect("id");
+        drop(conn);
+        let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("migrates");
+        let s = store
+            .load(&id, T0 + 1000)
+            .await
+            .expect("load")
+            .expect("kept");
+        assert_eq!(s.values["chat"], "old");
+    }
+    let version: i64 = rusqlite::Connection::open(path)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 1);
+
+    rusqlite::Connection::open(path)
+        .expect("open")
+        .pragma_update(None, "user_version", 99)
+        .expect("from the future");
+    let err = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS)
+        .err()
+        .expect("a newer schema is refused");
+    assert!(err.to_string().contains("version 99"), "{err}");
+}
+
 /// Redis: the machine's server (or `BATON_TEST_REDIS_URL`), a fresh key prefix per test, deleted
 /// when the test's store is dropped. An unreachable Redis fails the test: it never skips.
 fn redis_url() -> String {

@@ -1,7 +1,7 @@
 //! `baton demo` as a black box: the real demo on port 0, spoken to over HTTP with the `Host`
 //! header a browser would send (the system resolver does not know `*.localhost`; browsers do).
 
-use baton::demo::{Site, Sites};
+use baton_demo::{Site, Sites};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, X_CONTENT_TYPE_OPTIONS};
 
 struct RunningDemo {
@@ -14,7 +14,7 @@ struct RunningDemo {
 
 async fn spawn_demo() -> RunningDemo {
     let dir = tempfile::tempdir().expect("tempdir");
-    let demo = baton::demo::build(
+    let demo = baton_demo::build(
         "127.0.0.1:0".parse().expect("addr"),
         &dir.path().join("demo.db"),
     )

@@ -1,0 +1,12 @@
+//! baton's integration tests, in one binary (one link of the crate, not one per file): each
+//! module boots the real application in-process on port 0 (`helpers::spawn_app`) or starts the
+//! real binary, and speaks HTTP to it.
+
+mod api;
+mod durability;
+mod handoff;
+mod helpers;
+mod multinode;
+mod origin;
+mod page_keys;
+mod store_contract;
