@@ -45,12 +45,24 @@ pub struct ServerConfig {
     /// The origin browsers reach the broker at (default `http://broker.localhost:<port>`).
     pub public_origin: Origin,
     pub shutdown_grace_secs: u64,
+    /// A request not answered by then (a stuck store) gets 503.
     pub request_timeout_secs: u64,
-    /// API requests per client IP per minute; 0 disables the limit.
+    /// A connection that has not sent a whole request head by then is closed: slow clients, and
+    /// kept-alive connections left idle (keep it above a load balancer's idle timeout).
+    pub header_timeout_secs: u64,
+    /// A request body that sends nothing for this long gets 408.
+    pub body_timeout_secs: u64,
+    /// Open connections at most (also bounded by the open-file limit); at the bound the longest
+    /// idle one is closed for a new one.
+    pub max_connections: usize,
+    /// API requests per client per minute; 0 disables the limit.
     pub rate_limit_per_minute: u32,
-    /// The header a proxy in front appends the client address to.
+    /// The header the proxies in front append the client address to (`x-forwarded-for`).
     #[serde(deserialize_with = "header_name")]
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// The proxies whose `client_ip_header` entries are believed: addresses or CIDR networks.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,8 +106,12 @@ impl Default for ServerConfig {
             public_origin: dev_public_origin(listen),
             shutdown_grace_secs: 10,
             request_timeout_secs: 10,
+            header_timeout_secs: 75,
+            body_timeout_secs: 10,
+            max_connections: 10_000,
             rate_limit_per_minute: 6000,
             client_ip_header: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -170,6 +186,22 @@ fn header_name<'de, D: Deserializer<'de>>(
         })
 }
 
+/// Addresses (`10.0.0.1`, `::1`) and networks (`10.0.0.0/8`).
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|raw| {
+            raw.parse::<ipnet::IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    D::Error::custom(format!(
+                        "{raw:?} is not an IP address or network such as \"10.0.0.0/8\""
+                    ))
+                })
+        })
+        .collect()
+}
+
 fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let kid = String::deserialize(d)?;
     let ok = (1..=64).contains(&kid.len())
@@ -234,6 +266,20 @@ fn one(msg: impl Into<String>) -> ConfigErrors {
 
 impl ServerConfig {
     fn problems(&self, out: &mut Vec<String>) {
+        if self.client_ip_header.is_some() && self.trusted_proxies.is_empty() {
+            out.push("server.trusted_proxies: server.client_ip_header is set, so list the proxies whose entries in it are believed (e.g. [\"10.0.0.0/8\"]); without them any client could claim any address".into());
+        }
+        for (key, value) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+        ] {
+            if value == 0 {
+                out.push(format!("server.{key}: must be at least 1"));
+            }
+        }
+        if self.max_connections == 0 {
+            out.push("server.max_connections: must be at least 1".into());
+        }
         if !is_secure_context(&self.public_origin) {
             out.push(format!(
                 "server.public_origin: {:?} must be https (plain http only for *.localhost during development): the broker's cookies are Secure",
@@ -249,6 +295,14 @@ impl ServerConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs.max(1))
     }
 }
 
@@ -460,7 +514,7 @@ impl Config {
             && server.client_ip_header.is_none()
             && !server.listen.ip().is_loopback()
         {
-            warnings.push("server.client_ip_header is unset: the rate limit counts per TCP peer, so behind a load balancer or proxy every client shares one budget; set it to the header your proxy appends (e.g. \"x-forwarded-for\")".into());
+            warnings.push("server.client_ip_header is unset: the rate limit counts per TCP peer, so behind a load balancer or proxy every client shares one budget; set it to the header your proxy appends (e.g. \"x-forwarded-for\") and server.trusted_proxies to the proxies' addresses".into());
         }
         if self.handoff.uses_dev_key(&server.public_origin) {
             warnings.push("handoff: no keys configured, so handoff tokens are signed with a development key generated at start; fine for one development node, but tokens die with it and no other node accepts them: run `baton keygen` for production".into());

@@ -26,6 +26,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body is larger than allowed")]
     BodyTooLarge,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("the value is larger than {0} bytes")]
     ValueTooLarge(usize),
     #[error("a session holds at most {0} values")]
@@ -58,6 +60,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadKey | Self::BadJson(_) | Self::BadAudience => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge | Self::ValueTooLarge(_) | Self::TooManyValues(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -79,6 +82,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyTooLarge | Self::ValueTooLarge(_) => "too_large",
             Self::TooManyValues(_) => "too_many_values",
+            Self::BodyTimeout => "body_timeout",
             Self::BadAudience => "bad_audience",
             Self::InvalidToken => "invalid_token",
             Self::SessionConflict => "session_conflict",

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod origin;
 pub mod ratelimit;
 pub mod routes;
+pub mod server;
 pub mod session;
 pub mod startup;
 pub mod state;

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub handoffs_issued: AtomicU64,
     pub handoffs_redeemed: AtomicU64,
     pub handoffs_refused: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub origin_denied: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -33,6 +35,8 @@ impl Default for Metrics {
             handoffs_issued: AtomicU64::new(0),
             handoffs_redeemed: AtomicU64::new(0),
             handoffs_refused: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            origin_denied: AtomicU64::new(0),
         }
     }
 }
@@ -87,6 +91,16 @@ impl Metrics {
                 "baton_handoffs_refused_total",
                 "Handoff tokens refused (invalid, expired, replayed, wrong audience).",
                 &self.handoffs_refused,
+            ),
+            (
+                "baton_rate_limited_total",
+                "API requests refused with 429 rate_limited.",
+                &self.rate_limited,
+            ),
+            (
+                "baton_origin_denied_total",
+                "API requests refused with 403 origin_denied (Origin or page origin not trusted).",
+                &self.origin_denied,
             ),
         ] {
             let _ = writeln!(

@@ -24,7 +24,7 @@ pub struct Application {
     addr: SocketAddr,
     router: axum::Router,
     _sweeper: Sweeper,
-    shutdown_grace: Duration,
+    limits: crate::server::Limits,
 }
 
 /// Why the broker could not start; `main` prints it and exits non-zero.
@@ -62,27 +62,34 @@ impl Application {
         let addr = listener.local_addr().map_err(bind)?;
         let assets = Assets::new(&config.trust.origins, config.session.page_keys)
             .map_err(StartError::Assets)?;
-        let limiter = crate::ratelimit::RateLimiter::from_config(&config.server);
+        let metrics = Arc::<crate::metrics::Metrics>::default();
+        let limiter =
+            crate::ratelimit::RateLimiter::from_config(&config.server, Arc::clone(&metrics));
         let sweeper = Sweeper::start(
             Arc::clone(&store),
             Arc::clone(&clock),
             config.store.sweep_interval(),
         );
-        let shutdown_grace = config.server.shutdown_grace();
+        let server = &config.server;
+        let limits = crate::server::Limits {
+            header_timeout: server.header_timeout(),
+            max_connections: crate::server::connection_budget(server.max_connections),
+            shutdown_grace: server.shutdown_grace(),
+        };
         let state = AppState {
             store,
             clock,
             handoff: Arc::new(HandoffKeys::from_config(&config)),
             config: Arc::new(config),
             assets: Arc::new(assets),
-            metrics: Arc::default(),
+            metrics,
         };
         Ok(Self {
             listener,
             addr,
             router: routes::router(state, limiter),
             _sweeper: sweeper,
-            shutdown_grace,
+            limits,
         })
     }
 
@@ -106,32 +113,13 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes (tests pass their own trigger).
+    /// Serves until `stop` completes (tests pass their own trigger), then drains for up to the
+    /// grace period. The sweeper (in `self`) lives until this returns, and stops then.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let grace = self.shutdown_grace;
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
-            stop.await;
-            tracing::info!(?grace, "shutting down: draining in-flight requests");
-            let _ = tx.send(());
-        });
-        // The sweeper (in `self`) lives until this returns, and stops then.
-        tokio::select! {
-            r = server => r,
-            _ = async {
-                let _ = rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!("grace period over; dropping the requests still running");
-                Ok(())
-            }
-        }
+        crate::server::serve(self.listener, self.router, self.limits, stop).await
     }
 }
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,8 @@ use crate::handoff::HandoffKeys;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
 use crate::state::AppState;
+use crate::telemetry::Throttle;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub fn routes(
     state: &AppState,
@@ -43,16 +45,41 @@ pub fn routes(
         .route("/session/{key}", put(put_value).delete(delete_value))
         .route("/handoff", post(mint_handoff))
         .route("/handoff/redeem", post(redeem_handoff))
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.config.clone(), guard));
-    match limiter {
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.server.body_timeout(),
+        ))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            declared_length(req, next, body_limit)
+        }));
+    let api = match limiter {
         Some(limiter) => api.layer(middleware::from_fn_with_state(
             limiter,
             crate::ratelimit::limit,
         )),
         None => api,
+    };
+    // Outermost, so that every answer under /v1 passes through it: refusals of the rate limit
+    // and of the router (405) get the same CORS and cache headers as the handlers' answers.
+    api.layer(middleware::from_fn_with_state(state.clone(), guard))
+}
+
+/// A body declared larger than the limit is refused at once with 413, before a byte of it is
+/// read (measured: a `PUT` declaring 50 MB and sending nothing was held until the request
+/// deadline). Bodies without a length are cut off by `DefaultBodyLimit` as they stream.
+async fn declared_length(req: Request, next: Next, limit: usize) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => ApiError::BodyTooLarge.into_response(),
+        _ => next.run(req).await,
     }
 }
+
+static DENIALS: Throttle = Throttle::new();
 
 fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiError> {
     let public_origin = &config.server.public_origin;
@@ -71,15 +98,23 @@ fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiErro
         return Ok(public_origin.clone());
     }
     config.trust.origins.check(raw).map_err(|denied| {
-        tracing::info!(reason = denied.code(), "origin denied");
+        if let Some(suppressed) = DENIALS.allow() {
+            tracing::info!(reason = denied.code(), suppressed, "origin denied");
+        }
         ApiError::OriginDenied
     })
 }
 
-async fn guard(State(config): State<Arc<Config>>, mut req: Request, next: Next) -> Response {
-    let origin = match caller_origin(&config, req.headers()) {
+async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let origin = match caller_origin(&state.config, req.headers()) {
         Ok(origin) => origin,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            bump(&state.metrics.origin_denied);
+            let mut res = e.into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
     };
     let mut res = if req.method() == Method::OPTIONS {
         let mut res = StatusCode::NO_CONTENT.into_response();
@@ -115,8 +150,20 @@ async fn guard(State(config): State<Arc<Config>>, mut req: Request, next: Next) 
     res
 }
 
+/// Whether reading the body failed because the client stopped sending it.
+fn caused_by_body_timeout(rejection: &JsonRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// `Json` with this API's error shape: 415 without a JSON content type, 413 over the body
-/// limit, 400 for anything that is not the expected JSON.
+/// limit, 408 for a body that stopped arriving, 400 for anything that is not the expected JSON.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -129,6 +176,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::BodyTooLarge)
             }
+            Err(rejection) if caused_by_body_timeout(&rejection) => Err(ApiError::BodyTimeout),
             Err(rejection) => Err(ApiError::BadJson(rejection.body_text())),
         }
     }

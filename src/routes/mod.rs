@@ -26,15 +26,17 @@ pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -
         .nest("/v1", api::routes(&state, limiter))
         .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound })
+        // Innermost first. The deadline sits inside the headers and the count, so that its 503
+        // is a full answer and is counted like any other.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            deadline(req, next, request_timeout)
+        }))
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::count,
         ))
-        .layer(CompressionLayer::new())
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            deadline(req, next, request_timeout)
-        }))
         .with_state(state)
 }
 
@@ -73,11 +75,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
     if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED
         && !res.headers().contains_key(header::CONTENT_TYPE)
     {
-        let allow = res.headers().get(header::ALLOW).cloned();
-        res = ApiError::MethodNotAllowed.into_response();
-        if let Some(allow) = allow {
-            res.headers_mut().insert(header::ALLOW, allow);
-        }
+        // Only the body is replaced: the headers already set (Allow, and CORS under /v1) stay.
+        let (parts, _) = res.into_parts();
+        let (_, body) = ApiError::MethodNotAllowed.into_response().into_parts();
+        res = Response::from_parts(parts, body);
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     let h = res.headers_mut();
     base_headers(h);

@@ -579,6 +579,8 @@ async fn clients_over_their_budget_get_429() {
     config.server.rate_limit_per_minute = 5;
     config.server.client_ip_header =
         Some(reqwest::header::HeaderName::from_static("x-forwarded-for"));
+    // The test client is the proxy here: its connection comes from loopback.
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
     let app = spawn_with(config, ":memory:").await;
     let get = |ip: &'static str| {
         app.req(Method::GET, "/v1/session", Some(SHOP), None)

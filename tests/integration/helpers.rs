@@ -56,6 +56,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(config: Config, sqlite_path: &str) -> TestApp {
     let store: Arc<dyn SessionStore> =
         Arc::new(SqliteStore::open(sqlite_path, config.session.timeouts()).expect("store"));
+    spawn_with_store(config, store).await
+}
+
+/// The app on a store the test made (a wrapper that fails or hangs, say).
+pub async fn spawn_with_store(config: Config, store: Arc<dyn SessionStore>) -> TestApp {
     let clock = ManualClock::new(T0);
     let public_origin = config.server.public_origin.to_string();
     let app = baton::Application::build_with(config, store, Arc::new(clock.clone()))

@@ -5,6 +5,7 @@
 mod api;
 mod durability;
 mod handoff;
+mod hardening;
 mod helpers;
 mod multinode;
 mod origin;
