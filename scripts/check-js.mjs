@@ -33,7 +33,9 @@ const provider = await readFile(path.join(root, "static", "cookie-provider.js"),
 const iframeJs = await readFile(path.join(root, "static", "iframe.js"), "utf8");
 // The iframe page as the broker renders it (templates/iframe.html), with a typical trusted list.
 const config = JSON.stringify({ trusted: ["https://shop.example.com", "https://*.example.org"], page: true });
-const page = (await readFile(path.join(root, "templates", "iframe.html"), "utf8")).replace(/\{\{[^}]*\}\}/, config);
+const page = (await readFile(path.join(root, "templates", "iframe.html"), "utf8"))
+  .replace(/\{\{ *config_json[^}]*\}\}/, config)
+  .replace(/\{\{ *script *\}\}/, "/iframe.0123456789abcdef.js");
 
 const providerGz = gz(provider);
 const pageGz = gz(page);

@@ -50,6 +50,12 @@ pub enum Command {
     },
     /// Print a new handoff signing key to add to [handoff] keys.
     Keygen,
+    /// Print the partner script's URLs, its versioned URL's Subresource Integrity value and a
+    /// ready `<script>` element for partner pages.
+    Assets {
+        #[arg(long, env = "BATON_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn env_vars() -> Vec<(String, String)> {
@@ -66,6 +72,16 @@ pub fn run(cli: Cli) -> i32 {
             println!("{}", keygen());
             0
         }
+        Command::Assets { config } => match load_config(config.as_deref(), None) {
+            Ok(config) => {
+                println!("{}", assets_report(&config.server.public_origin));
+                0
+            }
+            Err(errors) => {
+                eprintln!("baton: invalid configuration:\n{errors}");
+                2
+            }
+        },
     }
 }
 
@@ -168,6 +184,7 @@ fn check_config(path: &std::path::Path) -> i32 {
                 config.trust.origins.patterns().len(),
                 config.server.public_origin
             );
+            println!("{}", assets_report(&config.server.public_origin));
             0
         }
         Err(errors) => {
@@ -228,6 +245,19 @@ fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
         };
     }
     0
+}
+
+/// Where partner pages get the library: the stable URL, and the versioned one with its integrity.
+pub fn assets_report(public_origin: &crate::origin::Origin) -> String {
+    let provider = crate::assets::Asset::partner_script();
+    let versioned = format!("{public_origin}/cookie-provider.{}.js", provider.version);
+    format!(
+        "stable URL (revalidated every 5 minutes; what Genesys pages load): {public_origin}/cookie-provider.js\n\
+         versioned URL (cached for a year; changes with each release): {versioned}\n\
+         integrity: {integrity}\n\
+         <script src=\"{versioned}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>",
+        integrity = provider.integrity
+    )
 }
 
 /// A `[[handoff.keys]]` entry with 256 fresh random bits.

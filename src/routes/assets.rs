@@ -8,21 +8,47 @@ use axum::response::Response;
 use axum::routing::get;
 use std::sync::Arc;
 
-use crate::assets::Assets;
+use crate::assets::{self, Assets};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(assets: &Assets) -> Router<AppState> {
+    let stable = assets::cache_control(false);
+    let versioned = assets::cache_control(true);
     Router::new()
         .route("/iframe.html", get(iframe_page))
         .route(
             "/iframe.js",
-            get(|State(a): State<Arc<Assets>>, h: HeaderMap| async move { a.iframe_js.serve(&h) }),
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.iframe_js.serve(&h, stable)
+                },
+            ),
+        )
+        .route(
+            &assets.versioned_iframe_js_path(),
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.iframe_js.serve(&h, versioned)
+                },
+            ),
         )
         .route("/cookie-provider.js", get(cookie_provider))
         .route("/cookie-provider.min.js", get(cookie_provider))
         .route(
+            &assets.versioned_provider_path(),
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.cookie_provider.serve(&h, versioned)
+                },
+            ),
+        )
+        .route(
             "/cookie-provider.d.ts",
-            get(|State(a): State<Arc<Assets>>, h: HeaderMap| async move { a.types.serve(&h) }),
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.types.serve(&h, stable)
+                },
+            ),
         )
 }
 
@@ -30,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 /// top-level site that is not active yet (`Sec-Fetch-Storage-Access: inactive`), ask it to load the
 /// iframe with the grant active, so the unpartitioned cookie works again without a script call.
 async fn iframe_page(State(assets): State<Arc<Assets>>, h: HeaderMap) -> Response {
-    let mut res = assets.iframe_page.serve(&h);
+    let mut res = assets.iframe_page.serve(&h, "no-cache");
     let inactive = h
         .get("sec-fetch-storage-access")
         .is_some_and(|v| v.as_bytes() == b"inactive");
@@ -46,5 +72,7 @@ async fn iframe_page(State(assets): State<Arc<Assets>>, h: HeaderMap) -> Respons
 }
 
 async fn cookie_provider(State(assets): State<Arc<Assets>>, h: HeaderMap) -> Response {
-    assets.cookie_provider.serve(&h)
+    assets
+        .cookie_provider
+        .serve(&h, assets::cache_control(false))
 }

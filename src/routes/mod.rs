@@ -13,7 +13,6 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tower_http::compression::CompressionLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -21,7 +20,7 @@ use crate::state::AppState;
 pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router {
     let request_timeout = state.config.server.request_timeout();
     Router::new()
-        .merge(assets::routes())
+        .merge(assets::routes(&state.assets))
         .merge(health::routes())
         .nest("/v1", api::routes(&state, limiter))
         .route("/metrics", axum::routing::get(crate::metrics::serve))
@@ -31,7 +30,6 @@ pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             deadline(req, next, request_timeout)
         }))
-        .layer(CompressionLayer::new())
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -448,9 +448,28 @@ async fn iframe_page_headers() {
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert_eq!(h["x-content-type-options"], "nosniff");
     let body = res.text().await.expect("text");
+    // Its script by the versioned URL: cached for a year, revalidated never.
+    let script = body
+        .split(r#"<script src=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a script element");
+    let version = script
+        .strip_prefix("/iframe.")
+        .and_then(|v| v.strip_suffix(".js"))
+        .expect("/iframe.<version>.js");
     assert!(
-        body.contains(r#"<script src="/iframe.js"></script>"#),
-        "{body}"
+        version.len() == 16 && version.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{script}"
+    );
+    let js = app.fetch(script).await;
+    assert_eq!(
+        js.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        js.bytes().await.expect("body"),
+        app.fetch("/iframe.js").await.bytes().await.expect("body")
     );
     assert!(
         body.contains(&format!(r#""trusted":["{SHOP}","{SUPPORT}","{WILD}"]"#)),

@@ -3,6 +3,7 @@
 //! real binary, and speaks HTTP to it.
 
 mod api;
+mod assets;
 mod durability;
 mod handoff;
 mod hardening;
