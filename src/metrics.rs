@@ -7,9 +7,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 const STATUS_MIN: usize = 100;
@@ -46,7 +45,8 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl Metrics {
-    fn record(&self, status: u16) {
+    /// Counts one response with `status`.
+    pub fn record(&self, status: u16) {
         if let Some(c) = (status as usize)
             .checked_sub(STATUS_MIN)
             .and_then(|i| self.responses.get(i))
@@ -116,13 +116,6 @@ impl Metrics {
         );
         out
     }
-}
-
-/// Counts every response by status.
-pub async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    metrics.record(res.status().as_u16());
-    res
 }
 
 pub async fn serve(State(metrics): State<Arc<Metrics>>) -> Response {

@@ -8,33 +8,35 @@ pub mod health;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router {
     let request_timeout = state.config.server.request_timeout();
-    Router::new()
-        .merge(assets::routes(&state.assets))
+    // The deadline only where a store is waited for: assets are served from memory.
+    let stored = Router::new()
         .merge(health::routes())
         .nest("/v1", api::routes(&state, limiter))
-        .route("/metrics", axum::routing::get(crate::metrics::serve))
-        .fallback(|| async { ApiError::NotFound })
-        // Innermost first. The deadline sits inside the headers and the count, so that its 503
-        // is a full answer and is counted like any other.
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             deadline(req, next, request_timeout)
-        }))
-        .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            crate::metrics::count,
-        ))
+        }));
+    Router::new()
+        .merge(assets::routes(&state.assets))
+        .merge(stored)
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
+        .fallback(|| async { ApiError::NotFound })
+        // Outermost, so that every answer, the deadline's 503 included, gets the headers and is
+        // counted.
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), edge))
         .with_state(state)
 }
 
@@ -63,9 +65,10 @@ pub fn base_headers(h: &mut axum::http::HeaderMap) {
     );
 }
 
-/// Headers for every response. Routes that need another CSP (the iframe page) set their own;
-/// everything else may not be framed and may load nothing.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// What every response gets on its way out: the security headers (routes that need another CSP,
+/// such as the iframe page, set their own; everything else may not be framed and may load
+/// nothing), the API's error shape for a bare 405, and its count in `/metrics`.
+async fn edge(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     // axum answers a known path with an unknown method by a bare 405; give it the API's error
     // shape (`method_not_allowed_fallback` would also swallow the CORS preflight, which the `/v1`
@@ -90,5 +93,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
     }
+    metrics.record(res.status().as_u16());
     res
 }
