@@ -112,11 +112,13 @@ pub fn load_config(
 }
 
 fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
-    crate::telemetry::init();
+    crate::telemetry::init(Config::peek_log_format(path.as_deref(), env_vars()));
     let config = match load_config(path.as_deref(), listen) {
         Ok(c) => c,
         Err(errors) => {
-            eprintln!("baton: invalid configuration:\n{errors}");
+            for problem in &errors.0 {
+                tracing::error!(%problem, "invalid configuration");
+            }
             return 2;
         }
     };
@@ -130,12 +132,13 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
         let app = match crate::Application::build(config).await {
             Ok(app) => app,
             Err(e) => {
-                eprintln!("baton: {e}");
+                tracing::error!(error = %e, "cannot start");
                 return 1;
             }
         };
         tracing::info!(
             listen = %app.local_addr(),
+            admin = %app.admin_addr().map(|a| a.to_string()).unwrap_or_default(),
             public_origin = %public_origin,
             trusted = ?trusted,
             store = %store,

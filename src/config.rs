@@ -34,6 +34,14 @@ pub struct Config {
     pub session: SessionConfig,
     pub store: crate::session::StoreConfig,
     pub handoff: HandoffConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: crate::telemetry::LogFormat,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +52,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The origin browsers reach the broker at (default `http://broker.localhost:<port>`).
     pub public_origin: Origin,
+    /// Where `/metrics` is served (never on `listen`, which the world reaches); unset: nowhere.
+    #[serde(deserialize_with = "socket_addr_opt")]
+    pub admin_listen: Option<SocketAddr>,
     pub shutdown_grace_secs: u64,
     /// A request not answered by then (a stuck store) gets 503.
     pub request_timeout_secs: u64,
@@ -104,6 +115,7 @@ impl Default for ServerConfig {
         Self {
             listen,
             public_origin: dev_public_origin(listen),
+            admin_listen: None,
             shutdown_grace_secs: 10,
             request_timeout_secs: 10,
             header_timeout_secs: 75,
@@ -171,6 +183,10 @@ fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> 
             "{raw:?} is not an address:port such as \"127.0.0.1:8080\""
         ))
     })
+}
+
+fn socket_addr_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(d).map(Some)
 }
 
 fn header_name<'de, D: Deserializer<'de>>(
@@ -391,6 +407,27 @@ impl Config {
         Self::from_table(table)
     }
 
+    /// The log format the config asks for, read before anything else so that the logger is set
+    /// up before the config is validated (its problems are then logged in that format). Any
+    /// problem here is left for `load` to report.
+    pub fn peek_log_format(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> crate::telemetry::LogFormat {
+        let mut format = crate::telemetry::LogFormat::default();
+        let _ = Self::load_with(path, env, |table| {
+            if let Some(f) = table
+                .get("log")
+                .and_then(|l| l.get("format"))
+                .and_then(|f| f.clone().try_into().ok())
+            {
+                format = f;
+            }
+            table.clear();
+        });
+        format
+    }
+
     /// Only `[trust]` of the config at `path` (with overrides), for `check-origin`: a config whose
     /// other sections are incomplete still answers which origins it trusts.
     pub fn load_trust(
@@ -434,9 +471,10 @@ impl Config {
         let session = section("session");
         let mut store = section("store");
         let handoff = section("handoff");
+        let log = section("log");
         for unknown in table.keys() {
             errors.push(format!(
-                "{unknown}: unknown section (known: server, trust, session, store, handoff)"
+                "{unknown}: unknown section (known: server, trust, session, store, handoff, log)"
             ));
         }
         // Defaults that depend on other keys: the public origin on the listen port, and the
@@ -465,8 +503,9 @@ impl Config {
         });
         let handoff =
             handoff.and_then(|t| parse_section::<HandoffConfig>("handoff", t, &[], &mut errors));
-        match (server, trust, session, store, handoff) {
-            (Some(server), Some(trust), Some(session), Some(store), Some(handoff))
+        let log = log.and_then(|t| parse_section::<LogConfig>("log", t, &[], &mut errors));
+        match (server, trust, session, store, handoff, log) {
+            (Some(server), Some(trust), Some(session), Some(store), Some(handoff), Some(log))
                 if errors.is_empty() =>
             {
                 let config = Self {
@@ -475,6 +514,7 @@ impl Config {
                     session,
                     store,
                     handoff,
+                    log,
                 };
                 let problems = config.problems();
                 if problems.is_empty() {

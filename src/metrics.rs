@@ -1,119 +1,164 @@
-//! Counters for operators, served as Prometheus text at `GET /metrics`.
+//! What operators measure, in Prometheus (OpenMetrics) text, served at `GET /metrics` on the
+//! admin listener only (`server.admin_listen`): the public listener is reachable by everyone, and
+//! a scrape shows traffic patterns no customer should see.
 //!
-//! Plain atomics rather than a metrics framework: a handful of counters, no labels beyond the
-//! status code, and nothing to configure. Each node counts its own; sum them across nodes.
+//! Built on `prometheus-client`: responses by status, request latency by route, store call
+//! latency and errors by operation, the counts of sessions, handoffs and refusals, and the
+//! process's own figures (resident memory, open files and their limit, start time). Each node
+//! counts its own; sum them across nodes. Route labels are route templates (`/v1/session/{key}`),
+//! never raw paths, so a client cannot grow the label set.
 
-use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-const STATUS_MIN: usize = 100;
-const STATUS_MAX: usize = 599;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub op: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latency buckets, in seconds: from half a millisecond to the longest a request may take.
+fn latency() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
 
 pub struct Metrics {
-    responses: Vec<AtomicU64>,
-    pub sessions_created: AtomicU64,
-    pub handoffs_issued: AtomicU64,
-    pub handoffs_redeemed: AtomicU64,
-    pub handoffs_refused: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub origin_denied: AtomicU64,
+    registry: Registry,
+    responses: Family<StatusLabels, Counter>,
+    request_duration: Histograms<RouteLabels>,
+    store_duration: Histograms<OpLabels>,
+    store_errors: Family<OpLabels, Counter>,
+    pub sessions_created: Counter,
+    pub handoffs_issued: Counter,
+    pub handoffs_redeemed: Counter,
+    pub handoffs_refused: Counter,
+    pub rate_limited: Counter,
+    pub origin_denied: Counter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        // baton's own under `baton_`; the process figures under the names every Prometheus client
+        // library uses (`process_*`), so standard dashboards and alerts apply.
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Process::new()));
+        let own = registry.sub_registry_with_prefix("baton");
+        let responses = Family::<StatusLabels, Counter>::default();
+        own.register(
+            "http_responses",
+            "HTTP responses by status code",
+            responses.clone(),
+        );
+        let request_duration = Histograms::<RouteLabels>::new_with_constructor(latency);
+        own.register(
+            "http_request_duration_seconds",
+            "Time from request head to response head, by route template and method",
+            request_duration.clone(),
+        );
+        let store_duration = Histograms::<OpLabels>::new_with_constructor(latency);
+        own.register(
+            "store_call_duration_seconds",
+            "Session store calls, by operation",
+            store_duration.clone(),
+        );
+        let store_errors = Family::<OpLabels, Counter>::default();
+        own.register(
+            "store_errors",
+            "Session store calls that failed (unavailable or internal), by operation",
+            store_errors.clone(),
+        );
+        let mut counter = |name: &str, help: &str| {
+            let c = Counter::default();
+            own.register(name, help, c.clone());
+            c
+        };
+        let sessions_created = counter("sessions_created", "Sessions created");
+        let handoffs_issued = counter("handoffs_issued", "Handoff tokens issued");
+        let handoffs_redeemed = counter(
+            "handoffs_redeemed",
+            "Handoff tokens redeemed into a session",
+        );
+        let handoffs_refused = counter(
+            "handoffs_refused",
+            "Handoff tokens refused (invalid, expired, replayed, wrong audience)",
+        );
+        let rate_limited = counter("rate_limited", "API requests refused with 429 rate_limited");
+        let origin_denied = counter(
+            "origin_denied",
+            "API requests refused with 403 origin_denied (Origin or page origin not trusted)",
+        );
         Self {
-            responses: (STATUS_MIN..=STATUS_MAX)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            sessions_created: AtomicU64::new(0),
-            handoffs_issued: AtomicU64::new(0),
-            handoffs_redeemed: AtomicU64::new(0),
-            handoffs_refused: AtomicU64::new(0),
-            rate_limited: AtomicU64::new(0),
-            origin_denied: AtomicU64::new(0),
+            registry,
+            responses,
+            request_duration,
+            store_duration,
+            store_errors,
+            sessions_created,
+            handoffs_issued,
+            handoffs_redeemed,
+            handoffs_refused,
+            rate_limited,
+            origin_denied,
         }
     }
 }
 
-pub fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub fn bump(counter: &Counter) {
+    counter.inc();
 }
 
 impl Metrics {
-    /// Counts one response with `status`.
-    pub fn record(&self, status: u16) {
-        if let Some(c) = (status as usize)
-            .checked_sub(STATUS_MIN)
-            .and_then(|i| self.responses.get(i))
-        {
-            bump(c);
+    /// Counts one response with `status`, which took `took` on `route` (a template) by `method`.
+    pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
+        self.responses.get_or_create(&StatusLabels { status }).inc();
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one store call of `op` that took `took`, and whether it failed.
+    pub fn store_call(&self, op: &'static str, took: Duration, failed: bool) {
+        let labels = OpLabels { op };
+        self.store_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if failed {
+            self.store_errors.get_or_create(&labels).inc();
         }
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP baton_http_responses_total HTTP responses by status code.\n# TYPE baton_http_responses_total counter"
-        );
-        for (i, c) in self.responses.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "baton_http_responses_total{{status=\"{}\"}} {n}",
-                    i + STATUS_MIN
-                );
-            }
-        }
-        for (name, help, c) in [
-            (
-                "baton_sessions_created_total",
-                "Sessions created.",
-                &self.sessions_created,
-            ),
-            (
-                "baton_handoffs_issued_total",
-                "Handoff tokens issued.",
-                &self.handoffs_issued,
-            ),
-            (
-                "baton_handoffs_redeemed_total",
-                "Handoff tokens redeemed into a session.",
-                &self.handoffs_redeemed,
-            ),
-            (
-                "baton_handoffs_refused_total",
-                "Handoff tokens refused (invalid, expired, replayed, wrong audience).",
-                &self.handoffs_refused,
-            ),
-            (
-                "baton_rate_limited_total",
-                "API requests refused with 429 rate_limited.",
-                &self.rate_limited,
-            ),
-            (
-                "baton_origin_denied_total",
-                "API requests refused with 403 origin_denied (Origin or page origin not trusted).",
-                &self.origin_denied,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP baton_build_info Version of this node.\n# TYPE baton_build_info gauge\nbaton_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -122,9 +167,72 @@ pub async fn serve(State(metrics): State<Arc<Metrics>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         metrics.render(),
     )
         .into_response()
+}
+
+/// The process's own figures, read from `/proc` at each scrape (the names Prometheus client
+/// libraries use, so standard dashboards and alerts apply).
+#[derive(Debug)]
+struct Process {
+    start_time_secs: f64,
+}
+
+impl Process {
+    fn new() -> Self {
+        let start_time_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Self { start_time_secs }
+    }
+}
+
+/// Resident memory in bytes, from `/proc/self/statm` (pages).
+fn resident_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages.saturating_mul(4096))
+}
+
+fn open_fds() -> Option<i64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as i64)
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut gauge = |name: &str, help: &str, value: i64| -> Result<(), std::fmt::Error> {
+            let g = ConstGauge::new(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+        };
+        if let Some(rss) = resident_bytes() {
+            gauge(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                rss,
+            )?;
+        }
+        if let Some(fds) = open_fds() {
+            gauge("process_open_fds", "Number of open file descriptors", fds)?;
+        }
+        if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+            let max = i64::try_from(soft).unwrap_or(i64::MAX);
+            gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                max,
+            )?;
+        }
+        let start = ConstGauge::new(self.start_time_secs);
+        start.encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+            None,
+            start.metric_type(),
+        )?)?;
+        Ok(())
+    }
 }

@@ -23,6 +23,8 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     router: axum::Router,
+    /// `/metrics`, on `server.admin_listen` when set.
+    admin: Option<(TcpListener, axum::Router)>,
     _sweeper: Sweeper,
     limits: crate::server::Limits,
 }
@@ -60,6 +62,19 @@ impl Application {
         };
         let listener = TcpListener::bind(listen).await.map_err(bind)?;
         let addr = listener.local_addr().map_err(bind)?;
+        let admin_listener = match config.server.admin_listen {
+            Some(admin) => {
+                Some(
+                    TcpListener::bind(admin)
+                        .await
+                        .map_err(|source| StartError::Bind {
+                            addr: admin,
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let assets = Assets::new(&config.trust.origins, config.session.page_keys)
             .map_err(StartError::Assets)?;
         let metrics = Arc::<crate::metrics::Metrics>::default();
@@ -76,6 +91,7 @@ impl Application {
             max_connections: crate::server::connection_budget(server.max_connections),
             shutdown_grace: server.shutdown_grace(),
         };
+        let admin = admin_listener.map(|l| (l, routes::admin_router(Arc::clone(&metrics))));
         let state = AppState {
             store,
             clock,
@@ -88,6 +104,7 @@ impl Application {
             listener,
             addr,
             router: routes::router(state, limiter),
+            admin,
             _sweeper: sweeper,
             limits,
         })
@@ -107,6 +124,11 @@ impl Application {
         self.addr.port()
     }
 
+    /// Where `/metrics` is served, when `server.admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until SIGINT/SIGTERM, then stops accepting, drains in-flight requests for up to the
     /// grace period, and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -119,7 +141,32 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        crate::server::serve(self.listener, self.router, self.limits, stop).await
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let stopper = async move {
+            stop.await;
+            let _ = tx.send(true);
+        };
+        // A scraper or two: a small bound, the same timeouts.
+        let admin_limits = crate::server::Limits {
+            max_connections: 64,
+            ..self.limits.clone()
+        };
+        let admin_stop = stopped(rx.clone());
+        let admin = async move {
+            match self.admin {
+                Some((listener, router)) => {
+                    crate::server::serve(listener, router, admin_limits, admin_stop).await
+                }
+                None => Ok(()),
+            }
+        };
+        let public =
+            crate::server::serve(self.listener, self.router, self.limits, stopped(rx.clone()));
+        let ((), public, admin) = tokio::join!(stopper, public, admin);
+        public.and(admin)
     }
 }
 

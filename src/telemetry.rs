@@ -1,14 +1,41 @@
-//! Logging setup. Level from `BATON_LOG` (e.g. `info`, `baton=debug`), default `info`.
-//! Nothing in baton logs a session id or a token: ids are redacted in `Debug`, and handlers log
-//! origins and reasons only.
+//! Logging: one `tracing` subscriber for the whole process, set up before the config is read so
+//! that start-up failures are logged like everything else.
+//!
+//! - Level: `RUST_LOG` (as every Rust service reads it), else `BATON_LOG` (older name), else
+//!   `info`; e.g. `RUST_LOG=info,baton::access=off` drops the access lines.
+//! - Format: `[log] format = "text" | "json"` (env `BATON_LOG__FORMAT`): JSON is one object per
+//!   line with `timestamp`, `level`, `target`, `fields`; text is for people. Colour only when the
+//!   output is a terminal, so files and log collectors get no escape codes.
+//! - Never logged: session ids (their `Debug` is redacted), page keys, handoff tokens, cookies.
+//!   Handlers log origins (sanitised by `shown`) and reasons only.
 
-pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+use std::io::IsTerminal;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the subscriber; a second call does nothing (tests start several applications).
+pub fn init(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("BATON_LOG"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_ansi(std::io::stdout().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(false)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// A log line written at most once a second, however often its event happens: a flood of
@@ -57,6 +84,24 @@ impl Default for Throttle {
     }
 }
 
+/// A value from a request, fit for a log line: printable ASCII kept, anything else escaped, cut
+/// at 200 bytes (a refused origin is exactly what an attacker writes).
+pub fn shown(raw: &[u8]) -> String {
+    const MAX: usize = 200;
+    let mut out = String::with_capacity(raw.len().min(MAX) + 8);
+    for &b in raw.iter().take(MAX) {
+        if (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if raw.len() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +115,14 @@ mod tests {
         }
         t.last.store(0, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(t.allow(), Some(99));
+    }
+
+    #[test]
+    fn shown_escapes_and_caps() {
+        assert_eq!(shown(b"https://a.example"), "https://a.example");
+        assert_eq!(shown(b"a\"b\\c\n\xff"), "a\\x22b\\x5cc\\x0a\\xff");
+        let long = shown(&[b'x'; 500]);
+        assert_eq!(long.len(), 203);
+        assert!(long.ends_with("..."));
     }
 }

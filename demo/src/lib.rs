@@ -171,7 +171,7 @@ fn resolve_port(listen: SocketAddr) -> Result<SocketAddr, DemoError> {
 
 /// Runs the demo until Ctrl-C. Exit codes as for `baton serve`.
 pub fn run(listen: SocketAddr, db: &Path) -> i32 {
-    baton::telemetry::init();
+    baton::telemetry::init(Default::default());
     baton::cli::block_on(async move {
         let demo = match build(listen, db).await {
             Ok(demo) => demo,

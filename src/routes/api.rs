@@ -93,13 +93,20 @@ fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiErro
             Err(ApiError::OriginDenied)
         };
     };
-    let raw = raw.to_str().map_err(|_| ApiError::OriginDenied)?;
+    let Ok(raw) = raw.to_str() else {
+        if let Some(suppressed) = DENIALS.allow() {
+            let origin = crate::telemetry::shown(raw.as_bytes());
+            tracing::info!(%origin, reason = "not_ascii", suppressed, "origin denied");
+        }
+        return Err(ApiError::OriginDenied);
+    };
     if raw == public_origin.as_str() {
         return Ok(public_origin.clone());
     }
     config.trust.origins.check(raw).map_err(|denied| {
         if let Some(suppressed) = DENIALS.allow() {
-            tracing::info!(reason = denied.code(), suppressed, "origin denied");
+            let origin = crate::telemetry::shown(raw.as_bytes());
+            tracing::info!(%origin, reason = denied.code(), suppressed, "origin denied");
         }
         ApiError::OriginDenied
     })

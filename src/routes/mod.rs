@@ -11,7 +11,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::telemetry::shown;
 
 pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router {
     let request_timeout = state.config.server.request_timeout();
@@ -32,12 +33,19 @@ pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -
     Router::new()
         .merge(assets::routes(&state.assets))
         .merge(stored)
-        .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound })
         // Outermost, so that every answer, the deadline's 503 included, gets the headers and is
         // counted.
         .layer(middleware::from_fn_with_state(state.metrics.clone(), edge))
         .with_state(state)
+}
+
+/// The admin listener's routes: `/metrics`, nothing else.
+pub fn admin_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(metrics)
 }
 
 /// A request that takes longer than this has a stuck dependency: answer a clean 503 instead of
@@ -68,7 +76,20 @@ pub fn base_headers(h: &mut axum::http::HeaderMap) {
 /// What every response gets on its way out: the security headers (routes that need another CSP,
 /// such as the iframe page, set their own; everything else may not be framed and may load
 /// nothing), the API's error shape for a bare 405, and its count in `/metrics`.
+///
+/// It also writes the access line, at `info` on target `baton::access`: method, route template,
+/// status, latency and the caller's origin (sanitised) — never a cookie, a key or a token.
 async fn edge(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| shown(o.as_bytes()));
     let mut res = next.run(req).await;
     // axum answers a known path with an unknown method by a bare 405; give it the API's error
     // shape (`method_not_allowed_fallback` would also swallow the CORS preflight, which the `/v1`
@@ -93,6 +114,18 @@ async fn edge(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> 
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
     }
-    metrics.record(res.status().as_u16());
+    let took = started.elapsed();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let status = res.status().as_u16();
+    metrics.record(method.as_str(), route, status, took);
+    tracing::info!(
+        target: "baton::access",
+        method = %method,
+        route,
+        status,
+        latency_ms = took.as_secs_f64() * 1e3,
+        origin = origin.as_deref().unwrap_or("-"),
+        "request"
+    );
     res
 }

@@ -125,6 +125,7 @@ export async function runBroker(port, origin, origins, extra) {
     config,
     `[server]
 listen = "127.0.0.1:${port}"
+admin_listen = "127.0.0.1:0"
 public_origin = "${origin}"
 [trust]
 origins = ${JSON.stringify(origins)}
@@ -150,8 +151,10 @@ ${extra}`,
     await stop();
     throw new Error(`${e.message}\n--- broker output ---\n${child.output}`);
   }
-  /** The broker's /metrics text (Prometheus). */
-  const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // The admin listener's port, as the broker reports it at start (`admin=127.0.0.1:PORT`).
+  const admin = await until(async () => /admin=(127\.0\.0\.1:\d+)/.exec(child.output)?.[1], "the broker's admin address");
+  /** The broker's /metrics text (Prometheus, from its admin listener). */
+  const metrics = async () => (await fetch(`http://${admin}/metrics`)).text();
   return { log: () => child.output, metrics, stop };
 }
 

@@ -651,7 +651,7 @@ async fn metrics_count_responses_and_events() {
     let app = spawn_app().await;
     app.put("chat", "x", SHOP, None).await;
     app.get(EVIL, None).await;
-    let text = app.fetch("/metrics").await.text().await.expect("text");
+    let text = app.metrics().await;
     assert!(
         text.contains("baton_http_responses_total{status=\"200\"} 1"),
         "{text}"

@@ -207,7 +207,7 @@ async fn a_stuck_store_gets_a_503_that_is_counted_and_carries_the_headers() {
         .await;
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(error_code(res).await, (503, "store_unavailable".into()));
-    let metrics = app.fetch("/metrics").await.text().await.expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("baton_http_responses_total{status=\"503\"} 1"),
         "{metrics}"
@@ -241,7 +241,7 @@ async fn a_client_not_behind_a_trusted_proxy_cannot_pick_its_address() {
         refused, 15,
         "one budget for the real peer, whatever the header says"
     );
-    let metrics = app.fetch("/metrics").await.text().await.expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("baton_rate_limited_total 15"), "{metrics}");
     app.stop().await;
 }

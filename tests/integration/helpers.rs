@@ -18,6 +18,8 @@ pub const T0: i64 = 1_800_000_000_000;
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`/metrics`), when the config has one.
+    pub admin: Option<String>,
     pub public_origin: String,
     pub clock: ManualClock,
     pub client: reqwest::Client,
@@ -32,6 +34,7 @@ pub fn test_config() -> Config {
         r#"
         [server]
         listen = "127.0.0.1:0"
+        admin_listen = "127.0.0.1:0"
         public_origin = "http://broker.localhost:9000"
         [trust]
         origins = ["{SHOP}", "{SUPPORT}", "{WILD}"]
@@ -67,6 +70,7 @@ pub async fn spawn_with_store(config: Config, store: Arc<dyn SessionStore>) -> T
         .await
         .expect("build");
     let base = format!("http://{}", app.local_addr());
+    let admin = app.admin_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         app.run_until(async {
@@ -77,6 +81,7 @@ pub async fn spawn_with_store(config: Config, store: Arc<dyn SessionStore>) -> T
     });
     TestApp {
         base,
+        admin,
         public_origin,
         clock,
         client: reqwest::Client::builder()
@@ -96,6 +101,22 @@ impl TestApp {
     /// A GET of `path` on the broker, to add headers to.
     pub fn at(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path))
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let admin = self
+            .admin
+            .as_deref()
+            .expect("the test config has an admin listener");
+        self.client
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("text")
     }
 
     /// GETs `path` on the broker with no extra header.

@@ -129,7 +129,7 @@ async fn page_keys_are_issued_only_to_trusted_pages() {
         );
     }
     // Nothing was created along the way.
-    let metrics = app.fetch("/metrics").await.text().await.expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("baton_sessions_created_total 0"),
         "{metrics}"

@@ -1,0 +1,180 @@
+//! What the broker writes to its log, read as an operator's log collector reads it: JSON lines.
+//! One access line per request (method, route template, status, latency, origin), the refused
+//! origin named in the refusal (escaped), start-up failures logged too, and never a session id,
+//! page key, handoff token or cookie anywhere.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::process::{Baton, run};
+
+const SHOP: &str = "http://shop.localhost:9001";
+const SUPPORT: &str = "http://support.localhost:9001";
+
+fn config() -> String {
+    format!(
+        "[server]\npublic_origin = \"http://broker.localhost:9000\"\n[trust]\norigins = [\"{SHOP}\", \"{SUPPORT}\"]\n[store]\nsqlite_path = \":memory:\"\n[[handoff.keys]]\nkid = \"k\"\nsecret = \"{}\"\n",
+        "A".repeat(43)
+    )
+}
+
+async fn send(b: reqwest::RequestBuilder) -> reqwest::Response {
+    b.send().await.expect("send")
+}
+
+#[tokio::test]
+async fn json_lines_with_one_access_line_per_request_and_no_secret() {
+    let baton = Baton::start(&config(), &[("RUST_LOG", "info")]).await;
+    let client = reqwest::Client::new();
+    // A session, a page key, a handoff token: every kind of secret the broker hands out.
+    let res = send(
+        client
+            .put(baton.url("/v1/session/chat"))
+            .header("origin", SHOP)
+            .json(&json!({ "value": "hello" })),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let cookie: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| {
+            c.to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_owned()
+        })
+        .collect();
+    let ids: Vec<String> = cookie
+        .iter()
+        .map(|c| c.split('=').nth(1).expect("id").to_owned())
+        .collect();
+    let token: Value = send(
+        client
+            .post(baton.url("/v1/handoff"))
+            .header("origin", SHOP)
+            .header("cookie", cookie.join("; "))
+            .json(&json!({ "audience": SUPPORT })),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let token = token["token"].as_str().expect("token").to_owned();
+    let page: Value = send(
+        client
+            .put(baton.url("/v1/session/chat"))
+            .header("origin", "http://broker.localhost:9000")
+            .header("baton-page-origin", SUPPORT)
+            .json(&json!({ "value": "x" })),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let page_key = page["page_key"].as_str().expect("page key").to_owned();
+    send(
+        client
+            .post(baton.url("/v1/handoff/redeem"))
+            .header("origin", SUPPORT)
+            .json(&json!({ "token": token })),
+    )
+    .await;
+    let res = send(
+        client
+            .request(Method::GET, baton.url("/v1/session/chat"))
+            .header("origin", SHOP),
+    )
+    .await;
+    assert_eq!(res.status(), 405);
+    // Scrapes go to the admin listener and are not access-logged on the public one.
+    let admin = baton.admin.expect("an admin listener");
+    let scrape = send(client.get(format!("http://{admin}/metrics"))).await;
+    assert_eq!(scrape.status(), 200);
+    // Let the last access lines reach the log.
+    baton.line("request").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let lines = baton.lines();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access: Vec<&Value> = parsed
+        .iter()
+        .filter(|v| v["target"] == "baton::access")
+        .collect();
+    assert_eq!(
+        access.len(),
+        5,
+        "one line per request:\n{}",
+        lines.join("\n")
+    );
+    let first = &access[0]["fields"];
+    assert_eq!(first["method"], "PUT");
+    assert_eq!(
+        first["route"], "/v1/session/{key}",
+        "the route template, not the path"
+    );
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["origin"], SHOP);
+    assert!(first["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert_eq!(access[4]["fields"]["status"], 405);
+    for v in &parsed {
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+    }
+    let all = lines.join("\n");
+    for secret in ids.iter().chain([&token, &page_key]) {
+        assert!(!all.contains(secret.as_str()), "a secret reached the log");
+    }
+    assert!(!all.contains("__Host-"), "no cookie in the log");
+}
+
+#[tokio::test]
+async fn a_refused_origin_is_named_in_its_line_escaped_and_capped() {
+    let baton = Baton::start(&config(), &[("RUST_LOG", "info")]).await;
+    let hostile = format!("https://evil.example\"}}, {}", "x".repeat(500));
+    let res = send(
+        reqwest::Client::new()
+            .get(baton.url("/v1/session"))
+            .header("origin", &hostile),
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    let line = baton.line("origin denied").await;
+    let shown = line["fields"]["origin"]
+        .as_str()
+        .expect("the refused origin is named");
+    assert!(shown.starts_with("https://evil.example\\x22}"), "{shown}");
+    assert!(shown.len() < 260, "capped: {} bytes", shown.len());
+}
+
+#[tokio::test]
+async fn a_bad_config_is_logged_like_everything_else() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[log]\nformat = \"json\"\n[session]\nmax_values = \"64\"\n",
+    )
+    .expect("write");
+    let (mut child, lines) = run(&["serve", "--config", path.to_str().expect("utf-8")], &[]);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(2));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let lines = lines.lock().expect("lines").clone();
+    let error = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no JSON error line:\n{}", lines.join("\n")));
+    assert!(
+        error["fields"]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("session.max_values")),
+        "{error}"
+    );
+}

@@ -1,0 +1,72 @@
+//! `/metrics` is for operators: only on the admin listener, in Prometheus text a scraper parses,
+//! with latency by route template, and the process's own figures.
+
+use std::collections::HashMap;
+
+use crate::helpers::*;
+
+/// `name{labels}` -> value, for every sample line; panics on a line a scraper could not read.
+fn parse(text: &str) -> HashMap<String, f64> {
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics text ends with # EOF"
+    );
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (key, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_listener_only() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.fetch("/metrics").await.status(),
+        404,
+        "not on the public listener"
+    );
+    app.put("chat", "x", SHOP, None).await;
+    app.get(SHOP, None).await;
+    app.fetch("/cookie-provider.js").await;
+    let samples = parse(&app.metrics().await);
+
+    let count = |key: &str| {
+        samples
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    assert_eq!(
+        count(
+            r#"baton_http_request_duration_seconds_count{method="PUT",route="/v1/session/{key}"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            r#"baton_http_request_duration_seconds_count{method="GET",route="/cookie-provider.js"}"#
+        ),
+        1.0
+    );
+    // Cumulative buckets up to +Inf, which holds every request.
+    assert_eq!(
+        count(
+            r#"baton_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v1/session"}"#
+        ),
+        1.0
+    );
+    assert!(count("process_resident_memory_bytes") > 1e6);
+    assert!(count("process_open_fds") >= 3.0);
+    assert!(count("process_max_fds") >= count("process_open_fds"));
+    assert!(count("process_start_time_seconds") > 1.7e9);
+    assert_eq!(count("baton_sessions_created_total"), 1.0);
+    app.stop().await;
+}
