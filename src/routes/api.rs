@@ -158,20 +158,31 @@ async fn put_value(
     Path(key): Path<String>,
     JsonBody(body): JsonBody<PutValue>,
 ) -> Result<Response, ApiError> {
+    use crate::session::SetOutcome;
     valid_key(&key)?;
     let limits = &req.config.session;
     if body.value.len() > limits.max_value_bytes {
         return Err(ApiError::ValueTooLarge(limits.max_value_bytes));
     }
     let r = req.resolve_or_create().await?;
-    if !r.session.values.contains_key(&key) && r.session.values.len() >= limits.max_values {
-        return Err(ApiError::TooManyValues(limits.max_values));
-    }
-    let session = req
+    // The store counts and writes in one atomic step: a check here would race other writers.
+    let session = match req
         .store
-        .set_value(&r.session.uid, &key, &body.value, req.now)
+        .set_value(
+            &r.session.uid,
+            &key,
+            &body.value,
+            req.now,
+            limits.max_values,
+        )
         .await?
-        .ok_or(ApiError::NoSession)?;
+    {
+        SetOutcome::Done(session) => session,
+        SetOutcome::Full => return Err(ApiError::TooManyValues(limits.max_values)),
+        // Gone since it was resolved (expired, ended, replaced by a handoff): the value is
+        // refused rather than written into a session nobody reaches.
+        SetOutcome::Missing => return Err(ApiError::NoSession),
+    };
     let body = json!({ "values": session.values });
     Ok(req.respond(body, &super::extract::Resolved { session, ..r }))
 }

@@ -241,6 +241,17 @@ impl StoreConfig {
     }
 }
 
+/// What `SessionStore::set_value` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Written: the session as it is now.
+    Done(Session),
+    /// The session is missing or expired: nothing written.
+    Missing,
+    /// The key is new and the session already holds `max_values` values: nothing written.
+    Full,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached now (network, timeout, Redis down): 503, retry later.
@@ -273,14 +284,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The live session `id` reaches, touched; `None` when missing or expired.
     async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
 
-    /// Sets `key` to `value` in the live session `uid`; `None` when it is missing or expired.
+    /// Sets `key` to `value` in the live session `uid`: `Done` with the session as it is now,
+    /// `Missing` when it is missing or expired. A `key` the session does not hold yet is refused
+    /// with `Full` when the session already holds `max_values` values; replacing a value never
+    /// counts as new. The count is checked in the same atomic step as the write, so no number of
+    /// concurrent writers takes a session past `max_values`. `Missing` and `Full` change nothing.
     async fn set_value(
         &self,
         uid: &str,
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError>;
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError>;
 
     /// Removes `key` from the live session `uid`; `None` when it is missing or expired.
     async fn remove_value(

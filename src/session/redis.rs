@@ -42,7 +42,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
-use super::{IdHash, Session, SessionStore, StoreError, Timeouts, Timestamp, Values, new_uid};
+use super::{
+    IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp, Values, new_uid,
+};
 
 /// Session hashes examined per `SCAN` step and steps per `sweep`: the sweep is a safety net (see
 /// `sweep`), so each run does a bounded slice of the keyspace and the next run continues.
@@ -71,12 +73,10 @@ local function kill(uid)
   redis.call('DEL', skey(uid), ids, hs)
 end
 
--- If session `uid` is live at `now`: sets last_seen to now, slides its expiry, returns created_at.
--- With `step`, only when last_seen is at least that old (a read: see `Timeouts::touch_due`).
--- Otherwise false; a dead one is deleted on the spot (dead is dead, whatever Redis's TTL says).
-local function touch(uid, step)
-  local s = skey(uid)
-  local f = redis.call('HMGET', s, 'c', 'l')
+-- If session `uid` is live at `now`: its created_at and last_seen, unchanged. Otherwise false; a
+-- dead one is deleted on the spot (dead is dead, whatever Redis's TTL says).
+local function live(uid)
+  local f = redis.call('HMGET', skey(uid), 'c', 'l')
   if not f[1] then return false end
   local c, l = tonumber(f[1]), tonumber(f[2])
   if not c or not l then error('corrupt session record') end
@@ -84,10 +84,29 @@ local function touch(uid, step)
     kill(uid)
     return false
   end
+  return c, l
+end
+
+-- If session `uid` is live at `now`: sets last_seen to now, slides its expiry, returns created_at.
+-- With `step`, only when last_seen is at least that old (a read: see `Timeouts::touch_due`).
+-- Otherwise false, as `live`.
+local function touch(uid, step)
+  local c, l = live(uid)
+  if not c then return false end
   if step and now - l < step then return c end
+  local s = skey(uid)
   redis.call('HSET', s, 'l', ARGV[2])
   redis.call('PEXPIRE', s, math.min(idle, c + absolute - now))
   return c
+end
+
+-- How many values session `uid` holds (its `v:` fields).
+local function value_count(uid)
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', skey(uid))) do
+    if string.sub(f, 1, 2) == 'v:' then n = n + 1 end
+  end
+  return n
 end
 
 -- Makes id hash `h` reach the live session `uid` (created at `c`) until its absolute deadline.
@@ -126,11 +145,19 @@ table.insert(r, 1, uid)
 return r
 "#;
 
-/// ARGV 5 uid, 6 key, 7 value. Returns HGETALL or nil.
+/// ARGV 5 uid, 6 key, 7 value, 8 max values. Returns {'done', HGETALL...}, {'full'} (nothing
+/// written, nothing touched) or nil (missing).
 const SET_VALUE: &str = r#"
-if not touch(ARGV[5]) then return false end
-redis.call('HSET', skey(ARGV[5]), 'v:' .. ARGV[6], ARGV[7])
-return redis.call('HGETALL', skey(ARGV[5]))
+local uid, field = ARGV[5], 'v:' .. ARGV[6]
+if not live(uid) then return false end
+if redis.call('HEXISTS', skey(uid), field) == 0 and value_count(uid) >= tonumber(ARGV[8]) then
+  return {'full'}
+end
+touch(uid)
+redis.call('HSET', skey(uid), field, ARGV[7])
+local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, 'done')
+return r
 "#;
 
 /// ARGV 5 uid, 6 key. Returns HGETALL or nil.
@@ -481,13 +508,28 @@ impl SessionStore for RedisStore {
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError> {
+        let max_values = max_values.to_string();
         let reply: Option<Vec<String>> = self
-            .run(&self.scripts.set_value, now, &[], &[uid, key, value])
+            .run(
+                &self.scripts.set_value,
+                now,
+                &[],
+                &[uid, key, value, &max_values],
+            )
             .await?;
-        reply
-            .map(|fields| session(uid.to_owned(), fields))
-            .transpose()
+        let Some(mut reply) = reply else {
+            return Ok(SetOutcome::Missing);
+        };
+        match reply.first().map(String::as_str) {
+            Some("full") => Ok(SetOutcome::Full),
+            Some("done") => {
+                reply.remove(0);
+                session(uid.to_owned(), reply).map(SetOutcome::Done)
+            }
+            _ => Err(corrupt("set_value reply")),
+        }
     }
 
     async fn remove_value(

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{IdHash, Session, SessionStore, StoreError, Timeouts, Timestamp, Values, new_uid};
+use super::{
+    IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp, Values, new_uid,
+};
 
 /// `[store]` with `backend = "sqlite"`.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -199,21 +201,25 @@ fn save(
     Ok(session)
 }
 
+/// Applies `change` to the values of the live session `uid` in one transaction: `Missing` when
+/// there is none, and nothing is written when `change` answers `false` (`Full`).
 fn update_values(
     conn: &mut Connection,
     timeouts: Timeouts,
     uid: &str,
     now: Timestamp,
-    change: impl FnOnce(&mut Values),
-) -> Result<Option<Session>, StoreError> {
+    change: impl FnOnce(&mut Values) -> bool,
+) -> Result<SetOutcome, StoreError> {
     let tx = conn.transaction().map_err(internal)?;
     let Some(mut session) = live_by_uid(&tx, uid, now)? else {
-        return Ok(None);
+        return Ok(SetOutcome::Missing);
     };
-    change(&mut session.values);
+    if !change(&mut session.values) {
+        return Ok(SetOutcome::Full);
+    }
     let session = save(&tx, session, now, timeouts)?;
     tx.commit().map_err(internal)?;
-    Ok(Some(session))
+    Ok(SetOutcome::Done(session))
 }
 
 #[async_trait]
@@ -276,11 +282,16 @@ impl SessionStore for SqliteStore {
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError> {
         let (uid, key, value) = (uid.to_owned(), key.to_owned(), value.to_owned());
         self.with(move |conn, timeouts| {
             update_values(conn, timeouts, &uid, now, |v| {
+                if !v.contains_key(&key) && v.len() >= max_values {
+                    return false;
+                }
                 v.insert(key, value);
+                true
             })
         })
         .await
@@ -294,8 +305,13 @@ impl SessionStore for SqliteStore {
     ) -> Result<Option<Session>, StoreError> {
         let (uid, key) = (uid.to_owned(), key.to_owned());
         self.with(move |conn, timeouts| {
-            update_values(conn, timeouts, &uid, now, |v| {
+            let removed = update_values(conn, timeouts, &uid, now, |v| {
                 v.remove(&key);
+                true
+            })?;
+            Ok(match removed {
+                SetOutcome::Done(session) => Some(session),
+                SetOutcome::Missing | SetOutcome::Full => None,
             })
         })
         .await

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use baton::session::{IdHash, SessionId, SessionStore, Timeouts};
+use baton::session::{IdHash, Session, SessionId, SessionStore, SetOutcome, Timeouts};
 
 pub const T0: i64 = 1_800_000_000_000;
 pub const TIMEOUTS: Timeouts = Timeouts {
@@ -14,6 +14,28 @@ pub const TIMEOUTS: Timeouts = Timeouts {
 
 pub fn id() -> IdHash {
     SessionId::generate().hash()
+}
+
+/// Far more values than any test writes: `set` is never refused for the count.
+pub const ROOM: usize = 1000;
+
+/// `set_value` with `ROOM`: the session written, or `None` when it is missing or expired.
+pub async fn set(
+    store: &dyn SessionStore,
+    uid: &str,
+    key: &str,
+    value: &str,
+    now: i64,
+) -> Option<Session> {
+    match store
+        .set_value(uid, key, value, now, ROOM)
+        .await
+        .expect("set")
+    {
+        SetOutcome::Done(session) => Some(session),
+        SetOutcome::Missing => None,
+        SetOutcome::Full => panic!("{ROOM} values is never full"),
+    }
 }
 
 pub async fn create_then_load(store: Arc<dyn SessionStore>) {
@@ -48,23 +70,15 @@ pub async fn reads_touch_in_steps(store: Arc<dyn SessionStore>) {
         .expect("load")
         .expect("live");
     assert_eq!(due.last_seen, T0 + step);
-    let w = store
-        .set_value(&s.uid, "k", "v", T0 + step + 1)
+    let w = set(&*store, &s.uid, "k", "v", T0 + step + 1)
         .await
-        .expect("set")
         .expect("live");
     assert_eq!(w.last_seen, T0 + step + 1, "a write always touches");
 }
 
 pub async fn missing_id_is_none(store: Arc<dyn SessionStore>) {
     assert!(store.load(&id(), T0).await.expect("load").is_none());
-    assert!(
-        store
-            .set_value("nope", "k", "v", T0)
-            .await
-            .expect("set")
-            .is_none()
-    );
+    assert!(set(&*store, "nope", "k", "v", T0).await.is_none());
     assert!(
         store
             .remove_value("nope", "k", T0)
@@ -83,21 +97,11 @@ pub async fn values_round_trip(store: Arc<dyn SessionStore>) {
     let id = id();
     let s = store.create(&id, T0).await.expect("create");
     let v = "ünïcödé \"quoted\" \n 🎉".repeat(10);
-    let after = store
-        .set_value(&s.uid, "chat", &v, T0)
-        .await
-        .expect("set")
-        .expect("live");
+    let after = set(&*store, &s.uid, "chat", &v, T0).await.expect("live");
     assert_eq!(after.values.get("chat"), Some(&v));
-    store
-        .set_value(&s.uid, "other", "2", T0)
+    set(&*store, &s.uid, "other", "2", T0).await.expect("live");
+    set(&*store, &s.uid, "chat", "replaced", T0)
         .await
-        .expect("set")
-        .expect("live");
-    store
-        .set_value(&s.uid, "chat", "replaced", T0)
-        .await
-        .expect("set")
         .expect("live");
     let loaded = store.load(&id, T0).await.expect("load").expect("live");
     assert_eq!(loaded.values.len(), 2);
@@ -123,10 +127,8 @@ pub async fn idle_timeout_slides(store: Arc<dyn SessionStore>) {
             "alive at step {step}"
         );
     }
-    store
-        .set_value(&s.uid, "k", "v", T0 + 210_000)
+    set(&*store, &s.uid, "k", "v", T0 + 210_000)
         .await
-        .expect("set")
         .expect("live");
     // Then left alone for exactly the idle timeout: gone, and stays gone.
     let idle_end = T0 + 210_000 + TIMEOUTS.idle_ms;
@@ -139,10 +141,8 @@ pub async fn idle_timeout_slides(store: Arc<dyn SessionStore>) {
             .is_none()
     );
     assert!(
-        store
-            .set_value(&s.uid, "k", "v", idle_end + TIMEOUTS.idle_ms)
+        set(&*store, &s.uid, "k", "v", idle_end + TIMEOUTS.idle_ms)
             .await
-            .expect("set")
             .is_none()
     );
 }
@@ -155,13 +155,7 @@ pub async fn expired_is_never_revived(store: Arc<dyn SessionStore>) {
         store.load(&id, late).await.expect("load").is_none(),
         "idle timeout is exclusive"
     );
-    assert!(
-        store
-            .set_value(&s.uid, "k", "v", late)
-            .await
-            .expect("set")
-            .is_none()
-    );
+    assert!(set(&*store, &s.uid, "k", "v", late).await.is_none());
     assert!(!store.bind(&s.uid, &self::id(), late).await.expect("bind"));
     // Even asked with an earlier clock afterwards, an expired session may be gone for good; but it
     // must never come back at a later time.
@@ -191,11 +185,7 @@ pub async fn absolute_timeout_caps_busy_sessions(store: Arc<dyn SessionStore>) {
 pub async fn bind_shares_the_session(store: Arc<dyn SessionStore>) {
     let (a, b) = (id(), id());
     let s = store.create(&a, T0).await.expect("create");
-    store
-        .set_value(&s.uid, "chat", "1", T0)
-        .await
-        .expect("set")
-        .expect("live");
+    set(&*store, &s.uid, "chat", "1", T0).await.expect("live");
     assert!(store.bind(&s.uid, &b, T0 + 1000).await.expect("bind"));
     let via_b = store
         .load(&b, T0 + 2000)
@@ -208,10 +198,8 @@ pub async fn bind_shares_the_session(store: Arc<dyn SessionStore>) {
         via_b.created_at, T0,
         "binding does not restart the absolute timeout"
     );
-    store
-        .set_value(&s.uid, "chat", "2", T0 + 3000)
+    set(&*store, &s.uid, "chat", "2", T0 + 3000)
         .await
-        .expect("set")
         .expect("live");
     assert_eq!(
         store
@@ -313,10 +301,8 @@ pub async fn concurrent_writes_lose_nothing(store: Arc<dyn SessionStore>) {
             let store = Arc::clone(&store);
             let uid = s.uid.clone();
             tokio::spawn(async move {
-                store
-                    .set_value(&uid, &format!("k{i}"), "v", T0)
+                set(&*store, &uid, &format!("k{i}"), "v", T0)
                     .await
-                    .expect("set")
                     .expect("live");
             })
         })
@@ -334,6 +320,135 @@ pub async fn concurrent_writes_lose_nothing(store: Arc<dyn SessionStore>) {
             .len(),
         20
     );
+}
+
+/// The value limit: a new key past it is refused and changes nothing (not even `last_seen`); a
+/// replacement is never refused; room made by a removal is usable again.
+pub async fn values_are_bounded(store: Arc<dyn SessionStore>) {
+    let id = id();
+    let s = store.create(&id, T0).await.expect("create");
+    let put = |key: &'static str, value: &'static str, now: i64| {
+        let (store, uid) = (Arc::clone(&store), s.uid.clone());
+        async move {
+            store
+                .set_value(&uid, key, value, now, 3)
+                .await
+                .expect("set")
+        }
+    };
+    for key in ["a", "b", "c"] {
+        assert!(
+            matches!(put(key, "1", T0).await, SetOutcome::Done(_)),
+            "{key}"
+        );
+    }
+    assert_eq!(put("d", "1", T0 + 1000).await, SetOutcome::Full);
+    match put("c", "replaced", T0 + 2000).await {
+        SetOutcome::Done(after) => {
+            assert_eq!(after.values.len(), 3);
+            assert_eq!(after.values["c"], "replaced");
+            assert_eq!(after.last_seen, T0 + 2000);
+        }
+        other => panic!("a replacement at the limit: {other:?}"),
+    }
+    assert_eq!(put("d", "1", T0 + 2000 + 59_000).await, SetOutcome::Full);
+    let loaded = store
+        .load(&id, T0 + 2000 + 59_000)
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(
+        loaded.values.keys().collect::<Vec<_>>(),
+        vec!["a", "b", "c"],
+        "nothing written"
+    );
+    store
+        .remove_value(&s.uid, "a", T0 + 61_000)
+        .await
+        .expect("rm")
+        .expect("live");
+    assert!(matches!(
+        put("d", "1", T0 + 61_000).await,
+        SetOutcome::Done(_)
+    ));
+    assert_eq!(put("e", "1", T0 + 61_000).await, SetOutcome::Full);
+    // Not refused for being full when it is missing: missing is missing.
+    assert_eq!(
+        store.set_value("nope", "k", "v", T0, 0).await.expect("set"),
+        SetOutcome::Missing
+    );
+
+    let lonely = store.create(&self::id(), T0).await.expect("create");
+    assert_eq!(
+        store
+            .set_value(&lonely.uid, "k", "v", T0 + 1000, 0)
+            .await
+            .expect("set"),
+        SetOutcome::Full
+    );
+    assert_eq!(
+        store
+            .set_value(&lonely.uid, "k", "v", T0 + 60_000, 1)
+            .await
+            .expect("set"),
+        SetOutcome::Missing,
+        "idle since creation: the refusal at T0 + 1 s did not touch it"
+    );
+}
+
+/// The limit is checked in the same atomic step as the write: 40 new keys written at once into a
+/// session holding 60 of at most 64 leave exactly 64, and exactly 4 writers are told `Done`;
+/// replacements racing them all succeed.
+pub async fn concurrent_new_keys_stop_at_the_limit(store: Arc<dyn SessionStore>) {
+    const MAX: usize = 64;
+    let id = id();
+    let s = store.create(&id, T0).await.expect("create");
+    for i in 0..60 {
+        set(&*store, &s.uid, &format!("old{i}"), "v", T0)
+            .await
+            .expect("live");
+    }
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let uid = s.uid.clone();
+            // Every fifth writer replaces an existing key; the others add new ones.
+            let key = if i % 5 == 0 {
+                format!("old{i}")
+            } else {
+                format!("new{i}")
+            };
+            tokio::spawn(async move {
+                let outcome = store
+                    .set_value(&uid, &key, "w", T0 + 1, MAX)
+                    .await
+                    .expect("set");
+                (key, outcome)
+            })
+        })
+        .collect();
+    let (mut added, mut full) = (0, 0);
+    for t in tasks {
+        let (key, outcome) = t.await.expect("join");
+        match (key.starts_with("old"), outcome) {
+            (true, SetOutcome::Done(_)) => {}
+            (false, SetOutcome::Done(after)) => {
+                assert!(after.values.len() <= MAX, "{}", after.values.len());
+                added += 1;
+            }
+            (false, SetOutcome::Full) => full += 1,
+            (_, other) => panic!("{key}: {other:?}"),
+        }
+    }
+    let values = store
+        .load(&id, T0 + 1)
+        .await
+        .expect("load")
+        .expect("live")
+        .values;
+    assert_eq!(values.len(), MAX);
+    assert_eq!((added, full), (4, 36));
+    assert_eq!(values.values().filter(|v| *v == "w").count(), 10 + 4);
 }
 
 pub async fn sweep_forgets_only_the_expired(store: Arc<dyn SessionStore>) {
@@ -370,6 +485,7 @@ macro_rules! store_contract {
                 expired_is_never_revived, absolute_timeout_caps_busy_sessions,
                 bind_shares_the_session, end_removes_every_id_and_handoff, handoff_is_single_use,
                 concurrent_takes_yield_one_winner, concurrent_writes_lose_nothing,
+                values_are_bounded, concurrent_new_keys_stop_at_the_limit,
                 sweep_forgets_only_the_expired);
         }
     };
@@ -399,11 +515,7 @@ async fn sqlite_file_survives_reopen() {
     {
         let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("open");
         let s = store.create(&id, T0).await.expect("create");
-        store
-            .set_value(&s.uid, "chat", "kept", T0)
-            .await
-            .expect("set")
-            .expect("live");
+        set(&store, &s.uid, "chat", "kept", T0).await.expect("live");
     }
     let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("reopen");
     let s = store
@@ -557,8 +669,9 @@ impl SessionStore for RedisCleanup {
         key: &str,
         value: &str,
         now: i64,
-    ) -> Result<Option<baton::session::Session>, baton::session::StoreError> {
-        self.store.set_value(uid, key, value, now).await
+        max_values: usize,
+    ) -> Result<SetOutcome, baton::session::StoreError> {
+        self.store.set_value(uid, key, value, now, max_values).await
     }
     async fn remove_value(
         &self,
