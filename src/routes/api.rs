@@ -284,20 +284,18 @@ async fn redeem_handoff(
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);
     };
-    let adopted = |r: &super::extract::Resolved| {
-        req.respond(json!({ "adopted": true, "values": r.session.values }), r)
-    };
-    if let Some(existing) = req.resolve().await? {
-        if existing.session.uid == uid {
-            return Ok(adopted(&existing));
-        }
-        if !existing.session.values.is_empty() {
+    // Every session the request reaches counts, not only the one that would win: checking,
+    // ending the empty ones and binding happen in one atomic store step (`adopt`), so a value
+    // written meanwhile is never lost. Redeeming into the session one already has binds a fresh
+    // id to it, like any redeem.
+    let r = match req.adopt(&uid).await {
+        Err(ApiError::SessionConflict) => {
+            tracing::info!(page = %page, "handoff refused: a session here holds values");
             return Err(ApiError::SessionConflict);
         }
-        req.store.end(&existing.session.uid).await?;
-    }
-    let r = req.adopt(&uid).await?.ok_or(ApiError::InvalidToken)?;
+        r => r?.ok_or(ApiError::InvalidToken)?,
+    };
     bump(&metrics.handoffs_redeemed);
     tracing::info!(page = %page, "handoff redeemed");
-    Ok(adopted(&r))
+    Ok(req.respond(json!({ "adopted": true, "values": r.session.values }), &r))
 }

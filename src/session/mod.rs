@@ -252,6 +252,17 @@ pub enum SetOutcome {
     Full,
 }
 
+/// What `SessionStore::adopt` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdoptOutcome {
+    /// Bound, the empty sessions reached ended: the adopted session as it is now.
+    Done(Session),
+    /// The session to adopt is missing or expired: nothing changed.
+    Missing,
+    /// Another live session reached holds a value: nothing changed.
+    Conflict,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached now (network, timeout, Redis down): 503, retry later.
@@ -269,8 +280,8 @@ pub enum StoreError {
 ///   (`Timeouts::is_live`). A session that is not live is, for every method, the same as a
 ///   missing one: it is never returned, never changed, never revived. Backends may delete it at
 ///   any time after that (Redis expiry, `sweep`).
-/// - Every successful write of a live session through `set_value`, `remove_value` or `bind` sets
-///   its `last_seen` to `now` (sliding idle timeout), and so does `load` when
+/// - Every successful write of a live session through `set_value`, `remove_value`, `bind` or
+///   `adopt` sets its `last_seen` to `now` (sliding idle timeout), and so does `load` when
 ///   `Timeouts::touch_due(last_seen, now)`; `created_at` never changes.
 /// - All methods are atomic per call, and an `Ok` means durable: it survives a restart of the
 ///   broker (and, for SQLite, a `kill -9`).
@@ -311,6 +322,28 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Makes the live session `uid` reachable through `id` too; `false` when it is gone.
     async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// A handoff's redeem: makes the live session `uid` reachable through `id` too, for a request
+    /// that already reaches the sessions of the ids `reached` (its cookies and page key), in one
+    /// atomic step:
+    /// - `Missing` when `uid` is missing or expired;
+    /// - `Conflict` when a live session reached through `reached`, other than `uid`, holds any
+    ///   value (a token never replaces a session in use);
+    /// - otherwise every live session reached other than `uid` (all empty) is ended as by `end`,
+    ///   `id` is bound to `uid` as by `bind`, and `Done` gives `uid`'s session as it is now.
+    ///
+    /// `Missing` and `Conflict` change nothing. A write racing an adopt into a session the adopt
+    /// would end is never lost: it is ordered either before the adopt, which then sees the value
+    /// and answers `Conflict`, or after it, and then finds its session ended (`set_value` answers
+    /// `Missing`, nothing written): a writer told `Missing` must report the failure, not put the
+    /// value into a new session, which would silently replace the adopted one.
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError>;
 
     /// Records a handoff `jti` for session `uid`, redeemable once until `expires_at`.
     async fn put_handoff(

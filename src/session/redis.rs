@@ -43,7 +43,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
 use super::{
-    IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp, Values, new_uid,
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
+    Values, new_uid,
 };
 
 /// Session hashes examined per `SCAN` step and steps per `sweep`: the sweep is a safety net (see
@@ -181,6 +182,27 @@ link(ARGV[5], ARGV[6], c)
 return 1
 "#;
 
+/// ARGV 5 uid, 6 id hash, 7... the id hashes the request reached. Returns {'done', HGETALL...},
+/// {'conflict'} or nil (missing); only 'done' changes anything.
+const ADOPT: &str = r#"
+local uid = ARGV[5]
+if not live(uid) then return false end
+local others, seen = {}, {}
+for i = 7, #ARGV do
+  local other = redis.call('GET', P .. 'id:' .. ARGV[i])
+  if other and other ~= uid and not seen[other] and live(other) then
+    if value_count(other) > 0 then return {'conflict'} end
+    seen[other] = true
+    table.insert(others, other)
+  end
+end
+for _, other in ipairs(others) do kill(other) end
+link(uid, ARGV[6], touch(uid))
+local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, 'done')
+return r
+"#;
+
 /// ARGV 5 jti, 6 uid, 7 expires_at. The record lives in Redis as long as its session could (it is
 /// useless after that); `take` judges `expires_at` by the app clock. A record for a session that
 /// is already gone is not written: it could never be redeemed.
@@ -236,6 +258,7 @@ struct Scripts {
     remove_value: Script,
     end: Script,
     bind: Script,
+    adopt: Script,
     put_handoff: Script,
     take_handoff: Script,
     reap: Script,
@@ -251,6 +274,7 @@ impl Scripts {
             remove_value: s(REMOVE_VALUE),
             end: s(END),
             bind: s(BIND),
+            adopt: s(ADOPT),
             put_handoff: s(PUT_HANDOFF),
             take_handoff: s(TAKE_HANDOFF),
             reap: s(REAP),
@@ -557,6 +581,29 @@ impl SessionStore for RedisStore {
             .run(&self.scripts.bind, now, &[], &[uid, id.as_str()])
             .await?;
         Ok(bound == 1)
+    }
+
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError> {
+        let mut args = vec![uid, id.as_str()];
+        args.extend(reached.iter().map(IdHash::as_str));
+        let reply: Option<Vec<String>> = self.run(&self.scripts.adopt, now, &[], &args).await?;
+        let Some(mut reply) = reply else {
+            return Ok(AdoptOutcome::Missing);
+        };
+        match reply.first().map(String::as_str) {
+            Some("conflict") => Ok(AdoptOutcome::Conflict),
+            Some("done") => {
+                reply.remove(0);
+                session(uid.to_owned(), reply).map(AdoptOutcome::Done)
+            }
+            _ => Err(corrupt("adopt reply")),
+        }
     }
 
     async fn put_handoff(

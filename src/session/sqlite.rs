@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp, Values, new_uid,
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
+    Values, new_uid,
 };
 
 /// `[store]` with `backend = "sqlite"`.
@@ -343,6 +344,59 @@ impl SessionStore for SqliteStore {
             save(&tx, session, now, timeouts)?;
             tx.commit().map_err(internal)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError> {
+        let (uid, id) = (uid.to_owned(), id.as_str().to_owned());
+        let reached: Vec<String> = reached.iter().map(|h| h.as_str().to_owned()).collect();
+        self.with(move |conn, timeouts| {
+            // Returning before `commit` rolls the transaction back: nothing changes.
+            let tx = conn.transaction().map_err(internal)?;
+            let Some(session) = live_by_uid(&tx, &uid, now)? else {
+                return Ok(AdoptOutcome::Missing);
+            };
+            let mut replaced: Vec<String> = Vec::new();
+            for hash in &reached {
+                let other: Option<String> = tx
+                    .query_row(
+                        "SELECT uid FROM session_ids WHERE id_hash = ?1",
+                        params![hash],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(internal)?;
+                let Some(other) = other.filter(|o| *o != uid && !replaced.contains(o)) else {
+                    continue;
+                };
+                let Some(found) = live_by_uid(&tx, &other, now)? else {
+                    continue;
+                };
+                if !found.values.is_empty() {
+                    return Ok(AdoptOutcome::Conflict);
+                }
+                replaced.push(other);
+            }
+            for other in &replaced {
+                // As `end`: ON DELETE CASCADE takes its ids and handoff records.
+                tx.execute("DELETE FROM sessions WHERE uid = ?1", params![other])
+                    .map_err(internal)?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
+                params![id, uid],
+            )
+            .map_err(internal)?;
+            let session = save(&tx, session, now, timeouts)?;
+            tx.commit().map_err(internal)?;
+            Ok(AdoptOutcome::Done(session))
         })
         .await
     }

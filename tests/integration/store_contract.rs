@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use baton::session::{IdHash, Session, SessionId, SessionStore, SetOutcome, Timeouts};
+use baton::session::{
+    AdoptOutcome, IdHash, Session, SessionId, SessionStore, SetOutcome, Timeouts,
+};
 
 pub const T0: i64 = 1_800_000_000_000;
 pub const TIMEOUTS: Timeouts = Timeouts {
@@ -451,6 +453,175 @@ pub async fn concurrent_new_keys_stop_at_the_limit(store: Arc<dyn SessionStore>)
     assert_eq!(values.values().filter(|v| *v == "w").count(), 10 + 4);
 }
 
+/// A session that is live and holds one value, reached through the returned id.
+async fn session_with_value(store: &dyn SessionStore, now: i64) -> (IdHash, Session) {
+    let id = id();
+    let s = store.create(&id, now).await.expect("create");
+    let s = set(store, &s.uid, "chat", "kept", now).await.expect("live");
+    (id, s)
+}
+
+/// `adopt` binds the new id and ends every empty session the request reached; ids that reach the
+/// adopted session itself, nothing, or a dead session are passed over.
+pub async fn adopt_replaces_the_empty_sessions_reached(store: Arc<dyn SessionStore>) {
+    let (own, s) = session_with_value(&*store, T0).await;
+    let (a, b, new) = (id(), id(), id());
+    let ea = store.create(&a, T0).await.expect("create");
+    store.create(&b, T0 + 1000).await.expect("create");
+    store
+        .put_handoff("jti-replaced", &ea.uid, T0 + 60_000)
+        .await
+        .expect("put");
+    let dead = id();
+    let d = store.create(&dead, T0).await.expect("create");
+    set(&*store, &d.uid, "old", "x", T0).await.expect("live");
+    let now = T0 + TIMEOUTS.idle_ms;
+    set(&*store, &s.uid, "chat", "kept", now - 1)
+        .await
+        .expect("live");
+    store.load(&a, now - 1).await.expect("load").expect("live");
+    store.load(&b, now - 1).await.expect("load").expect("live");
+
+    let reached = [a.clone(), b.clone(), own.clone(), id(), dead, a.clone()];
+    let AdoptOutcome::Done(adopted) = store
+        .adopt(&s.uid, &new, &reached, now)
+        .await
+        .expect("adopt")
+    else {
+        panic!("nothing reached holds a value");
+    };
+    assert_eq!(adopted.uid, s.uid);
+    assert_eq!(adopted.values["chat"], "kept");
+    assert_eq!(
+        adopted.created_at, T0,
+        "adopting does not restart the absolute timeout"
+    );
+    assert_eq!(adopted.last_seen, now, "an adopt is a write");
+    let via_new = store.load(&new, now).await.expect("load").expect("live");
+    assert_eq!(via_new.uid, s.uid);
+    assert_eq!(
+        store
+            .load(&own, now)
+            .await
+            .expect("load")
+            .expect("live")
+            .uid,
+        s.uid
+    );
+    assert!(store.load(&a, now).await.expect("load").is_none(), "ended");
+    assert!(store.load(&b, now).await.expect("load").is_none(), "ended");
+    assert_eq!(
+        store.take_handoff("jti-replaced", now).await.expect("take"),
+        None,
+        "ended as by `end`: its handoff records too"
+    );
+}
+
+/// A live session reached that holds a value, winner or not, refuses the adopt, and nothing
+/// changes: not the empty session checked before it, not the adopted one's `last_seen`.
+pub async fn adopt_refuses_when_a_session_reached_holds_values(store: Arc<dyn SessionStore>) {
+    let (_, s) = session_with_value(&*store, T0).await;
+    let own = id();
+    assert!(store.bind(&s.uid, &own, T0).await.expect("bind"));
+    let (v, _) = session_with_value(&*store, T0).await;
+    let (e, new) = (id(), id());
+    store.create(&e, T0).await.expect("create");
+    let now = T0 + 59_000;
+    for reached in [vec![e.clone(), v.clone()], vec![v.clone(), e.clone()]] {
+        assert_eq!(
+            store
+                .adopt(&s.uid, &new, &reached, now)
+                .await
+                .expect("adopt"),
+            AdoptOutcome::Conflict
+        );
+    }
+    assert!(store.load(&new, now).await.expect("load").is_none());
+    assert!(
+        store.load(&e, now).await.expect("load").is_some(),
+        "not ended"
+    );
+    let valued = store.load(&v, now).await.expect("load").expect("live");
+    assert_eq!(valued.values["chat"], "kept");
+    assert!(
+        store
+            .load(&own, T0 + TIMEOUTS.idle_ms)
+            .await
+            .expect("load")
+            .is_none(),
+        "the refused adopt did not touch the session it would have adopted"
+    );
+}
+
+/// Adopting a session that is gone is `Missing` and ends nothing.
+pub async fn adopt_of_a_missing_session_changes_nothing(store: Arc<dyn SessionStore>) {
+    let (e, new) = (id(), id());
+    store.create(&e, T0).await.expect("create");
+    assert_eq!(
+        store
+            .adopt("nope", &new, std::slice::from_ref(&e), T0)
+            .await
+            .expect("adopt"),
+        AdoptOutcome::Missing
+    );
+    let (_, s) = session_with_value(&*store, T0).await;
+    let late = T0 + TIMEOUTS.idle_ms;
+    store.load(&e, late - 1).await.expect("load").expect("live");
+    assert_eq!(
+        store
+            .adopt(&s.uid, &new, std::slice::from_ref(&e), late)
+            .await
+            .expect("adopt"),
+        AdoptOutcome::Missing,
+        "expired"
+    );
+    assert!(store.load(&new, late).await.expect("load").is_none());
+    assert!(
+        store.load(&e, late).await.expect("load").is_some(),
+        "not ended"
+    );
+}
+
+/// A value written into the empty session an adopt ends is never lost: either the write comes
+/// first and the adopt answers `Conflict` (the value stays), or the adopt comes first and the
+/// write answers `Missing` (nothing was acknowledged). Never both `Done`.
+pub async fn adopt_racing_a_write_loses_nothing(store: Arc<dyn SessionStore>) {
+    let (mut write_first, mut adopt_first) = (0, 0);
+    for round in 0..40 {
+        let now = T0 + round;
+        let (_, s) = session_with_value(&*store, now).await;
+        let (e, new) = (id(), id());
+        let empty = store.create(&e, now).await.expect("create");
+        let write = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .set_value(&empty.uid, "typed", "hello", now, ROOM)
+                    .await
+                    .expect("set")
+            })
+        };
+        let adopt = {
+            let (store, e) = (Arc::clone(&store), e.clone());
+            tokio::spawn(async move { store.adopt(&s.uid, &new, &[e], now).await.expect("adopt") })
+        };
+        let (write, adopt) = (write.await.expect("join"), adopt.await.expect("join"));
+        let after = store.load(&e, now).await.expect("load");
+        match (&write, &adopt) {
+            (SetOutcome::Done(_), AdoptOutcome::Conflict) => {
+                assert_eq!(after.expect("kept").values["typed"], "hello");
+                write_first += 1;
+            }
+            (SetOutcome::Missing, AdoptOutcome::Done(_)) => {
+                assert!(after.is_none(), "ended");
+                adopt_first += 1;
+            }
+            _ => panic!("round {round}: write {write:?}, adopt {adopt:?}: a value was lost"),
+        }
+    }
+    eprintln!("write first {write_first}, adopt first {adopt_first}");
+}
+
 pub async fn sweep_forgets_only_the_expired(store: Arc<dyn SessionStore>) {
     let (old, fresh) = (id(), id());
     store.create(&old, T0).await.expect("create");
@@ -486,6 +657,9 @@ macro_rules! store_contract {
                 bind_shares_the_session, end_removes_every_id_and_handoff, handoff_is_single_use,
                 concurrent_takes_yield_one_winner, concurrent_writes_lose_nothing,
                 values_are_bounded, concurrent_new_keys_stop_at_the_limit,
+                adopt_replaces_the_empty_sessions_reached,
+                adopt_refuses_when_a_session_reached_holds_values,
+                adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
                 sweep_forgets_only_the_expired);
         }
     };
@@ -691,6 +865,15 @@ impl SessionStore for RedisCleanup {
         now: i64,
     ) -> Result<bool, baton::session::StoreError> {
         self.store.bind(uid, id, now).await
+    }
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: i64,
+    ) -> Result<AdoptOutcome, baton::session::StoreError> {
+        self.store.adopt(uid, id, reached, now).await
     }
     async fn put_handoff(
         &self,
