@@ -26,10 +26,21 @@
 //! same connect and response timeouts inside the connection manager), and a timeout, a refused
 //! or dropped connection, or Redis loading its data after a restart is `StoreError::Unavailable`
 //! (503 `store_unavailable`, `/readyz` not ready). The connection manager is created lazily, so a
-//! node starts while Redis is down; after any connection error it reconnects in the background,
-//! so the node recovers by itself once Redis is back. A call that timed out may still run in
-//! Redis later: 503 means "not acknowledged", not "not applied" (every call but `take_handoff` is
-//! safe to repeat; a repeated redeem answers `invalid_token`, which fails safe).
+//! node starts while Redis is down.
+//!
+//! Reconnecting: the connection manager (redis 1.x) notices a dropped connection only when a
+//! call fails on it: it hands that call the error (`is_connection_dropped`: broken pipe, reset,
+//! EOF, refused...) and starts a new connection in the background. A node idle while Redis
+//! restarted would so fail its first call after the restart, and one asked while Redis was down
+//! holds a failed connection until a call fails on it. So a call that fails that way is sent once
+//! more, on the new connection, within the same `timeout_ms` (`RedisStore::bounded`). That is
+//! safe because every call here may run twice: `create` names its uid before the first attempt,
+//! the others write the same thing again (a retried `set_value` finds its key already there, a
+//! retried `adopt` finds the empty sessions already ended), and `take_handoff` marks the record
+//! with a claim unique to the call, so only the same call gets the uid a second time. For the
+//! same reason a call that timed out and still runs in Redis later does no harm: 503 means "not
+//! acknowledged", not "not applied" (a redeem retried by the browser is a new call and answers
+//! `invalid_token`, which fails safe).
 //!
 //! Durability is Redis's: an `Ok` has reached Redis's memory and, with `appendfsync always`, its
 //! disk. See docs/deployment.md.
@@ -219,13 +230,20 @@ if redis.call('PTTL', hs) < ttl then redis.call('PEXPIRE', hs, ttl) end
 return 1
 "#;
 
-/// ARGV 5 jti. Deletes the record whatever it says, then returns its uid if not expired at `now`.
+/// ARGV 5 jti, 6 claim (unique to the call). Marks the record taken by this claim, whatever it
+/// says, then returns its uid if not expired at `now`. A record already taken answers nil, except
+/// to the same claim: the same call sent again after its connection dropped (its first reply may
+/// have been lost) gets the same answer, and no other call ever gets the uid. The taken record
+/// stays until its own expiry (the session's), or until `kill` deletes it with its session.
 const TAKE_HANDOFF: &str = r#"
 local k = P .. 'h:' .. ARGV[5]
-local f = redis.call('HMGET', k, 'u', 'e')
+local f = redis.call('HMGET', k, 'u', 'e', 't')
 if not f[1] then return false end
-redis.call('DEL', k)
-redis.call('SREM', P .. 'hs:' .. f[1], ARGV[5])
+if f[3] then
+  if f[3] ~= ARGV[6] then return false end
+else
+  redis.call('HSET', k, 't', ARGV[6])
+end
 local e = tonumber(f[2])
 if not e or now >= e then return false end
 return f[1]
@@ -390,11 +408,25 @@ impl RedisStore {
         Ok(store)
     }
 
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+    /// Runs `call` on the shared connection, all of it within `timeout`. When the connection
+    /// turns out to be dropped (Redis restarted, a proxy or failover cut it, or the last attempt
+    /// to reconnect failed while Redis was down), the manager has already started a new one: the
+    /// call is sent once more, on it. Every call of this store is safe to repeat (module doc).
+    async fn bounded<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempts = async {
+            match call(self.conn.clone()).await {
+                Err(e) if e.is_connection_dropped() => {
+                    tracing::info!(error = %e, "redis connection dropped; sending again on a new one");
+                    call(self.conn.clone()).await
+                }
+                result => result,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
             Ok(result) => result.map_err(store_error),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {} ms",
@@ -422,8 +454,8 @@ impl RedisStore {
         for arg in args {
             call.arg(*arg);
         }
-        let mut conn = self.conn.clone();
-        self.bounded(async move { call.invoke_async(&mut conn).await })
+        let call = &call;
+        self.bounded(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await
     }
 }
@@ -620,13 +652,17 @@ impl SessionStore for RedisStore {
     }
 
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        self.run(&self.scripts.take_handoff, now, &[], &[jti]).await
+        // Chosen once, so that a repeat of this call (see `bounded`) is recognised as itself.
+        let claim = new_uid();
+        self.run(&self.scripts.take_handoff, now, &[], &[jti, &claim])
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(async move { redis::cmd("PING").query_async::<()>(&mut conn).await })
-            .await
+        self.bounded(
+            |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
+        )
+        .await
     }
 
     /// Redis expires every key by itself, so this is a safety net for what its expiry cannot
@@ -640,7 +676,6 @@ impl SessionStore for RedisStore {
         let mut cursor = *self.sweep_cursor.lock().unwrap_or_else(|p| p.into_inner());
         let mut swept = 0u64;
         for _ in 0..SWEEP_STEPS {
-            let mut conn = self.conn.clone();
             let scan = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
@@ -648,8 +683,9 @@ impl SessionStore for RedisStore {
                 .arg("COUNT")
                 .arg(SWEEP_SCAN_COUNT)
                 .to_owned();
+            let scan = &scan;
             let (next, keys): (u64, Vec<String>) = self
-                .bounded(async move { scan.query_async(&mut conn).await })
+                .bounded(|mut conn| async move { scan.query_async(&mut conn).await })
                 .await?;
             if !keys.is_empty() {
                 let n: i64 = self.run(&self.scripts.reap, now, &keys, &[]).await?;

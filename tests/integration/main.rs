@@ -9,4 +9,5 @@ mod helpers;
 mod multinode;
 mod origin;
 mod page_keys;
+mod redis_reconnect;
 mod store_contract;
