@@ -359,8 +359,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Deletes what has expired by `now`; returns how many sessions went. Backends with native
-    /// expiry may do nothing.
+    /// Deletes the sessions that have expired by `now`, with every id and handoff record of
+    /// theirs; returns how many sessions went. A backend may do a bounded slice of the work per
+    /// call and go on from there on the next, so every expired session is gone after enough
+    /// calls. Expired handoff records of live sessions may be left to the backend's own expiry.
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 

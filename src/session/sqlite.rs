@@ -457,3 +457,35 @@ impl SessionStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What "synced on every commit" rests on, read from the store's own connection (`synchronous`
+    /// and `foreign_keys` are per connection; another one would not see them), on a file: an
+    /// in-memory database has no WAL at all.
+    #[test]
+    fn a_file_database_is_wal_synced_on_every_commit_with_foreign_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("baton.db");
+        let timeouts = Timeouts {
+            idle_ms: 60_000,
+            absolute_ms: 300_000,
+        };
+        let store = SqliteStore::open(path.to_str().expect("utf-8"), timeouts).expect("open");
+        let conn = store.conn.lock().expect("lock");
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal_mode");
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("synchronous");
+        let foreign_keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .expect("foreign_keys");
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "FULL: the WAL is synced on every commit");
+        assert_eq!(foreign_keys, 1, "ids and handoffs go with their session");
+    }
+}

@@ -1,11 +1,12 @@
 //! The `SessionStore` contract, run against every backend: the same suite, written once.
 //! Each backend gets a module from `store_contract!` with a factory that makes a fresh, isolated
-//! store (SQLite: in memory; Redis: a fresh key prefix) for the given timeouts.
+//! store (SQLite: in memory, and on a file in a temporary directory; Redis: a fresh key prefix)
+//! for the given timeouts.
 
 use std::sync::Arc;
 
 use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionId, SessionStore, SetOutcome, Timeouts,
+    AdoptOutcome, IdHash, Session, SessionId, SessionStore, SetOutcome, StoreError, Timeouts,
 };
 
 pub const T0: i64 = 1_800_000_000_000;
@@ -622,25 +623,27 @@ pub async fn adopt_racing_a_write_loses_nothing(store: Arc<dyn SessionStore>) {
     eprintln!("write first {write_first}, adopt first {adopt_first}");
 }
 
+/// `sweep` deletes what has expired by `now` and says how many sessions went; what is live stays.
+/// Reads already hide expired sessions, so the count is what shows that a sweep did its work (the
+/// rows or keys themselves are checked per backend: `sqlite_sweep_and_end_delete_the_rows`,
+/// `redis_keys_expire_by_themselves_and_sweep_reaps`).
 pub async fn sweep_forgets_only_the_expired(store: Arc<dyn SessionStore>) {
     let (old, fresh) = (id(), id());
     store.create(&old, T0).await.expect("create");
     store.create(&fresh, T0 + 50_000).await.expect("create");
-    store.sweep(T0 + TIMEOUTS.idle_ms + 1).await.expect("sweep");
-    assert!(
-        store
-            .load(&old, T0 + TIMEOUTS.idle_ms + 1)
-            .await
-            .expect("load")
-            .is_none()
-    );
-    assert!(
-        store
-            .load(&fresh, T0 + TIMEOUTS.idle_ms + 1)
-            .await
-            .expect("load")
-            .is_some()
-    );
+    let now = T0 + TIMEOUTS.idle_ms + 1;
+    // A backend may do a bounded slice of the work per call (Redis scans part of its keyspace):
+    // enough calls get to everything.
+    let mut swept = 0;
+    for _ in 0..1000 {
+        swept += store.sweep(now).await.expect("sweep");
+        if swept > 0 {
+            break;
+        }
+    }
+    assert_eq!(swept, 1, "the expired session, and only it");
+    assert!(store.load(&old, now).await.expect("load").is_none());
+    assert!(store.load(&fresh, now).await.expect("load").is_some());
     store.ping().await.expect("ping");
 }
 
@@ -678,6 +681,65 @@ store_contract!(sqlite, async {
     Arc::new(baton::session::sqlite::SqliteStore::open(":memory:", TIMEOUTS).expect("open"))
         as Arc<dyn SessionStore>
 });
+
+// As deployed: a file (WAL, synced commits) in a temporary directory that lives as long as the
+// store.
+store_contract!(sqlite_file, async {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("baton.db");
+    let store = baton::session::sqlite::SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS)
+        .expect("open");
+    Arc::new(Kept {
+        store: Box::new(store),
+        guard: dir,
+    }) as Arc<dyn SessionStore>
+});
+
+/// SQLite on a file, read behind the store's back: `sweep` and `end` delete the rows themselves,
+/// with every id and handoff record of the session (the foreign keys' ON DELETE CASCADE), and
+/// `sweep` the expired handoff records of live sessions too, rather than only hiding them.
+#[tokio::test]
+async fn sqlite_sweep_and_end_delete_the_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("baton.db");
+    let path = path.to_str().expect("utf-8 path");
+    let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("open");
+    let old = store.create(&id(), T0).await.expect("create");
+    assert!(store.bind(&old.uid, &id(), T0).await.expect("bind"));
+    let fresh = store.create(&id(), T0 + 50_000).await.expect("create");
+    let ended = store.create(&id(), T0 + 50_000).await.expect("create");
+    for (jti, uid, expires_at) in [
+        ("old", &old.uid, T0 + 60_000),
+        ("fresh-expired", &fresh.uid, T0 + 55_000),
+        ("fresh", &fresh.uid, T0 + 110_000),
+        ("ended", &ended.uid, T0 + 110_000),
+    ] {
+        store.put_handoff(jti, uid, expires_at).await.expect("put");
+    }
+    store.end(&ended.uid).await.expect("end");
+    assert_eq!(
+        store.sweep(T0 + TIMEOUTS.idle_ms + 1).await.expect("sweep"),
+        1
+    );
+
+    let db = rusqlite::Connection::open(path).expect("open the file");
+    let rows = |table: &str, uid: &str| -> i64 {
+        db.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE uid = ?1"),
+            [uid],
+            |r| r.get(0),
+        )
+        .expect("count")
+    };
+    for (uid, want, what) in [
+        (&old.uid, [0, 0, 0], "swept"),
+        (&ended.uid, [0, 0, 0], "ended"),
+        (&fresh.uid, [1, 1, 1], "live, one handoff record left"),
+    ] {
+        let got = ["sessions", "session_ids", "handoffs"].map(|t| rows(t, uid));
+        assert_eq!(got, want, "{what}: rows in sessions, session_ids, handoffs");
+    }
+}
 
 /// SQLite on a file: what was acknowledged is there after the store is closed and reopened.
 #[tokio::test]
@@ -766,7 +828,7 @@ async fn redis_store() -> Arc<dyn SessionStore> {
     Arc::new(redis_cleanup().await)
 }
 
-async fn redis_cleanup() -> RedisCleanup {
+async fn redis_cleanup() -> Kept<RedisKeys> {
     let url = redis_url();
     let prefix = format!("baton-test:{}:", baton::session::new_uid());
     let store = baton::session::redis::RedisStore::open(&url, &prefix, 1000, TIMEOUTS)
@@ -777,17 +839,19 @@ async fn redis_cleanup() -> RedisCleanup {
             "Redis at {url} is unreachable ({e}): start redis-server or set BATON_TEST_REDIS_URL"
         );
     }
-    RedisCleanup { store, url, prefix }
+    Kept {
+        store: Box::new(store),
+        guard: RedisKeys { url, prefix },
+    }
 }
 
-/// Deletes its prefix's keys when the last handle drops, even when the test panicked.
-struct RedisCleanup {
-    store: baton::session::redis::RedisStore,
+/// Deletes its prefix's keys when dropped, even when the test panicked.
+struct RedisKeys {
     url: String,
     prefix: String,
 }
 
-impl Drop for RedisCleanup {
+impl Drop for RedisKeys {
     fn drop(&mut self) {
         // A plain blocking connection: this runs in `drop`, where nothing can be awaited. The keys
         // would expire by themselves within `TIMEOUTS.absolute_ms` anyway; this keeps Redis tidy.
@@ -821,20 +885,19 @@ impl Drop for RedisCleanup {
     }
 }
 
+/// A store with what must live exactly as long as it does (a temporary directory, the deletion
+/// of a key prefix): `guard` is dropped after `store` (fields drop in declaration order).
+struct Kept<G> {
+    store: Box<dyn SessionStore>,
+    guard: G,
+}
+
 #[async_trait::async_trait]
-impl SessionStore for RedisCleanup {
-    async fn create(
-        &self,
-        id: &IdHash,
-        now: i64,
-    ) -> Result<baton::session::Session, baton::session::StoreError> {
+impl<G: Send + Sync + 'static> SessionStore for Kept<G> {
+    async fn create(&self, id: &IdHash, now: i64) -> Result<Session, StoreError> {
         self.store.create(id, now).await
     }
-    async fn load(
-        &self,
-        id: &IdHash,
-        now: i64,
-    ) -> Result<Option<baton::session::Session>, baton::session::StoreError> {
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Session>, StoreError> {
         self.store.load(id, now).await
     }
     async fn set_value(
@@ -844,7 +907,7 @@ impl SessionStore for RedisCleanup {
         value: &str,
         now: i64,
         max_values: usize,
-    ) -> Result<SetOutcome, baton::session::StoreError> {
+    ) -> Result<SetOutcome, StoreError> {
         self.store.set_value(uid, key, value, now, max_values).await
     }
     async fn remove_value(
@@ -852,18 +915,13 @@ impl SessionStore for RedisCleanup {
         uid: &str,
         key: &str,
         now: i64,
-    ) -> Result<Option<baton::session::Session>, baton::session::StoreError> {
+    ) -> Result<Option<Session>, StoreError> {
         self.store.remove_value(uid, key, now).await
     }
-    async fn end(&self, uid: &str) -> Result<(), baton::session::StoreError> {
+    async fn end(&self, uid: &str) -> Result<(), StoreError> {
         self.store.end(uid).await
     }
-    async fn bind(
-        &self,
-        uid: &str,
-        id: &IdHash,
-        now: i64,
-    ) -> Result<bool, baton::session::StoreError> {
+    async fn bind(&self, uid: &str, id: &IdHash, now: i64) -> Result<bool, StoreError> {
         self.store.bind(uid, id, now).await
     }
     async fn adopt(
@@ -872,28 +930,19 @@ impl SessionStore for RedisCleanup {
         id: &IdHash,
         reached: &[IdHash],
         now: i64,
-    ) -> Result<AdoptOutcome, baton::session::StoreError> {
+    ) -> Result<AdoptOutcome, StoreError> {
         self.store.adopt(uid, id, reached, now).await
     }
-    async fn put_handoff(
-        &self,
-        jti: &str,
-        uid: &str,
-        expires_at: i64,
-    ) -> Result<(), baton::session::StoreError> {
+    async fn put_handoff(&self, jti: &str, uid: &str, expires_at: i64) -> Result<(), StoreError> {
         self.store.put_handoff(jti, uid, expires_at).await
     }
-    async fn take_handoff(
-        &self,
-        jti: &str,
-        now: i64,
-    ) -> Result<Option<String>, baton::session::StoreError> {
+    async fn take_handoff(&self, jti: &str, now: i64) -> Result<Option<String>, StoreError> {
         self.store.take_handoff(jti, now).await
     }
-    async fn ping(&self) -> Result<(), baton::session::StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
-    async fn sweep(&self, now: i64) -> Result<u64, baton::session::StoreError> {
+    async fn sweep(&self, now: i64) -> Result<u64, StoreError> {
         self.store.sweep(now).await
     }
 }
@@ -906,7 +955,7 @@ store_contract!(redis, redis_store());
 #[tokio::test]
 async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
     let store = redis_cleanup().await;
-    let mut conn = ::redis::Client::open(store.url.as_str())
+    let mut conn = ::redis::Client::open(store.guard.url.as_str())
         .expect("url")
         .get_multiplexed_async_connection()
         .await
@@ -927,7 +976,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
     );
 
     let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg(format!("{}*", store.prefix))
+        .arg(format!("{}*", store.guard.prefix))
         .query_async(&mut conn)
         .await
         .expect("keys");
@@ -945,7 +994,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         );
     }
 
-    let fresh_hash = format!("{}s:{}", store.prefix, f.uid);
+    let fresh_hash = format!("{}s:{}", store.guard.prefix, f.uid);
     let _: () = ::redis::cmd("PERSIST")
         .arg(&fresh_hash)
         .query_async(&mut conn)
@@ -966,7 +1015,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
     }
     assert_eq!(swept, 1, "only the idle session goes");
     let left: Vec<String> = ::redis::cmd("KEYS")
-        .arg(format!("{}*", store.prefix))
+        .arg(format!("{}*", store.guard.prefix))
         .query_async(&mut conn)
         .await
         .expect("keys");
