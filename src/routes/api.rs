@@ -213,20 +213,31 @@ async fn put_value(
     Path(key): Path<String>,
     JsonBody(body): JsonBody<PutValue>,
 ) -> Result<Response, ApiError> {
+    use crate::session::SetOutcome;
     valid_key(&key)?;
     let limits = &req.config.session;
     if body.value.len() > limits.max_value_bytes {
         return Err(ApiError::ValueTooLarge(limits.max_value_bytes));
     }
     let r = req.resolve_or_create().await?;
-    if !r.session.values.contains_key(&key) && r.session.values.len() >= limits.max_values {
-        return Err(ApiError::TooManyValues(limits.max_values));
-    }
-    let session = req
+    // The store counts and writes in one atomic step: a check here would race other writers.
+    let session = match req
         .store
-        .set_value(&r.session.uid, &key, &body.value, req.now)
+        .set_value(
+            &r.session.uid,
+            &key,
+            &body.value,
+            req.now,
+            limits.max_values,
+        )
         .await?
-        .ok_or(ApiError::NoSession)?;
+    {
+        SetOutcome::Done(session) => session,
+        SetOutcome::Full => return Err(ApiError::TooManyValues(limits.max_values)),
+        // Gone since it was resolved (expired, ended, replaced by a handoff): the value is
+        // refused rather than written into a session nobody reaches.
+        SetOutcome::Missing => return Err(ApiError::NoSession),
+    };
     let body = json!({ "values": session.values });
     Ok(req.respond(body, &super::extract::Resolved { session, ..r }))
 }
@@ -328,20 +339,18 @@ async fn redeem_handoff(
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);
     };
-    let adopted = |r: &super::extract::Resolved| {
-        req.respond(json!({ "adopted": true, "values": r.session.values }), r)
-    };
-    if let Some(existing) = req.resolve().await? {
-        if existing.session.uid == uid {
-            return Ok(adopted(&existing));
-        }
-        if !existing.session.values.is_empty() {
+    // Every session the request reaches counts, not only the one that would win: checking,
+    // ending the empty ones and binding happen in one atomic store step (`adopt`), so a value
+    // written meanwhile is never lost. Redeeming into the session one already has binds a fresh
+    // id to it, like any redeem.
+    let r = match req.adopt(&uid).await {
+        Err(ApiError::SessionConflict) => {
+            tracing::info!(page = %page, "handoff refused: a session here holds values");
             return Err(ApiError::SessionConflict);
         }
-        req.store.end(&existing.session.uid).await?;
-    }
-    let r = req.adopt(&uid).await?.ok_or(ApiError::InvalidToken)?;
+        r => r?.ok_or(ApiError::InvalidToken)?,
+    };
     bump(&metrics.handoffs_redeemed);
     tracing::info!(page = %page, "handoff redeemed");
-    Ok(adopted(&r))
+    Ok(req.respond(json!({ "adopted": true, "values": r.session.values }), &r))
 }

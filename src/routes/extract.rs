@@ -16,7 +16,7 @@ use crate::cookie::{self, RequestCookies};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
-use crate::session::{IdHash, PageKey, Session, SessionId, SessionStore, Timestamp};
+use crate::session::{AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, Timestamp};
 
 /// The origin the request acts for, once the API's `guard` has allowed it.
 #[derive(Clone, Debug)]
@@ -204,15 +204,27 @@ impl SessionRequest {
         Ok(Resolved { session, binding })
     }
 
-    /// Makes the live session `uid` reachable by this request under a fresh id; the session as it
-    /// is now, or `None` when it is gone.
+    /// Makes the live session `uid` reachable by this request under a fresh id, in place of every
+    /// session the request reaches (both cookies and the page key, winner or not): the session
+    /// as it is now, or `None` when it is gone. When any session reached, other than `uid`,
+    /// holds a value, nothing changes and the answer is 409 `session_conflict`; empty ones are
+    /// ended. One atomic store step (`SessionStore::adopt`), so a value written meanwhile is
+    /// never lost.
     pub async fn adopt(&self, uid: &str) -> Result<Option<Resolved>, ApiError> {
         let (hash, binding) = self.creds.fresh();
-        if !self.store.bind(uid, &hash, self.now).await? {
-            return Ok(None);
-        }
-        let session = self.store.load(&hash, self.now).await?;
-        Ok(session.map(|session| Resolved { session, binding }))
+        let reached: Vec<IdHash> = self
+            .creds
+            .candidates()
+            .into_iter()
+            .map(|(hash, _)| hash)
+            .collect();
+        Ok(
+            match self.store.adopt(uid, &hash, &reached, self.now).await? {
+                AdoptOutcome::Done(session) => Some(Resolved { session, binding }),
+                AdoptOutcome::Missing => None,
+                AdoptOutcome::Conflict => return Err(ApiError::SessionConflict),
+            },
+        )
     }
 
     /// Ends every session the request reaches (normally one); a page key dies with its session.

@@ -241,6 +241,28 @@ impl StoreConfig {
     }
 }
 
+/// What `SessionStore::set_value` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Written: the session as it is now.
+    Done(Session),
+    /// The session is missing or expired: nothing written.
+    Missing,
+    /// The key is new and the session already holds `max_values` values: nothing written.
+    Full,
+}
+
+/// What `SessionStore::adopt` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdoptOutcome {
+    /// Bound, the empty sessions reached ended: the adopted session as it is now.
+    Done(Session),
+    /// The session to adopt is missing or expired: nothing changed.
+    Missing,
+    /// Another live session reached holds a value: nothing changed.
+    Conflict,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached now (network, timeout, Redis down): 503, retry later.
@@ -258,8 +280,8 @@ pub enum StoreError {
 ///   (`Timeouts::is_live`). A session that is not live is, for every method, the same as a
 ///   missing one: it is never returned, never changed, never revived. Backends may delete it at
 ///   any time after that (Redis expiry, `sweep`).
-/// - Every successful write of a live session through `set_value`, `remove_value` or `bind` sets
-///   its `last_seen` to `now` (sliding idle timeout), and so does `load` when
+/// - Every successful write of a live session through `set_value`, `remove_value`, `bind` or
+///   `adopt` sets its `last_seen` to `now` (sliding idle timeout), and so does `load` when
 ///   `Timeouts::touch_due(last_seen, now)`; `created_at` never changes.
 /// - All methods are atomic per call, and an `Ok` means durable: it survives a restart of the
 ///   broker (and, for SQLite, a `kill -9`).
@@ -273,14 +295,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The live session `id` reaches, touched; `None` when missing or expired.
     async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
 
-    /// Sets `key` to `value` in the live session `uid`; `None` when it is missing or expired.
+    /// Sets `key` to `value` in the live session `uid`: `Done` with the session as it is now,
+    /// `Missing` when it is missing or expired. A `key` the session does not hold yet is refused
+    /// with `Full` when the session already holds `max_values` values; replacing a value never
+    /// counts as new. The count is checked in the same atomic step as the write, so no number of
+    /// concurrent writers takes a session past `max_values`. `Missing` and `Full` change nothing.
     async fn set_value(
         &self,
         uid: &str,
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError>;
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError>;
 
     /// Removes `key` from the live session `uid`; `None` when it is missing or expired.
     async fn remove_value(
@@ -296,6 +323,28 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Makes the live session `uid` reachable through `id` too; `false` when it is gone.
     async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError>;
 
+    /// A handoff's redeem: makes the live session `uid` reachable through `id` too, for a request
+    /// that already reaches the sessions of the ids `reached` (its cookies and page key), in one
+    /// atomic step:
+    /// - `Missing` when `uid` is missing or expired;
+    /// - `Conflict` when a live session reached through `reached`, other than `uid`, holds any
+    ///   value (a token never replaces a session in use);
+    /// - otherwise every live session reached other than `uid` (all empty) is ended as by `end`,
+    ///   `id` is bound to `uid` as by `bind`, and `Done` gives `uid`'s session as it is now.
+    ///
+    /// `Missing` and `Conflict` change nothing. A write racing an adopt into a session the adopt
+    /// would end is never lost: it is ordered either before the adopt, which then sees the value
+    /// and answers `Conflict`, or after it, and then finds its session ended (`set_value` answers
+    /// `Missing`, nothing written): a writer told `Missing` must report the failure, not put the
+    /// value into a new session, which would silently replace the adopted one.
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError>;
+
     /// Records a handoff `jti` for session `uid`, redeemable once until `expires_at`.
     async fn put_handoff(
         &self,
@@ -310,8 +359,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Deletes what has expired by `now`; returns how many sessions went. Backends with native
-    /// expiry may do nothing.
+    /// Deletes the sessions that have expired by `now`, with every id and handoff record of
+    /// theirs; returns how many sessions went. A backend may do a bounded slice of the work per
+    /// call and go on from there on the next, so every expired session is gone after enough
+    /// calls. Expired handoff records of live sessions may be left to the backend's own expiry.
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 

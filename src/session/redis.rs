@@ -26,10 +26,21 @@
 //! same connect and response timeouts inside the connection manager), and a timeout, a refused
 //! or dropped connection, or Redis loading its data after a restart is `StoreError::Unavailable`
 //! (503 `store_unavailable`, `/readyz` not ready). The connection manager is created lazily, so a
-//! node starts while Redis is down; after any connection error it reconnects in the background,
-//! so the node recovers by itself once Redis is back. A call that timed out may still run in
-//! Redis later: 503 means "not acknowledged", not "not applied" (every call but `take_handoff` is
-//! safe to repeat; a repeated redeem answers `invalid_token`, which fails safe).
+//! node starts while Redis is down.
+//!
+//! Reconnecting: the connection manager (redis 1.x) notices a dropped connection only when a
+//! call fails on it: it hands that call the error (`is_connection_dropped`: broken pipe, reset,
+//! EOF, refused...) and starts a new connection in the background. A node idle while Redis
+//! restarted would so fail its first call after the restart, and one asked while Redis was down
+//! holds a failed connection until a call fails on it. So a call that fails that way is sent once
+//! more, on the new connection, within the same `timeout_ms` (`RedisStore::bounded`). That is
+//! safe because every call here may run twice: `create` names its uid before the first attempt,
+//! the others write the same thing again (a retried `set_value` finds its key already there, a
+//! retried `adopt` finds the empty sessions already ended), and `take_handoff` marks the record
+//! with a claim unique to the call, so only the same call gets the uid a second time. For the
+//! same reason a call that timed out and still runs in Redis later does no harm: 503 means "not
+//! acknowledged", not "not applied" (a redeem retried by the browser is a new call and answers
+//! `invalid_token`, which fails safe).
 //!
 //! Durability is Redis's: an `Ok` has reached Redis's memory and, with `appendfsync always`, its
 //! disk. See docs/deployment.md.
@@ -42,7 +53,10 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
-use super::{IdHash, Session, SessionStore, StoreError, Timeouts, Timestamp, Values, new_uid};
+use super::{
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
+    Values, new_uid,
+};
 
 /// Session hashes examined per `SCAN` step and steps per `sweep`: the sweep is a safety net (see
 /// `sweep`), so each run does a bounded slice of the keyspace and the next run continues.
@@ -71,12 +85,10 @@ local function kill(uid)
   redis.call('DEL', skey(uid), ids, hs)
 end
 
--- If session `uid` is live at `now`: sets last_seen to now, slides its expiry, returns created_at.
--- With `step`, only when last_seen is at least that old (a read: see `Timeouts::touch_due`).
--- Otherwise false; a dead one is deleted on the spot (dead is dead, whatever Redis's TTL says).
-local function touch(uid, step)
-  local s = skey(uid)
-  local f = redis.call('HMGET', s, 'c', 'l')
+-- If session `uid` is live at `now`: its created_at and last_seen, unchanged. Otherwise false; a
+-- dead one is deleted on the spot (dead is dead, whatever Redis's TTL says).
+local function live(uid)
+  local f = redis.call('HMGET', skey(uid), 'c', 'l')
   if not f[1] then return false end
   local c, l = tonumber(f[1]), tonumber(f[2])
   if not c or not l then error('corrupt session record') end
@@ -84,10 +96,29 @@ local function touch(uid, step)
     kill(uid)
     return false
   end
+  return c, l
+end
+
+-- If session `uid` is live at `now`: sets last_seen to now, slides its expiry, returns created_at.
+-- With `step`, only when last_seen is at least that old (a read: see `Timeouts::touch_due`).
+-- Otherwise false, as `live`.
+local function touch(uid, step)
+  local c, l = live(uid)
+  if not c then return false end
   if step and now - l < step then return c end
+  local s = skey(uid)
   redis.call('HSET', s, 'l', ARGV[2])
   redis.call('PEXPIRE', s, math.min(idle, c + absolute - now))
   return c
+end
+
+-- How many values session `uid` holds (its `v:` fields).
+local function value_count(uid)
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', skey(uid))) do
+    if string.sub(f, 1, 2) == 'v:' then n = n + 1 end
+  end
+  return n
 end
 
 -- Makes id hash `h` reach the live session `uid` (created at `c`) until its absolute deadline.
@@ -126,11 +157,19 @@ table.insert(r, 1, uid)
 return r
 "#;
 
-/// ARGV 5 uid, 6 key, 7 value. Returns HGETALL or nil.
+/// ARGV 5 uid, 6 key, 7 value, 8 max values. Returns {'done', HGETALL...}, {'full'} (nothing
+/// written, nothing touched) or nil (missing).
 const SET_VALUE: &str = r#"
-if not touch(ARGV[5]) then return false end
-redis.call('HSET', skey(ARGV[5]), 'v:' .. ARGV[6], ARGV[7])
-return redis.call('HGETALL', skey(ARGV[5]))
+local uid, field = ARGV[5], 'v:' .. ARGV[6]
+if not live(uid) then return false end
+if redis.call('HEXISTS', skey(uid), field) == 0 and value_count(uid) >= tonumber(ARGV[8]) then
+  return {'full'}
+end
+touch(uid)
+redis.call('HSET', skey(uid), field, ARGV[7])
+local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, 'done')
+return r
 "#;
 
 /// ARGV 5 uid, 6 key. Returns HGETALL or nil.
@@ -154,6 +193,27 @@ link(ARGV[5], ARGV[6], c)
 return 1
 "#;
 
+/// ARGV 5 uid, 6 id hash, 7... the id hashes the request reached. Returns {'done', HGETALL...},
+/// {'conflict'} or nil (missing); only 'done' changes anything.
+const ADOPT: &str = r#"
+local uid = ARGV[5]
+if not live(uid) then return false end
+local others, seen = {}, {}
+for i = 7, #ARGV do
+  local other = redis.call('GET', P .. 'id:' .. ARGV[i])
+  if other and other ~= uid and not seen[other] and live(other) then
+    if value_count(other) > 0 then return {'conflict'} end
+    seen[other] = true
+    table.insert(others, other)
+  end
+end
+for _, other in ipairs(others) do kill(other) end
+link(uid, ARGV[6], touch(uid))
+local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, 'done')
+return r
+"#;
+
 /// ARGV 5 jti, 6 uid, 7 expires_at. The record lives in Redis as long as its session could (it is
 /// useless after that); `take` judges `expires_at` by the app clock. A record for a session that
 /// is already gone is not written: it could never be redeemed.
@@ -170,13 +230,20 @@ if redis.call('PTTL', hs) < ttl then redis.call('PEXPIRE', hs, ttl) end
 return 1
 "#;
 
-/// ARGV 5 jti. Deletes the record whatever it says, then returns its uid if not expired at `now`.
+/// ARGV 5 jti, 6 claim (unique to the call). Marks the record taken by this claim, whatever it
+/// says, then returns its uid if not expired at `now`. A record already taken answers nil, except
+/// to the same claim: the same call sent again after its connection dropped (its first reply may
+/// have been lost) gets the same answer, and no other call ever gets the uid. The taken record
+/// stays until its own expiry (the session's), or until `kill` deletes it with its session.
 const TAKE_HANDOFF: &str = r#"
 local k = P .. 'h:' .. ARGV[5]
-local f = redis.call('HMGET', k, 'u', 'e')
+local f = redis.call('HMGET', k, 'u', 'e', 't')
 if not f[1] then return false end
-redis.call('DEL', k)
-redis.call('SREM', P .. 'hs:' .. f[1], ARGV[5])
+if f[3] then
+  if f[3] ~= ARGV[6] then return false end
+else
+  redis.call('HSET', k, 't', ARGV[6])
+end
 local e = tonumber(f[2])
 if not e or now >= e then return false end
 return f[1]
@@ -209,6 +276,7 @@ struct Scripts {
     remove_value: Script,
     end: Script,
     bind: Script,
+    adopt: Script,
     put_handoff: Script,
     take_handoff: Script,
     reap: Script,
@@ -224,6 +292,7 @@ impl Scripts {
             remove_value: s(REMOVE_VALUE),
             end: s(END),
             bind: s(BIND),
+            adopt: s(ADOPT),
             put_handoff: s(PUT_HANDOFF),
             take_handoff: s(TAKE_HANDOFF),
             reap: s(REAP),
@@ -339,11 +408,25 @@ impl RedisStore {
         Ok(store)
     }
 
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+    /// Runs `call` on the shared connection, all of it within `timeout`. When the connection
+    /// turns out to be dropped (Redis restarted, a proxy or failover cut it, or the last attempt
+    /// to reconnect failed while Redis was down), the manager has already started a new one: the
+    /// call is sent once more, on it. Every call of this store is safe to repeat (module doc).
+    async fn bounded<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempts = async {
+            match call(self.conn.clone()).await {
+                Err(e) if e.is_connection_dropped() => {
+                    tracing::info!(error = %e, "redis connection dropped; sending again on a new one");
+                    call(self.conn.clone()).await
+                }
+                result => result,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
             Ok(result) => result.map_err(store_error),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {} ms",
@@ -371,8 +454,8 @@ impl RedisStore {
         for arg in args {
             call.arg(*arg);
         }
-        let mut conn = self.conn.clone();
-        self.bounded(async move { call.invoke_async(&mut conn).await })
+        let call = &call;
+        self.bounded(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await
     }
 }
@@ -481,13 +564,28 @@ impl SessionStore for RedisStore {
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError> {
+        let max_values = max_values.to_string();
         let reply: Option<Vec<String>> = self
-            .run(&self.scripts.set_value, now, &[], &[uid, key, value])
+            .run(
+                &self.scripts.set_value,
+                now,
+                &[],
+                &[uid, key, value, &max_values],
+            )
             .await?;
-        reply
-            .map(|fields| session(uid.to_owned(), fields))
-            .transpose()
+        let Some(mut reply) = reply else {
+            return Ok(SetOutcome::Missing);
+        };
+        match reply.first().map(String::as_str) {
+            Some("full") => Ok(SetOutcome::Full),
+            Some("done") => {
+                reply.remove(0);
+                session(uid.to_owned(), reply).map(SetOutcome::Done)
+            }
+            _ => Err(corrupt("set_value reply")),
+        }
     }
 
     async fn remove_value(
@@ -517,6 +615,29 @@ impl SessionStore for RedisStore {
         Ok(bound == 1)
     }
 
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError> {
+        let mut args = vec![uid, id.as_str()];
+        args.extend(reached.iter().map(IdHash::as_str));
+        let reply: Option<Vec<String>> = self.run(&self.scripts.adopt, now, &[], &args).await?;
+        let Some(mut reply) = reply else {
+            return Ok(AdoptOutcome::Missing);
+        };
+        match reply.first().map(String::as_str) {
+            Some("conflict") => Ok(AdoptOutcome::Conflict),
+            Some("done") => {
+                reply.remove(0);
+                session(uid.to_owned(), reply).map(AdoptOutcome::Done)
+            }
+            _ => Err(corrupt("adopt reply")),
+        }
+    }
+
     async fn put_handoff(
         &self,
         jti: &str,
@@ -531,13 +652,17 @@ impl SessionStore for RedisStore {
     }
 
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        self.run(&self.scripts.take_handoff, now, &[], &[jti]).await
+        // Chosen once, so that a repeat of this call (see `bounded`) is recognised as itself.
+        let claim = new_uid();
+        self.run(&self.scripts.take_handoff, now, &[], &[jti, &claim])
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(async move { redis::cmd("PING").query_async::<()>(&mut conn).await })
-            .await
+        self.bounded(
+            |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
+        )
+        .await
     }
 
     /// Redis expires every key by itself, so this is a safety net for what its expiry cannot
@@ -551,7 +676,6 @@ impl SessionStore for RedisStore {
         let mut cursor = *self.sweep_cursor.lock().unwrap_or_else(|p| p.into_inner());
         let mut swept = 0u64;
         for _ in 0..SWEEP_STEPS {
-            let mut conn = self.conn.clone();
             let scan = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
@@ -559,8 +683,9 @@ impl SessionStore for RedisStore {
                 .arg("COUNT")
                 .arg(SWEEP_SCAN_COUNT)
                 .to_owned();
+            let scan = &scan;
             let (next, keys): (u64, Vec<String>) = self
-                .bounded(async move { scan.query_async(&mut conn).await })
+                .bounded(|mut conn| async move { scan.query_async(&mut conn).await })
                 .await?;
             if !keys.is_empty() {
                 let n: i64 = self.run(&self.scripts.reap, now, &keys, &[]).await?;

@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{IdHash, Session, SessionStore, StoreError, Timeouts, Timestamp, Values, new_uid};
+use super::{
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
+    Values, new_uid,
+};
 
 /// `[store]` with `backend = "sqlite"`.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -199,21 +202,25 @@ fn save(
     Ok(session)
 }
 
+/// Applies `change` to the values of the live session `uid` in one transaction: `Missing` when
+/// there is none, and nothing is written when `change` answers `false` (`Full`).
 fn update_values(
     conn: &mut Connection,
     timeouts: Timeouts,
     uid: &str,
     now: Timestamp,
-    change: impl FnOnce(&mut Values),
-) -> Result<Option<Session>, StoreError> {
+    change: impl FnOnce(&mut Values) -> bool,
+) -> Result<SetOutcome, StoreError> {
     let tx = conn.transaction().map_err(internal)?;
     let Some(mut session) = live_by_uid(&tx, uid, now)? else {
-        return Ok(None);
+        return Ok(SetOutcome::Missing);
     };
-    change(&mut session.values);
+    if !change(&mut session.values) {
+        return Ok(SetOutcome::Full);
+    }
     let session = save(&tx, session, now, timeouts)?;
     tx.commit().map_err(internal)?;
-    Ok(Some(session))
+    Ok(SetOutcome::Done(session))
 }
 
 #[async_trait]
@@ -276,11 +283,16 @@ impl SessionStore for SqliteStore {
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError> {
         let (uid, key, value) = (uid.to_owned(), key.to_owned(), value.to_owned());
         self.with(move |conn, timeouts| {
             update_values(conn, timeouts, &uid, now, |v| {
+                if !v.contains_key(&key) && v.len() >= max_values {
+                    return false;
+                }
                 v.insert(key, value);
+                true
             })
         })
         .await
@@ -294,8 +306,13 @@ impl SessionStore for SqliteStore {
     ) -> Result<Option<Session>, StoreError> {
         let (uid, key) = (uid.to_owned(), key.to_owned());
         self.with(move |conn, timeouts| {
-            update_values(conn, timeouts, &uid, now, |v| {
+            let removed = update_values(conn, timeouts, &uid, now, |v| {
                 v.remove(&key);
+                true
+            })?;
+            Ok(match removed {
+                SetOutcome::Done(session) => Some(session),
+                SetOutcome::Missing | SetOutcome::Full => None,
             })
         })
         .await
@@ -327,6 +344,59 @@ impl SessionStore for SqliteStore {
             save(&tx, session, now, timeouts)?;
             tx.commit().map_err(internal)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError> {
+        let (uid, id) = (uid.to_owned(), id.as_str().to_owned());
+        let reached: Vec<String> = reached.iter().map(|h| h.as_str().to_owned()).collect();
+        self.with(move |conn, timeouts| {
+            // Returning before `commit` rolls the transaction back: nothing changes.
+            let tx = conn.transaction().map_err(internal)?;
+            let Some(session) = live_by_uid(&tx, &uid, now)? else {
+                return Ok(AdoptOutcome::Missing);
+            };
+            let mut replaced: Vec<String> = Vec::new();
+            for hash in &reached {
+                let other: Option<String> = tx
+                    .query_row(
+                        "SELECT uid FROM session_ids WHERE id_hash = ?1",
+                        params![hash],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(internal)?;
+                let Some(other) = other.filter(|o| *o != uid && !replaced.contains(o)) else {
+                    continue;
+                };
+                let Some(found) = live_by_uid(&tx, &other, now)? else {
+                    continue;
+                };
+                if !found.values.is_empty() {
+                    return Ok(AdoptOutcome::Conflict);
+                }
+                replaced.push(other);
+            }
+            for other in &replaced {
+                // As `end`: ON DELETE CASCADE takes its ids and handoff records.
+                tx.execute("DELETE FROM sessions WHERE uid = ?1", params![other])
+                    .map_err(internal)?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
+                params![id, uid],
+            )
+            .map_err(internal)?;
+            let session = save(&tx, session, now, timeouts)?;
+            tx.commit().map_err(internal)?;
+            Ok(AdoptOutcome::Done(session))
         })
         .await
     }
@@ -385,5 +455,37 @@ impl SessionStore for SqliteStore {
             Ok(n as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What "synced on every commit" rests on, read from the store's own connection (`synchronous`
+    /// and `foreign_keys` are per connection; another one would not see them), on a file: an
+    /// in-memory database has no WAL at all.
+    #[test]
+    fn a_file_database_is_wal_synced_on_every_commit_with_foreign_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("baton.db");
+        let timeouts = Timeouts {
+            idle_ms: 60_000,
+            absolute_ms: 300_000,
+        };
+        let store = SqliteStore::open(path.to_str().expect("utf-8"), timeouts).expect("open");
+        let conn = store.conn.lock().expect("lock");
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal_mode");
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("synchronous");
+        let foreign_keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .expect("foreign_keys");
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "FULL: the WAL is synced on every commit");
+        assert_eq!(foreign_keys, 1, "ids and handoffs go with their session");
     }
 }

@@ -309,6 +309,62 @@ async fn a_session_holds_a_bounded_number_of_values() {
     app.stop().await;
 }
 
+/// The limit holds under concurrency: many new keys written at once into one session (the store,
+/// not the handler, decides), exactly as many as fit succeed and the others get 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_new_keys_never_exceed_the_limit() {
+    // On a file, as deployed: each write is a synced commit, so the requests truly overlap.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("baton.db");
+    let app = spawn_with(test_config(), path.to_str().expect("utf8")).await;
+    let res = app.put("k0", "v", SHOP, None).await;
+    let cookie = cookie_header(res.headers());
+    // Sent all at once, each on its own task.
+    let puts: Vec<_> = (1..=20)
+        .map(|i| {
+            let req = app
+                .req(
+                    Method::PUT,
+                    &format!("/v1/session/k{i}"),
+                    Some(SHOP),
+                    Some(&cookie),
+                )
+                .json(&serde_json::json!({ "value": "v" }));
+            tokio::spawn(async move {
+                let res = req.send().await.expect("send");
+                match res.status().as_u16() {
+                    200 => None,
+                    _ => Some(error_code(res).await),
+                }
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for p in puts {
+        results.push(p.await.expect("join"));
+    }
+    let refused: Vec<_> = results.into_iter().flatten().collect();
+    assert_eq!(refused.len(), 17, "3 fit beside k0: {refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| *e == (413, "too_many_values".into())),
+        "{refused:?}"
+    );
+    let body: serde_json::Value = app
+        .get(SHOP, Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["values"].as_object().expect("values").len(),
+        4,
+        "{body}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn delete_value_and_end_session() {
     let app = spawn_app().await;

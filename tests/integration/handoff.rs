@@ -286,3 +286,93 @@ async fn ending_the_session_kills_its_pending_tokens() {
     assert_eq!(error_code(res).await, (401, "invalid_token".into()));
     app.stop().await;
 }
+
+/// The rule weighs every session the request reaches, not only the one that wins: here the
+/// unpartitioned cookie reaches an empty session and the partitioned one another session holding
+/// a chat. Replacing both would lose the chat, so the redeem is refused and nothing changes.
+#[tokio::test]
+async fn a_chat_behind_the_losing_cookie_is_kept_too() {
+    let app = spawn_app().await;
+    let res = app.put("draft", "x", SUPPORT, None).await;
+    let empty = only_cookie(res.headers(), UNPARTITIONED);
+    let res = app
+        .req(
+            Method::DELETE,
+            "/v1/session/draft",
+            Some(SUPPORT),
+            Some(&empty),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 204, "an empty but live session");
+    let res = app.put("chat", "support-own", SUPPORT, None).await;
+    let chat = only_cookie(res.headers(), PARTITIONED);
+
+    let shop = shop_session(&app).await;
+    let token = mint(&app, &shop, SUPPORT).await;
+    let both = format!("{empty}; {chat}");
+    let res = redeem(&app, &token, SUPPORT, Some(&both)).await;
+    assert!(set_cookies(res.headers()).is_empty());
+    assert_eq!(error_code(res).await, (409, "session_conflict".into()));
+
+    // Nothing changed: the chat is there, the empty session too, and the token is spent.
+    let body: serde_json::Value = app
+        .get(SUPPORT, Some(&chat))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["values"]["chat"], "support-own");
+    let body: serde_json::Value = app
+        .get(SUPPORT, Some(&empty))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body, serde_json::json!({ "values": {} }));
+    let res = redeem(&app, &token, SUPPORT, None).await;
+    assert_eq!(error_code(res).await, (401, "invalid_token".into()));
+    app.stop().await;
+}
+
+/// Empty sessions the request reaches are replaced, every one of them: neither cookie's old id
+/// reaches anything afterwards, and both cookies carry the adopted session.
+#[tokio::test]
+async fn every_empty_session_reached_is_replaced() {
+    let app = spawn_app().await;
+    let mut reached = Vec::new();
+    for name in [UNPARTITIONED, PARTITIONED] {
+        let res = app.put("draft", "x", SUPPORT, None).await;
+        let cookie = only_cookie(res.headers(), name);
+        app.req(
+            Method::DELETE,
+            "/v1/session/draft",
+            Some(SUPPORT),
+            Some(&cookie),
+        )
+        .send()
+        .await
+        .expect("send");
+        reached.push(cookie);
+    }
+    let shop = shop_session(&app).await;
+    let token = mint(&app, &shop, SUPPORT).await;
+    let res = redeem(&app, &token, SUPPORT, Some(&reached.join("; "))).await;
+    assert_eq!(res.status(), 200);
+    let support = cookie_header(res.headers());
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["values"]["chat"], "from-shop");
+    for old in &reached {
+        let res = app.get(SUPPORT, Some(old)).await;
+        assert_eq!(error_code(res).await, (404, "no_session".into()), "{old}");
+    }
+    let body: serde_json::Value = app
+        .get(SUPPORT, Some(&support))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["values"]["chat"], "from-shop");
+    app.stop().await;
+}

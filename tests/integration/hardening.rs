@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use baton::session::sqlite::SqliteStore;
-use baton::session::{IdHash, Session, SessionStore, StoreError, Timestamp};
+use baton::session::{
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timestamp,
+};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -165,8 +167,9 @@ impl SessionStore for Hung {
         key: &str,
         value: &str,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.0.set_value(uid, key, value, now).await
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError> {
+        self.0.set_value(uid, key, value, now, max_values).await
     }
     async fn remove_value(
         &self,
@@ -181,6 +184,15 @@ impl SessionStore for Hung {
     }
     async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         self.0.bind(uid, id, now).await
+    }
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError> {
+        self.0.adopt(uid, id, reached, now).await
     }
     async fn put_handoff(&self, jti: &str, uid: &str, at: Timestamp) -> Result<(), StoreError> {
         self.0.put_handoff(jti, uid, at).await

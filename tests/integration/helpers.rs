@@ -1,7 +1,9 @@
 //! Test helpers: boot the real application on port 0 with a controlled clock and talk HTTP to it.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use baton::clock::ManualClock;
 use baton::config::Config;
@@ -211,4 +213,141 @@ pub async fn error_code(res: reqwest::Response) -> (u16, String) {
         status,
         body["error"].as_str().expect("error code").to_owned(),
     )
+}
+
+// Processes: a private `redis-server`, signals, bounded waits.
+
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {}", child.id());
+}
+
+/// Waits (bounded) for `child` to exit and returns whether it exited cleanly.
+pub async fn wait_exit(child: &mut std::process::Child, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status.success();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("process {} did not exit within {within:?}", child.id());
+}
+
+pub fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .expect("log file")
+}
+
+/// A raw `PING`, so readiness of Redis does not depend on the code under test.
+pub async fn redis_ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return false;
+    };
+    if s.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+        Ok(Ok(n)) => buf[..n].starts_with(b"+PONG"),
+        _ => false,
+    }
+}
+
+/// A `redis-server` of the test's own on a free port, with its files (AOF, fsync always, and its
+/// log `redis.log`) in `dir`: stopped and started again, it comes back on the same port with
+/// every write it acknowledged. Killed when dropped.
+pub struct PrivateRedis {
+    dir: PathBuf,
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub fn new(dir: &Path) -> Self {
+        assert!(
+            Path::new(REDIS_SERVER).exists(),
+            "{REDIS_SERVER} is missing: install redis-server to run this test"
+        );
+        Self {
+            dir: dir.to_owned(),
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts Redis on its port and dir (the same each time, so a restart reloads the AOF) and
+    /// waits until it answers PING (not LOADING).
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "redis already running");
+        let child = std::process::Command::new(REDIS_SERVER)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", ""])
+            .stdout(log_file(&self.dir, "redis.log"))
+            .stderr(log_file(&self.dir, "redis.log"))
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if redis_ping(self.port).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not answer PING within 10 s");
+    }
+
+    /// SIGTERM: Redis flushes its AOF and exits.
+    pub async fn stop(&mut self) {
+        let mut child = self.child.take().expect("redis running");
+        signal(&child, "-TERM");
+        assert!(
+            wait_exit(&mut child, Duration::from_secs(10)).await,
+            "redis exited uncleanly"
+        );
+    }
+
+    /// Stops it at once (SIGKILL), if running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -14,4 +14,5 @@ mod multinode;
 mod origin;
 mod page_keys;
 mod process;
+mod redis_reconnect;
 mod store_contract;

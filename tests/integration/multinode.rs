@@ -9,9 +9,7 @@
 //! finishes the request it is in the middle of.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,10 +17,10 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
+use crate::helpers::{PrivateRedis, free_port, log_file, signal, wait_exit};
 use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
 const SHOP: &str = "http://shop.localhost:9001";
 const SUPPORT: &str = "http://support.localhost:9001";
 /// What the load balancer would serve: one public origin for every node (it is also the handoff
@@ -33,38 +31,10 @@ const FAIL_FAST: Duration = Duration::from_secs(2);
 /// How long nodes get to notice that Redis is back.
 const RECOVERY: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} {}", child.id());
-}
-
-/// Waits (bounded) for `child` to exit and returns whether it exited cleanly.
-async fn wait_exit(child: &mut Child, within: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status.success();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("process {} did not exit within {within:?}", child.id());
-}
-
 /// Every process the test started; all are killed when it ends, passed or failed.
 struct Cluster {
     dir: tempfile::TempDir,
-    redis_port: u16,
-    redis: Option<Child>,
+    redis: PrivateRedis,
     nodes: Vec<Node>,
 }
 
@@ -83,15 +53,11 @@ impl Node {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let children = self
-            .nodes
-            .iter_mut()
-            .filter_map(|n| n.child.as_mut())
-            .chain(self.redis.as_mut());
-        for child in children {
+        for child in self.nodes.iter_mut().filter_map(|n| n.child.as_mut()) {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.redis.kill();
         if std::thread::panicking() {
             for log in ["redis.log", "a.log", "b.log", "c.log"] {
                 let text = std::fs::read_to_string(self.dir.path().join(log)).unwrap_or_default();
@@ -103,14 +69,6 @@ impl Drop for Cluster {
             }
         }
     }
-}
-
-fn log_file(dir: &Path, name: &str) -> File {
-    File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join(name))
-        .expect("log file")
 }
 
 /// `baton keygen`'s own output, so the shared key has exactly the format operators paste.
@@ -127,12 +85,9 @@ fn keygen() -> String {
 
 impl Cluster {
     fn new() -> Self {
-        assert!(
-            Path::new(REDIS_SERVER).exists(),
-            "{REDIS_SERVER} is missing: install redis-server to run this test"
-        );
         let dir = tempfile::tempdir().expect("tempdir");
-        let redis_port = free_port();
+        let redis = PrivateRedis::new(dir.path());
+        let redis_port = redis.port;
         let keys = keygen();
         let nodes = ["a", "b", "c"]
             .into_iter()
@@ -169,48 +124,15 @@ timeout_ms = 1000
                 }
             })
             .collect();
-        Self {
-            dir,
-            redis_port,
-            redis: None,
-            nodes,
-        }
+        Self { dir, redis, nodes }
     }
 
-    /// Starts Redis on its port and dir (the same each time, so a restart reloads the AOF) and
-    /// waits until it answers PING (not LOADING).
     async fn start_redis(&mut self) {
-        assert!(self.redis.is_none(), "redis already running");
-        let child = Command::new(REDIS_SERVER)
-            .args(["--port", &self.redis_port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--save", ""])
-            .stdout(log_file(self.dir.path(), "redis.log"))
-            .stderr(log_file(self.dir.path(), "redis.log"))
-            .spawn()
-            .expect("start redis-server");
-        self.redis = Some(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if redis_ping(self.redis_port).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("redis-server did not answer PING within 10 s");
+        self.redis.start().await;
     }
 
-    /// SIGTERM: Redis flushes its AOF and exits.
     async fn stop_redis(&mut self) {
-        let mut child = self.redis.take().expect("redis running");
-        signal(&child, "-TERM");
-        assert!(
-            wait_exit(&mut child, Duration::from_secs(10)).await,
-            "redis exited uncleanly"
-        );
+        self.redis.stop().await;
     }
 
     fn start_node(&mut self, i: usize) {
@@ -235,26 +157,6 @@ timeout_ms = 1000
 
     fn node(&self, i: usize) -> &Node {
         &self.nodes[i]
-    }
-}
-
-/// A raw `PING`, so readiness of Redis does not depend on the code under test.
-async fn redis_ping(port: u16) -> bool {
-    let Ok(Ok(mut s)) = tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    else {
-        return false;
-    };
-    if s.write_all(b"PING\r\n").await.is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
-        Ok(Ok(n)) => buf[..n].starts_with(b"+PONG"),
-        _ => false,
     }
 }
 

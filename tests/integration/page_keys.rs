@@ -338,3 +338,42 @@ async fn preflight_allows_the_page_headers() {
     }
     app.stop().await;
 }
+
+/// A redeem weighs the page key's session too, even when a cookie reaches another (empty) one
+/// and would win: the chat behind the page key is kept and the token refused.
+#[tokio::test]
+async fn a_chat_behind_the_page_key_is_kept_when_a_cookie_wins() {
+    let app = spawn_app().await;
+    let support_key = page_session(&app, SUPPORT, "support-chat").await;
+    let res = app.put("draft", "x", SUPPORT, None).await;
+    let empty = cookie_header(res.headers());
+    let res = app
+        .req(
+            Method::DELETE,
+            "/v1/session/draft",
+            Some(SUPPORT),
+            Some(&empty),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 204);
+    let shop_key = page_session(&app, SHOP, "shop-chat").await;
+    let token = mint_with(&app, SHOP, &shop_key, SUPPORT).await;
+    let res = send(
+        iframe(
+            &app,
+            Method::POST,
+            "/v1/handoff/redeem",
+            SUPPORT,
+            Some(&support_key),
+        )
+        .header("cookie", &empty)
+        .json(&json!({ "token": token, "origin": SUPPORT })),
+    )
+    .await;
+    assert_eq!(error_code(res).await, (409, "session_conflict".into()));
+    let body = json_of(get_with(&app, SUPPORT, &support_key).await).await;
+    assert_eq!(body["values"]["chat"], "support-chat");
+    app.stop().await;
+}
