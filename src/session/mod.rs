@@ -273,7 +273,7 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// Where sessions live. Every backend passes the same contract suite (`tests/store_contract.rs`).
+/// Where sessions live. Every backend passes the same contract suite (`tests/integration/store_contract.rs`).
 ///
 /// Contract:
 /// - A session is *live* at `now` while `now < min(last_seen + idle, created_at + absolute)`
