@@ -35,24 +35,36 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Validate a config file and explain every problem (exit 2 on error).
+    /// Validate a config file and explain every problem, each with its key and where its value
+    /// came from (file line or environment variable); exit 2 on error.
     CheckConfig {
-        #[arg(long)]
+        /// The TOML config file to check, with the BATON_* overrides of this environment.
+        #[arg(long, env = "BATON_CONFIG")]
         config: PathBuf,
     },
     /// Print whether each origin is allowed by the config's trusted origins.
     /// With `-`, read a JSON array of strings on stdin and print a JSON array.
     CheckOrigin {
-        #[arg(long)]
+        /// The TOML config file whose [trust] origins decide.
+        #[arg(long, env = "BATON_CONFIG")]
         config: PathBuf,
+        /// Origins to check, as a browser would send them (e.g. https://shop.example.com), or `-`.
         #[arg(required = true, allow_hyphen_values = true)]
         origins: Vec<String>,
+    },
+    /// Exit 0 when the broker at URL is ready (GET answers 200 within 2 s), else 1: for container
+    /// health checks, where there is no curl.
+    Healthcheck {
+        /// The readiness URL to ask (plain http).
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
     },
     /// Print a new handoff signing key to add to [handoff] keys.
     Keygen,
     /// Print the partner script's URLs, its versioned URL's Subresource Integrity value and a
     /// ready `<script>` element for partner pages.
     Assets {
+        /// The TOML config file (for the public origin); without it, the development default.
         #[arg(long, env = "BATON_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -72,6 +84,13 @@ pub fn run(cli: Cli) -> i32 {
             println!("{}", keygen());
             0
         }
+        Command::Healthcheck { url } => match block_on(async { i32::from(!ready(&url).await) }) {
+            0 => 0,
+            _ => {
+                eprintln!("baton: {url} is not ready");
+                1
+            }
+        },
         Command::Assets { config } => match load_config(config.as_deref(), None) {
             Ok(config) => {
                 println!("{}", assets_report(&config.server.public_origin));
@@ -144,11 +163,6 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
             store = %store,
             "baton is listening"
         );
-        if trusted.is_empty() {
-            tracing::warn!(
-                "no trusted origins: no site can embed this broker; set [trust] origins"
-            );
-        }
         serve_until_stopped(app).await
     })
 }
@@ -260,6 +274,36 @@ pub fn assets_report(public_origin: &crate::origin::Origin) -> String {
          integrity: {integrity}\n\
          <script src=\"{versioned}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>",
         integrity = provider.integrity
+    )
+}
+
+/// Whether `GET url` answers 200 within 2 s. A hand-written HTTP/1.1 request: the product carries
+/// no HTTP client, and a health check needs no more than a status line.
+pub async fn ready(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+            url.path()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), ask).await,
+        Ok(Some(true))
     )
 }
 

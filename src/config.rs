@@ -107,6 +107,9 @@ pub struct HandoffConfig {
     /// Generate a throwaway key at start when `keys` is empty. Development only: tokens minted by
     /// one node then fail on every other node and after a restart.
     pub generate_dev_key: bool,
+    /// `false` turns handoff off (sessions then cross sites only where the browser shares the
+    /// broker's cookie); it is also how an https deployment says it means to run without keys.
+    pub enabled: bool,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +150,7 @@ impl Default for HandoffConfig {
             issuer: "baton".into(),
             keys: Vec::new(),
             generate_dev_key: false,
+            enabled: true,
         }
     }
 }
@@ -378,6 +382,14 @@ impl HandoffConfig {
 }
 
 impl Config {
+    /// The rules between sections.
+    fn cross_problems(&self, out: &mut Vec<String>) {
+        let h = &self.handoff;
+        if h.enabled && h.keys.is_empty() && !h.uses_dev_key(&self.server.public_origin) {
+            out.push("handoff.keys: none, on an https deployment: without a key no session crosses sites where the browser blocks third-party cookies; run `baton keygen` and add its output, or write [handoff] enabled = false to run without handoff".into());
+        }
+    }
+
     /// Reads `path` (or the built-in defaults when `None`), applies `BATON_*` overrides from
     /// `env` and validates everything, reporting every problem.
     pub fn load(
@@ -388,23 +400,44 @@ impl Config {
     }
 
     /// `load`, with `adjust` applied to the TOML table last (the CLI's `--listen`).
+    ///
+    /// Every problem names where its value came from: the environment variable that set it, or
+    /// the file and line.
     pub fn load_with(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         adjust: impl FnOnce(&mut toml::Table),
     ) -> Result<Self, ConfigErrors> {
-        let mut table = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| one(format!("cannot read {}: {e}", path.display())))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| one(format!("{} is not valid TOML: {e}", path.display())))?
-            }
-            None => toml::Table::new(),
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| one(format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
         };
-        apply_env(&mut table, env)?;
+        let mut table = text.parse::<toml::Table>().map_err(|e| {
+            let name = path.map(|p| p.display().to_string()).unwrap_or_default();
+            one(format!("{name} is not valid TOML: {e}"))
+        })?;
+        let from_env = apply_env(&mut table, env)?;
+        // A file is a deployment: one that does not say which sites it serves is a mistake, not
+        // a broker that serves none (`origins = []` says that on purpose).
+        let missing_trust =
+            path.is_some() && table.get("trust").and_then(|t| t.get("origins")).is_none();
         adjust(&mut table);
-        Self::from_table(table)
+        let mut errors = match Self::from_table(table) {
+            Ok(config) if !missing_trust => return Ok(config),
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        };
+        if missing_trust {
+            errors.push("trust.origins: missing: list the partner sites allowed to embed the broker, e.g. origins = [\"https://shop.example.com\"] (origins = [] runs a broker no site can use)".into());
+        }
+        let file = path.map(|p| (p, text.as_str()));
+        Err(ConfigErrors(
+            errors
+                .into_iter()
+                .map(|e| locate(e, file, &from_env))
+                .collect(),
+        ))
     }
 
     /// The log format the config asks for, read before anything else so that the logger is set
@@ -542,6 +575,7 @@ impl Config {
         self.session.problems(&mut out);
         self.store.problems(&mut out);
         self.handoff.problems(&mut out);
+        self.cross_problems(&mut out);
         out
     }
 
@@ -556,10 +590,13 @@ impl Config {
         {
             warnings.push("server.client_ip_header is unset: the rate limit counts per TCP peer, so behind a load balancer or proxy every client shares one budget; set it to the header your proxy appends (e.g. \"x-forwarded-for\") and server.trusted_proxies to the proxies' addresses".into());
         }
-        if self.handoff.uses_dev_key(&server.public_origin) {
+        if !self.handoff.enabled {
+            warnings.push("handoff.enabled = false: sessions cross sites only where the browser shares the broker's cookie".into());
+        } else if self.handoff.uses_dev_key(&server.public_origin) {
             warnings.push("handoff: no keys configured, so handoff tokens are signed with a development key generated at start; fine for one development node, but tokens die with it and no other node accepts them: run `baton keygen` for production".into());
-        } else if self.handoff.keys.is_empty() {
-            warnings.push("handoff.keys is empty: cross-site handoff is disabled, so sessions cross sites only where the browser allows third-party cookies; run `baton keygen` and add its output to enable it".into());
+        }
+        if self.trust.origins.is_empty() {
+            warnings.push("trust.origins is empty: no site can embed this broker".into());
         }
         warnings
     }
@@ -652,11 +689,13 @@ fn is_secure_context(origin: &Origin) -> bool {
 
 /// Applies `BATON_SECTION__KEY=value`. The value is read as a TOML value when it parses as one
 /// (numbers, booleans, arrays, inline tables), else as a plain string.
+/// Applies the overrides; returns which key (`section.key`) each variable set.
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigErrors> {
+) -> Result<std::collections::HashMap<String, String>, ConfigErrors> {
     let mut errors = Vec::new();
+    let mut set = std::collections::HashMap::new();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("BATON_") else {
             continue;
@@ -680,16 +719,78 @@ fn apply_env(
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         match entry.as_table_mut() {
             Some(t) => {
+                set.insert(format!("{section}.{key}"), name.clone());
                 t.insert(key, value);
             }
             None => errors.push(format!("{name}: [{section}] is not a table in the config")),
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(set)
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// `error` (`path: message`) with where the value came from: `BATON_X__Y (x.y): message` for a
+/// value from the environment, `path (file line N): message` for one from the file.
+fn locate(
+    error: String,
+    file: Option<(&Path, &str)>,
+    from_env: &std::collections::HashMap<String, String>,
+) -> String {
+    let Some((path, message)) = error.split_once(": ") else {
+        return error;
+    };
+    // `section.key`, without an index or a deeper field.
+    let mut parts = path.splitn(2, '.');
+    let (Some(section), Some(rest)) = (parts.next(), parts.next()) else {
+        return error;
+    };
+    let key = rest.split(['[', '.']).next().unwrap_or(rest);
+    if let Some(var) = from_env.get(&format!("{section}.{key}")) {
+        return format!("{var} ({path}): {message}");
+    }
+    match file.and_then(|(name, text)| line_of(text, path).map(|line| (name, line))) {
+        Some((name, line)) => format!("{path} ({} line {line}): {message}", name.display()),
+        None => error,
+    }
+}
+
+/// The line of the value at `path` (`section.key`, `section.key[2]`, `section.key[0].field`) in
+/// the TOML `text`, if it is written there.
+fn line_of(text: &str, path: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut span = None;
+    let mut table = Some(doc.get_ref());
+    for segment in path.split('.') {
+        let (name, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        let (_, value) = table?.iter().find(|(k, _)| k.get_ref() == name)?;
+        span = Some(value.span());
+        let mut value = value.get_ref();
+        for index in indexes
+            .split(['[', ']'])
+            .filter(|s| !s.is_empty())
+            .filter_map(|i| i.parse::<usize>().ok())
+        {
+            let DeValue::Array(items) = value else {
+                return None;
+            };
+            let item = items.get(index)?;
+            span = Some(item.span());
+            value = item.get_ref();
+        }
+        table = match value {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    let offset = span?.start;
+    Some(text[..offset.min(text.len())].matches('\n').count() + 1)
 }
 
 #[cfg(test)]
@@ -715,6 +816,7 @@ mod tests {
                 ("BATON_SESSION__IDLE_TIMEOUT_SECS", "60"),
                 ("BATON_TRUST__ORIGINS", "[\"https://shop.example.com\"]"),
                 ("BATON_SERVER__PUBLIC_ORIGIN", "https://broker.example.com"),
+                ("BATON_HANDOFF__ENABLED", "false"),
                 ("BATON_CONFIG", "ignored.toml"),
             ]),
         )
@@ -798,6 +900,45 @@ mod tests {
             moved.server.public_origin.as_str(),
             "http://broker.localhost:9999"
         );
+    }
+
+    #[test]
+    fn an_https_deployment_needs_keys_unless_handoff_is_off() {
+        let https = "[server]\npublic_origin = \"https://broker.example.com\"\n";
+        let err = parse(https).expect_err("no keys");
+        assert!(err.to_string().contains("handoff.keys"), "{err}");
+        assert!(parse(&format!("{https}[handoff]\nenabled = false\n")).is_ok());
+        assert!(parse(&format!("{https}[handoff]\ngenerate_dev_key = true\n")).is_ok());
+    }
+
+    #[test]
+    fn a_file_names_its_trusted_origins_and_problems_name_their_source() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("b.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:1\"\n\n[session]\nmax_values = \"9\"\n",
+        )
+        .expect("write");
+        let err = Config::load(
+            Some(&path),
+            env(&[("BATON_SESSION__IDLE_TIMEOUT_SECS", "soon")]),
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("trust.origins: missing"), "{text}");
+        assert!(
+            text.contains("b.toml line 5): "),
+            "a file value names its line: {text}"
+        );
+        assert!(
+            text.contains("BATON_SESSION__IDLE_TIMEOUT_SECS (session.idle_timeout_secs): "),
+            "an env value names its variable: {text}"
+        );
+        std::fs::write(&path, "[trust]\norigins = []\n").expect("write");
+        let config =
+            Config::load(Some(&path), env(&[])).expect("an explicit empty list is a choice");
+        assert!(config.warnings().iter().any(|w| w.contains("no site")));
     }
 
     #[test]

@@ -66,6 +66,9 @@ impl HandoffKeys {
     /// it (`HandoffConfig::uses_dev_key`); none at all disables handoff.
     pub fn from_config(config: &crate::config::Config) -> Self {
         let handoff = &config.handoff;
+        if !handoff.enabled {
+            return Self::new(Vec::new(), handoff.issuer.clone(), handoff.ttl_secs);
+        }
         let mut keys = handoff.keys.clone();
         if handoff.uses_dev_key(&config.server.public_origin) {
             keys.push(SigningKey {

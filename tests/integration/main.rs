@@ -4,6 +4,7 @@
 
 mod api;
 mod assets;
+mod cli;
 mod durability;
 mod handoff;
 mod hardening;

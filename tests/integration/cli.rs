@@ -1,0 +1,114 @@
+//! The command line as an operator uses it: `check-config` names every problem in one run, each
+//! with its key and where its value came from; `healthcheck` tells a container runtime whether
+//! the broker is ready.
+
+use crate::process::{Baton, run};
+
+fn check(config: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, config).expect("write");
+    let (mut child, lines) = run(
+        &["check-config", "--config", path.to_str().expect("utf-8")],
+        env,
+    );
+    let code = child.wait().expect("wait").code().expect("exit code");
+    // The readers finish with the process.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let text = lines.lock().expect("lines").join("\n");
+    (code, text)
+}
+
+const GOOD: &str = "[server]\npublic_origin = \"https://broker.example.com\"\n[trust]\norigins = [\"https://shop.example.com\"]\n[[handoff.keys]]\nkid = \"k\"\nsecret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n";
+
+#[test]
+fn a_valid_config_passes_and_prints_what_partners_need() {
+    let (code, text) = check(GOOD, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(
+            "valid (1 trusted origin pattern(s), public origin https://broker.example.com)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("integrity: sha384-"), "{text}");
+}
+
+#[test]
+fn every_problem_in_one_run_with_its_key_and_its_source() {
+    let config = "[server]\npublic_origin = \"https://broker.example.com\"\nlisten = \"nowhere\"\n\n[session]\nmax_values = \"64\"\n\n[handoff]\nttl_secs = 60\n";
+    let (code, text) = check(config, &[("BATON_SESSION__IDLE_TIMEOUT_SECS", "soon")]);
+    assert_eq!(code, 2, "{text}");
+    for expected in [
+        "4 problem(s)",
+        "server.listen (",
+        "line 3): \"nowhere\" is not an address:port such as \"127.0.0.1:8080\"",
+        "session.max_values (",
+        "line 6): invalid type: string \"64\", expected usize",
+        "BATON_SESSION__IDLE_TIMEOUT_SECS (session.idle_timeout_secs): invalid type: string \"soon\"",
+        "trust.origins: missing",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn no_handoff_key_on_https_is_an_error_unless_handoff_is_turned_off() {
+    let without = "[server]\npublic_origin = \"https://broker.example.com\"\n[trust]\norigins = [\"https://shop.example.com\"]\n";
+    let (code, text) = check(without, &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("handoff.keys: none, on an https deployment"),
+        "{text}"
+    );
+    let (code, text) = check(&format!("{without}[handoff]\nenabled = false\n"), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("warning: handoff.enabled = false"), "{text}");
+}
+
+#[test]
+fn check_config_reads_baton_config() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("from-env.toml");
+    std::fs::write(&path, GOOD).expect("write");
+    let (mut child, lines) = run(
+        &["check-config"],
+        &[("BATON_CONFIG", path.to_str().expect("utf-8"))],
+    );
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        lines
+            .lock()
+            .expect("lines")
+            .join("\n")
+            .contains("from-env.toml: valid")
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_follows_readiness() {
+    let baton = Baton::start(
+        "[server]\npublic_origin = \"http://broker.localhost:9000\"\n[trust]\norigins = []\n[store]\nsqlite_path = \":memory:\"\n",
+        &[],
+    )
+    .await;
+    let ready = baton.url("/readyz");
+    let (mut child, _) = run(&["healthcheck", "--url", &ready], &[]);
+    assert_eq!(child.wait().expect("wait").code(), Some(0), "ready");
+    let (mut child, _) = run(&["healthcheck", "--url", &baton.url("/nowhere")], &[]);
+    assert_eq!(
+        child.wait().expect("wait").code(),
+        Some(1),
+        "404 is not ready"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/readyz", closed.local_addr().expect("addr"));
+    drop(closed);
+    let (mut child, _) = run(&["healthcheck", "--url", &url], &[]);
+    assert_eq!(
+        child.wait().expect("wait").code(),
+        Some(1),
+        "nothing listening"
+    );
+}
