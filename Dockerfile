@@ -1,27 +1,98 @@
-# baton: one static-ish binary on a slim Debian base.
-#   docker build -t baton .
-#   docker run -p 8080:8080 -v baton-data:/data -v $PWD/config/baton.toml:/etc/baton/baton.toml:ro baton
-FROM rust:1-slim-bookworm AS build
+# baton's production image: the broker's binary alone, stripped, on distroless/cc (glibc and
+# libgcc, no shell, no package manager), running as a non-root user.
+#
+#   docker build -t baton:0.1.0 \
+#     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg SOURCE=<repository URL> .
+#   docker run --read-only -p 8080:8080 -v baton-data:/data \
+#     -v "$PWD/baton.toml:/etc/baton/baton.toml:ro" baton:0.1.0
+#
+# No configuration is baked in. The broker reads the file BATON_CONFIG names
+# (/etc/baton/baton.toml): mount yours there. Start from the template the image carries at
+# /usr/share/doc/baton/production.toml (config/production.toml in the repository), which refuses
+# to start until it is filled in. docs/operations.md covers the rest: health checks, metrics on
+# the admin listener (9090), logs, TLS in front, rolling restarts, backups.
+#
+# Base images are pinned by version and by the digest of their multi-platform index. To move
+# to newer ones, read the new digests and replace tag and digest together:
+#   docker buildx imagetools inspect rust:1.95.0-slim-bookworm
+#   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot
+# Both are Debian 12 (bookworm), so the binary links against the glibc it runs on.
+
+FROM rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS build
 WORKDIR /src
+# Symbols stripped by cargo itself (no binutils needed); no incremental state in a one-off build.
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_INCREMENTAL=0 \
+    CARGO_TERM_COLOR=never
+
+# 1. The dependencies, in a layer of their own: manifests and lock file with stub sources, so a
+#    change to baton's own sources does not rebuild the ~240 crates it depends on. This layer is
+#    rebuilt only when Cargo.toml, demo/Cargo.toml or Cargo.lock change.
+#    demo/ (baton-demo) is a workspace member that cargo must be able to read, but it is no part
+#    of the product: only its manifest enters the build, its sources stay stubs for good, and it
+#    is never built (-p baton). benches/load.rs is declared in Cargo.toml, so it needs a stub too.
+#    Then the stub build of baton itself is forgotten: cargo decides freshness by modification
+#    times, and the real sources copied next may well be older than the stubs.
 COPY Cargo.toml Cargo.lock ./
+COPY demo/Cargo.toml demo/Cargo.toml
+RUN mkdir -p src benches demo/src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/load.rs \
+    && echo 'fn main() {}' > demo/src/main.rs \
+    && touch demo/src/lib.rs \
+    && cargo build --release --locked -p baton \
+    && rm -rf src benches target/release/baton target/release/baton.d \
+        target/release/deps/baton-* target/release/deps/libbaton-* \
+        target/release/.fingerprint/baton-*
+
+# 2. baton itself: what the binary is compiled from (the iframe page's template and the browser
+#    scripts in static/ are embedded at compile time).
 COPY src src
 COPY templates templates
 COPY static static
 COPY benches benches
-# The demo is a workspace member: its manifest and sources let cargo read the workspace, but only
-# the broker is built (-p baton), and only its binary goes into the image.
-COPY demo demo
-RUN cargo build --release --locked -p baton
+RUN cargo build --release --locked -p baton \
+    && mkdir -p /out/data \
+    && install -m 0755 target/release/baton /out/baton \
+    && /out/baton --version
 
-FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --home /data baton && mkdir -p /data /etc/baton && chown baton /data
-COPY --from=build /src/target/release/baton /usr/local/bin/baton
-COPY config/baton.toml /etc/baton/baton.toml
-USER baton
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+# The repository's URL, given at build time (--build-arg SOURCE=...).
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="baton" \
+      org.opencontainers.image.description="Self-hosted broker that carries a web session (a chat, a cart, any widget state) across the sites a company owns" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+
+COPY --from=build /out/baton /usr/local/bin/baton
+# An example to copy and fill in, never read by the broker from here.
+COPY config/production.toml LICENSE /usr/share/doc/baton/
+# The SQLite store's directory (backend = "sqlite"), owned by the runtime user. Unused with Redis.
+COPY --from=build --chown=65532:65532 /out/data /data
+
+# distroless's "nonroot" user, by number so that Kubernetes' runAsNonRoot can check it.
+USER 65532:65532
 WORKDIR /data
-ENV BATON_SERVER__LISTEN=0.0.0.0:8080 \
-    BATON_STORE__SQLITE_PATH=/data/baton.db
-EXPOSE 8080
+ENV BATON_CONFIG=/etc/baton/baton.toml
+# 8080: the public listener (server.listen); 9090: the admin listener with /metrics
+# (server.admin_listen), for the private network only.
+EXPOSE 8080 9090
 VOLUME ["/data"]
+# GET http://127.0.0.1:8080/readyz answered 200 within 2 s (the image has no curl). It expects
+# server.listen on port 8080; otherwise override it with `baton healthcheck --url ...`.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/baton", "healthcheck"]
+# SIGTERM (docker stop, Kubernetes) drains: no new connections, in-flight requests finish.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/baton"]
-CMD ["serve", "--config", "/etc/baton/baton.toml"]
+CMD ["serve"]
