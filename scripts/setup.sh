@@ -15,6 +15,11 @@ need_apt=()
 command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb)
 command -v xauth >/dev/null 2>&1 || need_apt+=(xauth)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The GMS load-balancer configurations (deploy/gms/) are tested with Debian's own balancers; nginx
+# needs its njs module to add `Partitioned` to cookies.
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || need_apt+=(libnginx-mod-http-js)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"
