@@ -24,10 +24,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -185,23 +183,26 @@ impl<C: Clock> RateLimiter<C> {
 
 static REFUSALS: Throttle = Throttle::new();
 
-pub async fn limit(State(limiter): State<RateLimiter>, req: Request, next: Next) -> Response {
-    let Some(peer) = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return next.run(req).await;
-    };
-    let ip = limiter.inner.clients.resolve(peer, req.headers());
-    if limiter.allow(ip) {
-        return next.run(req).await;
+impl RateLimiter {
+    /// Spends one request of the budget of the client `req` comes from; 429 when it is empty.
+    pub fn check(&self, req: &Request) -> Result<(), ApiError> {
+        let Some(peer) = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+        else {
+            return Ok(());
+        };
+        let ip = self.inner.clients.resolve(peer, req.headers());
+        if self.allow(ip) {
+            return Ok(());
+        }
+        bump(&self.inner.metrics.rate_limited);
+        if let Some(suppressed) = REFUSALS.allow() {
+            tracing::info!(%ip, suppressed, "rate limited");
+        }
+        Err(ApiError::RateLimited)
     }
-    bump(&limiter.inner.metrics.rate_limited);
-    if let Some(suppressed) = REFUSALS.allow() {
-        tracing::info!(%ip, suppressed, "rate limited");
-    }
-    ApiError::RateLimited.into_response()
 }
 
 #[cfg(test)]

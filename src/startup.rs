@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::handoff::HandoffKeys;
 use crate::routes;
 use crate::session::SessionStore;
-use crate::state::AppState;
+use crate::state::{AppState, Parts};
 
 pub struct Application {
     listener: TcpListener,
@@ -92,14 +92,14 @@ impl Application {
             shutdown_grace: server.shutdown_grace(),
         };
         let admin = admin_listener.map(|l| (l, routes::admin_router(Arc::clone(&metrics))));
-        let state = AppState {
+        let state = AppState::new(Parts {
             store,
             clock,
             handoff: Arc::new(HandoffKeys::from_config(&config)),
             config: Arc::new(config),
             assets: Arc::new(assets),
             metrics,
-        };
+        });
         Ok(Self {
             listener,
             addr,

@@ -1,7 +1,11 @@
 //! What handlers may need, passed in state so tests can swap any part (store, clock, keys). Each
-//! field is its own `FromRef` piece: a handler asks for `State<Arc<Config>>` or
+//! part is its own `FromRef` piece: a handler asks for `State<Arc<Config>>` or
 //! `State<Arc<Metrics>>`, not for all of it.
+//!
+//! axum clones the state for every request it hands to a handler, so the parts sit behind one
+//! `Arc`: a clone is one reference count, not one per part.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -13,8 +17,10 @@ use crate::handoff::HandoffKeys;
 use crate::metrics::Metrics;
 use crate::session::SessionStore;
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+#[derive(Clone)]
+pub struct AppState(Arc<Parts>);
+
+pub struct Parts {
     /// `Arc<dyn …>` rather than a generic: the backend is chosen from config at run time, and one
     /// virtual call per request is nothing next to a store round trip.
     pub store: Arc<dyn SessionStore>,
@@ -24,3 +30,34 @@ pub struct AppState {
     pub assets: Arc<Assets>,
     pub metrics: Arc<Metrics>,
 }
+
+impl AppState {
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+macro_rules! part {
+    ($field:ident: $ty:ty) => {
+        impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> Self {
+                Arc::clone(&state.0.$field)
+            }
+        }
+    };
+}
+
+part!(store: Arc<dyn SessionStore>);
+part!(clock: Arc<dyn Clock>);
+part!(config: Arc<Config>);
+part!(handoff: Arc<HandoffKeys>);
+part!(assets: Arc<Assets>);
+part!(metrics: Arc<Metrics>);

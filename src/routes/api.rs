@@ -28,7 +28,7 @@ use crate::cookie;
 use crate::error::ApiError;
 use crate::handoff::HandoffKeys;
 use crate::metrics::{Metrics, bump};
-use crate::origin::Origin;
+use crate::origin::{Origin, OriginPattern};
 use crate::state::AppState;
 use crate::telemetry::Throttle;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -37,46 +37,51 @@ pub fn routes(
     state: &AppState,
     limiter: Option<crate::ratelimit::RateLimiter>,
 ) -> Router<AppState> {
-    // JSON escaping can grow a value up to 6 times (`\u00XX`); anything beyond that is not a
-    // legitimate request and is cut off before it is buffered.
-    let body_limit = state.config.session.max_value_bytes * 6 + 4096;
-    let api = Router::new()
+    let server = &state.config.server;
+    let guard_state = Arc::new(Guard {
+        config: Arc::clone(&state.config),
+        metrics: Arc::clone(&state.metrics),
+        limiter,
+        // JSON escaping can grow a value up to 6 times (`\u00XX`); anything beyond that is not a
+        // legitimate request and is cut off before it is buffered.
+        body_limit: state.config.session.max_value_bytes * 6 + 4096,
+        request_timeout: server.request_timeout(),
+        allow_headers: HeaderValue::from_str(&format!("content-type, {PAGE_ORIGIN}, {PAGE_KEY}"))
+            .unwrap_or(HeaderValue::from_static("content-type")),
+    });
+    Router::new()
         .route("/session", get(get_session).delete(end_session))
         .route("/session/{key}", put(put_value).delete(delete_value))
         .route("/handoff", post(mint_handoff))
         .route("/handoff/redeem", post(redeem_handoff))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyTimeoutLayer::new(
-            state.config.server.body_timeout(),
-        ))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            declared_length(req, next, body_limit)
-        }));
-    let api = match limiter {
-        Some(limiter) => api.layer(middleware::from_fn_with_state(
-            limiter,
-            crate::ratelimit::limit,
-        )),
-        None => api,
-    };
-    // Outermost, so that every answer under /v1 passes through it: refusals of the rate limit
-    // and of the router (405) get the same CORS and cache headers as the handlers' answers.
-    api.layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(guard_state.body_limit))
+        .layer(RequestBodyTimeoutLayer::new(server.body_timeout()))
+        // Outermost, so that every answer under /v1 passes through it: refusals of the rate limit
+        // and of the router (405) get the same CORS and cache headers as the handlers' answers.
+        .layer(middleware::from_fn_with_state(guard_state, guard))
+}
+
+/// What the API's one middleware needs. One middleware rather than a stack of them: each layer
+/// costs a clone of the service below it on every request.
+pub struct Guard {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    limiter: Option<crate::ratelimit::RateLimiter>,
+    body_limit: usize,
+    request_timeout: std::time::Duration,
+    /// The request headers a preflight may ask for.
+    allow_headers: HeaderValue,
 }
 
 /// A body declared larger than the limit is refused at once with 413, before a byte of it is
 /// read (measured: a `PUT` declaring 50 MB and sending nothing was held until the request
 /// deadline). Bodies without a length are cut off by `DefaultBodyLimit` as they stream.
-async fn declared_length(req: Request, next: Next, limit: usize) -> Response {
-    let declared = req
-        .headers()
+fn declared_too_large(req: &Request, limit: usize) -> bool {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > limit as u64 => ApiError::BodyTooLarge.into_response(),
-        _ => next.run(req).await,
-    }
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
 }
 
 static DENIALS: Throttle = Throttle::new();
@@ -103,6 +108,20 @@ fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiErro
     if raw == public_origin.as_str() {
         return Ok(public_origin.clone());
     }
+    // The common case first: byte for byte an exact trusted entry, which is canonical by
+    // construction, so the full rule (a URL parse) would only say yes again.
+    let exact = config
+        .trust
+        .origins
+        .patterns()
+        .iter()
+        .find_map(|p| match p {
+            OriginPattern::Exact(o) if o.as_str() == raw => Some(o),
+            _ => None,
+        });
+    if let Some(origin) = exact {
+        return Ok(origin.clone());
+    }
     config.trust.origins.check(raw).map_err(|denied| {
         if let Some(suppressed) = DENIALS.allow() {
             let origin = crate::telemetry::shown(raw.as_bytes());
@@ -112,11 +131,15 @@ fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiErro
     })
 }
 
-async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let origin = match caller_origin(&state.config, req.headers()) {
+/// Every `/v1` request, in order: the `Origin` check (403 before anything else), the preflight
+/// answer, the rate limit (429), a declared body too large (413), then the handler under the
+/// request deadline (503: a stuck store); every answer then gets CORS for a trusted caller and
+/// `Cache-Control: no-store`.
+async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
+    let origin = match caller_origin(&g.config, req.headers()) {
         Ok(origin) => origin,
         Err(e) => {
-            bump(&state.metrics.origin_denied);
+            bump(&g.metrics.origin_denied);
             let mut res = e.into_response();
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -124,25 +147,20 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         }
     };
     let mut res = if req.method() == Method::OPTIONS {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        let h = res.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, PUT, POST, DELETE"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_str(&format!("content-type, {PAGE_ORIGIN}, {PAGE_KEY}"))
-                .unwrap_or(HeaderValue::from_static("content-type")),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        res
+        preflight(&g.allow_headers)
+    } else if let Some(refused) = g.limiter.as_ref().and_then(|l| l.check(&req).err()) {
+        refused.into_response()
+    } else if declared_too_large(&req, g.body_limit) {
+        ApiError::BodyTooLarge.into_response()
     } else {
         req.extensions_mut().insert(Caller(origin.clone()));
-        next.run(req).await
+        match tokio::time::timeout(g.request_timeout, next.run(req)).await {
+            Ok(res) => res,
+            Err(_) => {
+                tracing::warn!(limit = ?g.request_timeout, "request timed out");
+                ApiError::StoreUnavailable.into_response()
+            }
+        }
     };
     let h = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(origin.as_str()) {
@@ -154,6 +172,21 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
     }
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn preflight(allow_headers: &HeaderValue) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, PUT, POST, DELETE"),
+    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers.clone());
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     res
 }
 

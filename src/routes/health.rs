@@ -22,8 +22,19 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Ready means the store answers: a node that cannot reach its store should get no traffic.
-async fn ready(State(store): State<Arc<dyn SessionStore>>) -> Response {
-    match store.ping().await {
+async fn ready(
+    State(store): State<Arc<dyn SessionStore>>,
+    State(config): State<Arc<crate::config::Config>>,
+) -> Response {
+    let limit = config.server.request_timeout();
+    let answer = tokio::time::timeout(limit, store.ping())
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::session::StoreError::Unavailable(
+                "ping timed out".into(),
+            ))
+        });
+    match answer {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

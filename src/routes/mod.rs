@@ -6,8 +6,6 @@ pub mod assets;
 pub mod extract;
 pub mod health;
 
-use std::time::Duration;
-
 use std::sync::Arc;
 
 use axum::Router;
@@ -22,17 +20,10 @@ use crate::state::AppState;
 use crate::telemetry::shown;
 
 pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router {
-    let request_timeout = state.config.server.request_timeout();
-    // The deadline only where a store is waited for: assets are served from memory.
-    let stored = Router::new()
-        .merge(health::routes())
-        .nest("/v1", api::routes(&state, limiter))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            deadline(req, next, request_timeout)
-        }));
     Router::new()
         .merge(assets::routes(&state.assets))
-        .merge(stored)
+        .merge(health::routes())
+        .nest("/v1", api::routes(&state, limiter))
         .fallback(|| async { ApiError::NotFound })
         // Outermost, so that every answer, the deadline's 503 included, gets the headers and is
         // counted.
@@ -46,18 +37,6 @@ pub fn admin_router(metrics: Arc<Metrics>) -> Router {
         .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound })
         .with_state(metrics)
-}
-
-/// A request that takes longer than this has a stuck dependency: answer a clean 503 instead of
-/// holding the connection (the store has its own, shorter, timeouts).
-async fn deadline(req: Request, next: Next, limit: Duration) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => {
-            tracing::warn!(?limit, "request timed out");
-            ApiError::StoreUnavailable.into_response()
-        }
-    }
 }
 
 /// What every response of baton carries, the demo's pages included: no MIME sniffing, and no

@@ -263,7 +263,7 @@ pub enum AdoptOutcome {
     Conflict,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached now (network, timeout, Redis down): 503, retry later.
     #[error("store unavailable: {0}")]

@@ -1,15 +1,29 @@
 //! The embedded store: one SQLite file, nothing to install.
 //!
 //! WAL journal with `synchronous = FULL`: a write is acknowledged only once it is in the WAL and
-//! synced, so a `kill -9` (or a power cut) never loses an acknowledged session. One connection
-//! behind a std `Mutex`, used from `spawn_blocking`: SQLite serialises writers anyway, calls
-//! take microseconds, and a pool would only add lock contention on the file.
+//! synced, so a `kill -9` (or a power cut) never loses an acknowledged session.
+//!
+//! **Writes: one writer thread, group commit.** Every write is a job for one thread that owns the
+//! write connection. It takes every job waiting, runs them in one transaction, each inside its own
+//! savepoint (a job that fails is rolled back alone), commits once, and only then answers each
+//! job. So concurrent writes share one sync (measured: one synced commit per write held durable
+//! `PUT`s to about 4,000 a second on this machine's disk), and none is acknowledged before the
+//! sync that makes it durable. A job sees the writes of the jobs before it in its group.
+//!
+//! **Reads: WAL readers beside the writer.** A read (`load` that need not touch, `ping`) runs on
+//! one of a few read-only connections, on the calling task itself: it never waits for the writer
+//! (WAL readers see the last commit), and it is a primary-key lookup that takes microseconds from
+//! the page cache, less than handing it to another thread would cost. Statements are prepared once
+//! per connection (`prepare_cached`). An in-memory database (`:memory:`, tests) cannot be shared
+//! between connections, so there every call goes to the writer.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
@@ -40,12 +54,6 @@ impl SqliteConfig {
             out.push("store.sqlite_path: must name a file (or \":memory:\" for tests)".into());
         }
     }
-}
-
-#[derive(Clone)]
-pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-    timeouts: Timeouts,
 }
 
 /// The schema, as numbered steps: step `n` takes a database at `PRAGMA user_version = n` to
@@ -96,77 +104,317 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What a write job hands back once its group is committed: it sends its result, or the commit's
+/// error.
+type Deliver = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A write: runs on the writer's connection inside the group's transaction (`None`: the group
+/// could not begin, so it must not run); says whether it failed (its savepoint is then rolled
+/// back) and how to deliver its answer.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Deliver) + Send>;
+
+/// Most jobs in one group: bounds the latency a group adds to its first job.
+const MAX_GROUP: usize = 256;
+/// Read-only connections beside the writer.
+const READERS: usize = 4;
+/// Writes that may wait for the writer before callers wait to queue more.
+const QUEUE: usize = 4096;
+
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Option<Readers>,
+    timeouts: Timeouts,
+    /// Groups committed so far (each one sync).
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// Runs `f` on a free read connection (or waits briefly for one).
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.conns.len();
+        for i in 0..n {
+            if let Ok(conn) = self.conns[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        // A read holds its connection for microseconds: a poisoned lock held nothing half done.
+        let conn = self.conns[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(e.to_string())
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`; `:memory:` gives a private in-memory one.
-    pub fn open(path: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
-        let mut conn = if path == ":memory:" {
-            Connection::open_in_memory()
-        } else {
-            if let Some(dir) = Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(internal)?;
-            }
-            Connection::open(path)
-        }
+/// Settings every connection gets.
+fn prepare(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")
         .map_err(internal)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(internal)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(internal)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(())
+}
+
+/// Why `path` cannot be opened, in the operator's terms: the key, the path and the OS's reason.
+fn cannot_open(path: &str, e: impl std::fmt::Display) -> StoreError {
+    let dir = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let reason = match std::fs::metadata(dir) {
+        Err(e) => format!("its directory {} is not usable: {e}", dir.display()),
+        Ok(m) if !m.is_dir() => format!("{} is not a directory", dir.display()),
+        Ok(_) => match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+        {
+            Err(os) => os.to_string(),
+            Ok(_) => e.to_string(),
+        },
+    };
+    StoreError::Internal(format!("store.sqlite_path: cannot open {path}: {reason}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, whose directory must exist;
+    /// `:memory:` gives a private in-memory one.
+    pub fn open(path: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
+        let memory = path == ":memory:";
+        let mut writer = if memory {
+            Connection::open_in_memory().map_err(internal)?
+        } else {
+            Connection::open(path).map_err(|e| cannot_open(path, e))?
+        };
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| cannot_open(path, e))?;
+        prepare(&writer)?;
+        migrate(&mut writer)?;
+        let readers = if memory {
+            None
+        } else {
+            let conns = (0..READERS)
+                .map(|_| {
+                    let conn = Connection::open_with_flags(
+                        path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(|e| cannot_open(path, e))?;
+                    prepare(&conn)?;
+                    Ok(Mutex::new(conn))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Some(Readers {
+                conns,
+                next: AtomicUsize::new(0),
+            })
+        };
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let commits = std::sync::Arc::default();
+        let counted = std::sync::Arc::clone(&commits);
+        std::thread::Builder::new()
+            .name("baton-sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue, &counted))
             .map_err(internal)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(internal)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(internal)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(internal)?;
-        migrate(&mut conn)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            jobs,
+            readers,
             timeouts,
+            commits,
         })
     }
 
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` as a write: in the next group, acknowledged once that group is synced.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection, Timeouts) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection, Timeouts) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let (tx, rx) = oneshot::channel();
         let timeouts = self.timeouts;
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave a half-done transaction behind (SQLite
-            // rolls it back), so a poisoned lock is safe to keep using.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard, timeouts)
-        })
-        .await
-        .map_err(internal)?
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => f(conn, timeouts),
+                None => Err(internal("the write could not begin")),
+            };
+            let failed = result.is_err();
+            let deliver: Deliver = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (failed, deliver)
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| internal("the SQLite writer has stopped"))?;
+        rx.await
+            .map_err(|_| internal("the SQLite writer dropped a write"))?
+    }
+
+    /// Runs `f` as a read: on a read connection, or as a write where there is none (`:memory:`).
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, Timeouts) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.readers {
+            Some(readers) => readers.with(|conn| f(conn, self.timeouts)),
+            None => self.write(f).await,
+        }
     }
 }
 
-/// Reads the live session `uid` inside a transaction, or `None`.
+impl SqliteStore {
+    /// How many groups of writes have been committed (each with one sync).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer thread: groups of jobs, one transaction and one sync per group, until every sender
+/// is gone (the store was dropped).
+fn write_loop(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    commits: &std::sync::atomic::AtomicU64,
+) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if run_group(&conn, group) {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs one group; true when it was committed.
+fn run_group(conn: &Connection, group: Vec<Job>) -> bool {
+    let step = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(internal)
+    };
+    if let Err(e) = step("BEGIN IMMEDIATE") {
+        for job in group {
+            // Never run: each is told why.
+            let (_, deliver) = job(None);
+            deliver(Err(e.clone()));
+        }
+        return false;
+    }
+    let mut delivers = Vec::with_capacity(group.len());
+    let mut broken = None;
+    for job in group {
+        if let Err(e) = step("SAVEPOINT job") {
+            broken = Some(e);
+        }
+        let (failed, deliver) = job(Some(conn));
+        let end = if failed {
+            step("ROLLBACK TO job").and_then(|()| step("RELEASE job"))
+        } else {
+            step("RELEASE job")
+        };
+        if let Err(e) = end {
+            broken = Some(e);
+        }
+        delivers.push(deliver);
+    }
+    let outcome = match broken {
+        Some(e) => Err(e),
+        None => step("COMMIT"),
+    };
+    if outcome.is_err() {
+        let _ = step("ROLLBACK");
+    }
+    let committed = outcome.is_ok();
+    for deliver in delivers {
+        deliver(outcome.clone());
+    }
+    committed
+}
+
+/// The session uid an id reaches, if any.
+fn uid_of(conn: &Connection, id: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT uid FROM session_ids WHERE id_hash = ?1")
+        .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+        .map_err(internal)
+}
+
+/// The live session id hash `id` reaches, or `None`: one statement, so one read transaction (each
+/// takes the WAL's read lock).
+fn live_by_id(conn: &Connection, id: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT s.uid, s.created_at, s.last_seen, s.vals FROM session_ids i \
+             JOIN sessions s ON s.uid = i.uid WHERE i.id_hash = ?1 AND s.expires_at > ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![id, now], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(internal)?;
+    let Some((uid, created_at, last_seen, vals)) = row else {
+        return Ok(None);
+    };
+    let values: Values = serde_json::from_str(&vals).map_err(internal)?;
+    Ok(Some(Session {
+        uid,
+        values,
+        created_at,
+        last_seen,
+    }))
+}
+
+/// The live session `uid`, or `None`.
 fn live_by_uid(
-    tx: &rusqlite::Transaction<'_>,
+    conn: &Connection,
     uid: &str,
     now: Timestamp,
 ) -> Result<Option<Session>, StoreError> {
-    let row = tx
-        .query_row(
+    let row = conn
+        .prepare_cached(
             "SELECT created_at, last_seen, vals FROM sessions WHERE uid = ?1 AND expires_at > ?2",
-            params![uid, now],
-            |r| {
+        )
+        .and_then(|mut s| {
+            s.query_row(params![uid, now], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
                 ))
-            },
-        )
-        .optional()
+            })
+            .optional()
+        })
         .map_err(internal)?;
     let Some((created_at, last_seen, vals)) = row else {
         return Ok(None);
@@ -182,70 +430,73 @@ fn live_by_uid(
 
 /// Writes `session` back with `last_seen = now` and returns it.
 fn save(
-    tx: &rusqlite::Transaction<'_>,
+    conn: &Connection,
     mut session: Session,
     now: Timestamp,
     timeouts: Timeouts,
 ) -> Result<Session, StoreError> {
     session.last_seen = now;
     let vals = serde_json::to_string(&session.values).map_err(internal)?;
-    tx.execute(
+    conn.prepare_cached(
         "UPDATE sessions SET last_seen = ?2, expires_at = ?3, vals = ?4 WHERE uid = ?1",
-        params![
+    )
+    .and_then(|mut s| {
+        s.execute(params![
             session.uid,
             now,
             timeouts.expires_at(session.created_at, now),
             vals
-        ],
-    )
+        ])
+    })
     .map_err(internal)?;
     Ok(session)
 }
 
-/// Applies `change` to the values of the live session `uid` in one transaction: `Missing` when
-/// there is none, and nothing is written when `change` answers `false` (`Full`).
+/// Runs one statement (cached) with `args`; the number of rows it changed.
+fn exec(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(args))
+        .map_err(internal)
+}
+
+/// Applies `change` to the values of the live session `uid`: `Missing` when there is none, and
+/// nothing is written when `change` answers `false` (`Full`). (A write job: its group's
+/// transaction makes it atomic.)
 fn update_values(
-    conn: &mut Connection,
+    conn: &Connection,
     timeouts: Timeouts,
     uid: &str,
     now: Timestamp,
     change: impl FnOnce(&mut Values) -> bool,
 ) -> Result<SetOutcome, StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    let Some(mut session) = live_by_uid(&tx, uid, now)? else {
+    let Some(mut session) = live_by_uid(conn, uid, now)? else {
         return Ok(SetOutcome::Missing);
     };
     if !change(&mut session.values) {
         return Ok(SetOutcome::Full);
     }
-    let session = save(&tx, session, now, timeouts)?;
-    tx.commit().map_err(internal)?;
-    Ok(SetOutcome::Done(session))
+    Ok(SetOutcome::Done(save(conn, session, now, timeouts)?))
 }
+
+const BIND_ID: &str = "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)";
 
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError> {
         let id = id.as_str().to_owned();
-        self.with(move |conn, timeouts| {
+        self.write(move |conn, timeouts| {
             let session = Session {
                 uid: new_uid(),
                 values: Values::new(),
                 created_at: now,
                 last_seen: now,
             };
-            let tx = conn.transaction().map_err(internal)?;
-            tx.execute(
+            exec(
+                conn,
                 "INSERT INTO sessions (uid, created_at, last_seen, expires_at, vals) VALUES (?1, ?2, ?2, ?3, '{}')",
                 params![session.uid, now, timeouts.expires_at(now, now)],
-            )
-            .map_err(internal)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
-                params![id, session.uid],
-            )
-            .map_err(internal)?;
-            tx.commit().map_err(internal)?;
+            )?;
+            exec(conn, BIND_ID, params![id, session.uid])?;
             Ok(session)
         })
         .await
@@ -253,28 +504,30 @@ impl SessionStore for SqliteStore {
 
     async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
         let id = id.as_str().to_owned();
-        self.with(move |conn, timeouts| {
-            let tx = conn.transaction().map_err(internal)?;
-            let uid: Option<String> = tx
-                .query_row(
-                    "SELECT uid FROM session_ids WHERE id_hash = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(internal)?;
-            let Some(uid) = uid else { return Ok(None) };
-            let Some(session) = live_by_uid(&tx, &uid, now)? else {
-                return Ok(None);
-            };
-            if !timeouts.touch_due(session.last_seen, now) {
-                return Ok(Some(session));
+        let found = self
+            .read(move |conn, timeouts| {
+                let session = live_by_id(conn, &id, now)?;
+                Ok(session.map(|s| {
+                    let due = timeouts.touch_due(s.last_seen, now);
+                    (s, due)
+                }))
+            })
+            .await?;
+        match found {
+            Some((session, true)) => {
+                // The touch is a write: it goes to the writer, which reads the session again in
+                // its own transaction (it may have changed or died meanwhile).
+                let uid = session.uid;
+                self.write(move |conn, timeouts| match live_by_uid(conn, &uid, now)? {
+                    Some(s) if timeouts.touch_due(s.last_seen, now) => {
+                        save(conn, s, now, timeouts).map(Some)
+                    }
+                    other => Ok(other),
+                })
+                .await
             }
-            let session = save(&tx, session, now, timeouts)?;
-            tx.commit().map_err(internal)?;
-            Ok(Some(session))
-        })
-        .await
+            other => Ok(other.map(|(session, _)| session)),
+        }
     }
 
     async fn set_value(
@@ -286,7 +539,7 @@ impl SessionStore for SqliteStore {
         max_values: usize,
     ) -> Result<SetOutcome, StoreError> {
         let (uid, key, value) = (uid.to_owned(), key.to_owned(), value.to_owned());
-        self.with(move |conn, timeouts| {
+        self.write(move |conn, timeouts| {
             update_values(conn, timeouts, &uid, now, |v| {
                 if !v.contains_key(&key) && v.len() >= max_values {
                     return false;
@@ -305,7 +558,7 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
         let (uid, key) = (uid.to_owned(), key.to_owned());
-        self.with(move |conn, timeouts| {
+        self.write(move |conn, timeouts| {
             let removed = update_values(conn, timeouts, &uid, now, |v| {
                 v.remove(&key);
                 true
@@ -320,29 +573,21 @@ impl SessionStore for SqliteStore {
 
     async fn end(&self, uid: &str) -> Result<(), StoreError> {
         let uid = uid.to_owned();
-        self.with(move |conn, _| {
+        self.write(move |conn, _| {
             // ON DELETE CASCADE removes its ids and handoff records in the same statement.
-            conn.execute("DELETE FROM sessions WHERE uid = ?1", params![uid])
-                .map_err(internal)?;
-            Ok(())
+            exec(conn, "DELETE FROM sessions WHERE uid = ?1", params![uid]).map(|_| ())
         })
         .await
     }
 
     async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         let (uid, id) = (uid.to_owned(), id.as_str().to_owned());
-        self.with(move |conn, timeouts| {
-            let tx = conn.transaction().map_err(internal)?;
-            let Some(session) = live_by_uid(&tx, &uid, now)? else {
+        self.write(move |conn, timeouts| {
+            let Some(session) = live_by_uid(conn, &uid, now)? else {
                 return Ok(false);
             };
-            tx.execute(
-                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
-                params![id, uid],
-            )
-            .map_err(internal)?;
-            save(&tx, session, now, timeouts)?;
-            tx.commit().map_err(internal)?;
+            exec(conn, BIND_ID, params![id, uid])?;
+            save(conn, session, now, timeouts)?;
             Ok(true)
         })
         .await
@@ -357,26 +602,20 @@ impl SessionStore for SqliteStore {
     ) -> Result<AdoptOutcome, StoreError> {
         let (uid, id) = (uid.to_owned(), id.as_str().to_owned());
         let reached: Vec<String> = reached.iter().map(|h| h.as_str().to_owned()).collect();
-        self.with(move |conn, timeouts| {
-            // Returning before `commit` rolls the transaction back: nothing changes.
-            let tx = conn.transaction().map_err(internal)?;
-            let Some(session) = live_by_uid(&tx, &uid, now)? else {
+        self.write(move |conn, timeouts| {
+            // Nothing is written before every check has passed: `Missing` and `Conflict` change
+            // nothing.
+            let Some(session) = live_by_uid(conn, &uid, now)? else {
                 return Ok(AdoptOutcome::Missing);
             };
             let mut replaced: Vec<String> = Vec::new();
             for hash in &reached {
-                let other: Option<String> = tx
-                    .query_row(
-                        "SELECT uid FROM session_ids WHERE id_hash = ?1",
-                        params![hash],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(internal)?;
-                let Some(other) = other.filter(|o| *o != uid && !replaced.contains(o)) else {
+                let Some(other) =
+                    uid_of(conn, hash)?.filter(|o| *o != uid && !replaced.contains(o))
+                else {
                     continue;
                 };
-                let Some(found) = live_by_uid(&tx, &other, now)? else {
+                let Some(found) = live_by_uid(conn, &other, now)? else {
                     continue;
                 };
                 if !found.values.is_empty() {
@@ -386,17 +625,10 @@ impl SessionStore for SqliteStore {
             }
             for other in &replaced {
                 // As `end`: ON DELETE CASCADE takes its ids and handoff records.
-                tx.execute("DELETE FROM sessions WHERE uid = ?1", params![other])
-                    .map_err(internal)?;
+                exec(conn, "DELETE FROM sessions WHERE uid = ?1", params![other])?;
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO session_ids (id_hash, uid) VALUES (?1, ?2)",
-                params![id, uid],
-            )
-            .map_err(internal)?;
-            let session = save(&tx, session, now, timeouts)?;
-            tx.commit().map_err(internal)?;
-            Ok(AdoptOutcome::Done(session))
+            exec(conn, BIND_ID, params![id, uid])?;
+            Ok(AdoptOutcome::Done(save(conn, session, now, timeouts)?))
         })
         .await
     }
@@ -408,50 +640,55 @@ impl SessionStore for SqliteStore {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let (jti, uid) = (jti.to_owned(), uid.to_owned());
-        self.with(move |conn, _| {
-            conn.execute(
+        self.write(move |conn, _| {
+            exec(
+                conn,
                 "INSERT INTO handoffs (jti, uid, expires_at) VALUES (?1, ?2, ?3)",
                 params![jti, uid, expires_at],
             )
-            .map_err(internal)?;
-            Ok(())
+            .map(|_| ())
         })
         .await
     }
 
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         let jti = jti.to_owned();
-        self.with(move |conn, _| {
+        self.write(move |conn, _| {
             // DELETE ... RETURNING is the single atomic step that makes a record single use.
-            conn.query_row(
-                "DELETE FROM handoffs WHERE jti = ?1 RETURNING uid, expires_at",
-                params![jti],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional()
-            .map_err(internal)
-            .map(|row| row.filter(|(_, exp)| *exp > now).map(|(uid, _)| uid))
+            conn.prepare_cached("DELETE FROM handoffs WHERE jti = ?1 RETURNING uid, expires_at")
+                .and_then(|mut s| {
+                    s.query_row(params![jti], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()
+                })
+                .map_err(internal)
+                .map(|row| row.filter(|(_, exp)| *exp > now).map(|(uid, _)| uid))
         })
         .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|conn, _| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
+        self.read(|conn, _| {
+            conn.prepare_cached("SELECT 1")
+                .and_then(|mut s| s.query_row([], |_| Ok(())))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         })
         .await
     }
 
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.with(move |conn, _| {
-            let tx = conn.transaction().map_err(internal)?;
-            tx.execute("DELETE FROM handoffs WHERE expires_at <= ?1", params![now])
-                .map_err(internal)?;
-            let n = tx
-                .execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
-                .map_err(internal)?;
-            tx.commit().map_err(internal)?;
+        self.write(move |conn, _| {
+            exec(
+                conn,
+                "DELETE FROM handoffs WHERE expires_at <= ?1",
+                params![now],
+            )?;
+            let n = exec(
+                conn,
+                "DELETE FROM sessions WHERE expires_at <= ?1",
+                params![now],
+            )?;
             Ok(n as u64)
         })
         .await
@@ -461,6 +698,71 @@ impl SessionStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        idle_ms: 60_000,
+        absolute_ms: 300_000,
+    };
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn concurrent_writes_share_commits_and_a_failing_one_fails_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("baton.db");
+        let store = std::sync::Arc::new(
+            SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open"),
+        );
+        runtime().block_on(async {
+            let id = IdHash("a".repeat(64));
+            let session = store.create(&id, 1_000).await.expect("create");
+            store
+                .put_handoff("taken", &session.uid, 2_000)
+                .await
+                .expect("first record");
+            let before = store.commits();
+            let mut tasks = Vec::new();
+            for i in 0..64 {
+                let (store, uid) = (std::sync::Arc::clone(&store), session.uid.clone());
+                tasks.push(tokio::spawn(async move {
+                    if i % 8 == 0 {
+                        // A duplicate jti: this job's INSERT fails inside the group.
+                        store.put_handoff("taken", &uid, 2_000).await.map(|_| false)
+                    } else {
+                        let key = format!("k{}", i % 16);
+                        store
+                            .set_value(&uid, &key, "v", 1_000, 64)
+                            .await
+                            .map(|o| matches!(o, SetOutcome::Done(_)))
+                    }
+                }));
+            }
+            let mut done = 0;
+            let mut failed = 0;
+            for t in tasks {
+                match t.await.expect("join") {
+                    Ok(true) => done += 1,
+                    Ok(false) => unreachable!("a set_value that did not write"),
+                    Err(_) => failed += 1,
+                }
+            }
+            assert_eq!((done, failed), (56, 8), "only the duplicates fail");
+            let groups = store.commits() - before;
+            assert!(
+                groups < 56,
+                "{groups} commits for 56 concurrent writes: not grouped"
+            );
+            let stored = store.load(&id, 1_000).await.expect("load").expect("live");
+            // Keys k1..k7 and k9..k15 (i % 8 == 0 went to the duplicates).
+            assert_eq!(stored.values.len(), 14, "every good write landed");
+        });
+    }
 
     /// What "synced on every commit" rests on, read from the store's own connection (`synchronous`
     /// and `foreign_keys` are per connection; another one would not see them), on a file: an
@@ -474,18 +776,31 @@ mod tests {
             absolute_ms: 300_000,
         };
         let store = SqliteStore::open(path.to_str().expect("utf-8"), timeouts).expect("open");
-        let conn = store.conn.lock().expect("lock");
-        let journal: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("journal_mode");
-        let synchronous: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .expect("synchronous");
-        let foreign_keys: i64 = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .expect("foreign_keys");
+        // The writer's connection, through a write job: the one whose commits are synced.
+        let (journal, synchronous, foreign_keys) = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(store.write(|conn, _| {
+                let get = |pragma: &str| -> Result<String, StoreError> {
+                    conn.query_row(&format!("PRAGMA {pragma}"), [], |r| {
+                        r.get::<_, rusqlite::types::Value>(0)
+                    })
+                    .map(|v| match v {
+                        rusqlite::types::Value::Integer(i) => i.to_string(),
+                        rusqlite::types::Value::Text(t) => t,
+                        other => format!("{other:?}"),
+                    })
+                    .map_err(internal)
+                };
+                Ok((
+                    get("journal_mode")?,
+                    get("synchronous")?,
+                    get("foreign_keys")?,
+                ))
+            }))
+            .expect("pragmas");
         assert_eq!(journal, "wal");
-        assert_eq!(synchronous, 2, "FULL: the WAL is synced on every commit");
-        assert_eq!(foreign_keys, 1, "ids and handoffs go with their session");
+        assert_eq!(synchronous, "2", "FULL: the WAL is synced on every commit");
+        assert_eq!(foreign_keys, "1", "ids and handoffs go with their session");
     }
 }

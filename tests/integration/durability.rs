@@ -1,85 +1,29 @@
 //! The real binary, killed with SIGKILL in the middle of writes: every write it acknowledged is
 //! there after a restart.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::Baton;
 
 const SHOP: &str = "http://shop.localhost:9001";
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-// The child is waited for by `Broker`'s `Drop`.
-#[allow(clippy::zombie_processes)]
-async fn start(config: &std::path::Path, port: u16) -> Broker {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("BATON_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn baton");
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[baton] {line}");
-        }
-    });
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(res) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if res.status() == 200 {
-                return Broker(child);
-            }
-        }
-        assert!(Instant::now() < deadline, "broker did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Concurrent writers, each with its own session.
+const WRITERS: usize = 32;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("baton.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\npublic_origin = \"http://broker.localhost:9000\"\nrate_limit_per_minute = 0\n[trust]\norigins = [\"{SHOP}\"]\n[store]\nsqlite_path = \"{}\"\n",
-            dir.path().join("baton.db").display()
-        ),
-    )
-    .expect("write config");
-    let port = free_port();
-    let broker = start(&config, port).await;
-    let base = format!("http://127.0.0.1:{port}");
+    let config = format!(
+        "[server]\npublic_origin = \"http://broker.localhost:9000\"\nrate_limit_per_minute = 0\n[trust]\norigins = [\"{SHOP}\"]\n[store]\nsqlite_path = \"{}\"\n",
+        dir.path().join("baton.db").display()
+    );
+    let mut broker = Baton::start(&config, &[]).await;
+    let base = broker.url("");
     let client = reqwest::Client::new();
 
-    // Four writers, each with its own session, writing as fast as they can.
+    // Writers, each with its own session, writing as fast as they can: many at once, so that the
+    // writer commits them in groups, and kill -9 lands in the middle of a group.
     let mut writers = Vec::new();
-    for w in 0..4 {
+    for w in 0..WRITERS {
         let client = client.clone();
         let base = base.clone();
         writers.push(tokio::spawn(async move {
@@ -120,17 +64,16 @@ async fn acknowledged_writes_survive_kill_9() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut broker = broker;
     // SIGKILL: no shutdown hook, no flush.
-    broker.0.kill().expect("kill -9");
-    let _ = broker.0.wait();
+    broker.kill9();
     drop(broker);
 
     let mut results = Vec::new();
     for w in writers {
         results.push(w.await.expect("join"));
     }
-    let _broker = start(&config, port).await;
+    let broker = Baton::start(&config, &[]).await;
+    let base = broker.url("");
     let mut total = 0;
     for (cookie, acked) in results {
         let cookie = cookie.expect("each writer got at least one write in");
@@ -167,5 +110,8 @@ async fn acknowledged_writes_survive_kill_9() {
         }
     }
     eprintln!("{total} acknowledged writes checked after kill -9");
-    assert!(total > 20, "too few writes to mean anything: {total}");
+    assert!(
+        total > 20 * WRITERS,
+        "too few writes to mean anything: {total}"
+    );
 }

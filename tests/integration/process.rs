@@ -112,6 +112,12 @@ impl Baton {
         }
     }
 
+    /// SIGKILL: no shutdown hook, no flush; waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
