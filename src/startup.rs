@@ -78,6 +78,10 @@ impl Application {
         let assets = Assets::new(&config.trust.origins, config.session.page_keys)
             .map_err(StartError::Assets)?;
         let metrics = Arc::<crate::metrics::Metrics>::default();
+        let store: Arc<dyn SessionStore> = Arc::new(crate::session::metered::Metered::new(
+            store,
+            Arc::clone(&metrics),
+        ));
         let limiter =
             crate::ratelimit::RateLimiter::from_config(&config.server, Arc::clone(&metrics));
         let sweeper = Sweeper::start(

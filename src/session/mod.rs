@@ -6,6 +6,7 @@
 //! (named by an internal `uid`) can be reached through several ids: a handoff binds a fresh id,
 //! for the destination site's cookies, to the same session.
 
+pub mod metered;
 pub mod redis;
 pub mod sqlite;
 

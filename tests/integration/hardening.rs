@@ -224,6 +224,11 @@ async fn a_stuck_store_gets_a_503_that_is_counted_and_carries_the_headers() {
         metrics.contains("baton_http_responses_total{status=\"503\"} 1"),
         "{metrics}"
     );
+    // The call the deadline gave up on was dropped, not failed: no store error is counted for it.
+    assert!(
+        !metrics.contains("baton_store_errors_total{op=\"load\"}"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 

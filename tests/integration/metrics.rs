@@ -33,8 +33,8 @@ async fn metrics_are_served_on_the_admin_listener_only() {
         404,
         "not on the public listener"
     );
-    app.put("chat", "x", SHOP, None).await;
-    app.get(SHOP, None).await;
+    let res = app.put("chat", "x", SHOP, None).await;
+    app.get(SHOP, Some(&cookie_header(res.headers()))).await;
     app.fetch("/cookie-provider.js").await;
     let samples = parse(&app.metrics().await);
 
@@ -68,5 +68,15 @@ async fn metrics_are_served_on_the_admin_listener_only() {
     assert!(count("process_max_fds") >= count("process_open_fds"));
     assert!(count("process_start_time_seconds") > 1.7e9);
     assert_eq!(count("baton_sessions_created_total"), 1.0);
+    // Store calls by operation: the PUT created a session and set a value, the GET loaded it.
+    assert_eq!(
+        count(r#"baton_store_call_duration_seconds_count{op="create"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"baton_store_call_duration_seconds_count{op="set_value"}"#),
+        1.0
+    );
+    assert!(count(r#"baton_store_call_duration_seconds_count{op="load"}"#) >= 1.0);
     app.stop().await;
 }
