@@ -337,6 +337,11 @@ impl PrivateRedis {
         );
     }
 
+    /// Sends `sig` (e.g. `-STOP`, `-CONT`) to the running server.
+    pub fn signal(&self, sig: &str) {
+        signal(self.child.as_ref().expect("redis running"), sig);
+    }
+
     /// Stops it at once (SIGKILL), if running.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -16,4 +16,5 @@ mod origin;
 mod page_keys;
 mod process;
 mod redis_reconnect;
+mod soak;
 mod store_contract;

@@ -35,7 +35,24 @@ fn find(lines: &[String], message: &str) -> Option<serde_json::Value> {
 /// Runs `baton` with `args` and `env` (no other `BATON_*` or `RUST_LOG` from the test's own
 /// environment), collecting every line it writes to stdout and stderr.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    run_limited(args, env, None)
+}
+
+/// `run`, under an open-file limit of `nofile` (soft and hard, by `prlimit`) when given.
+pub fn run_limited(
+    args: &[&str],
+    env: &[(&str, &str)],
+    nofile: Option<u64>,
+) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let baton = env!("CARGO_BIN_EXE_baton");
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(baton);
+            c
+        }
+        None => Command::new(baton),
+    };
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -71,6 +88,11 @@ impl Baton {
     /// Starts `baton serve` on `config` (TOML; `[server] listen` and `admin_listen` on port 0 are
     /// added, and `[log] format = "json"`) and waits for its start-up line.
     pub async fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(config, env, None).await
+    }
+
+    /// `start`, under an open-file limit of `nofile`.
+    pub async fn start_limited(config: &str, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("baton.toml");
         let text = format!(
@@ -83,7 +105,7 @@ impl Baton {
         );
         std::fs::write(&path, text).expect("write config");
         let path = path.to_str().expect("utf-8").to_owned();
-        let (mut child, lines) = run(&["serve", "--config", &path], env);
+        let (mut child, lines) = run_limited(&["serve", "--config", &path], env, nofile);
         let deadline = Instant::now() + Duration::from_secs(20);
         let started = loop {
             if let Some(line) = find(&lines.lock().expect("lines"), "baton is listening") {
@@ -120,6 +142,19 @@ impl Baton {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The process's resident memory in KiB (of `prlimit`'s child when started under a limit:
+    /// `prlimit` execs the broker, so the pid is the broker's).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
     }
 
     /// Every line written so far.
