@@ -29,7 +29,7 @@
    * Calls the broker API for one request of a page. In page mode the call names that page and
    * carries the page key it holds; a key the broker issues, or one it no longer knows, is passed
    * back in the reply (`pk`) for the page to keep or drop. Rejects with `{code, message}` (the
-   * broker's error body, or `network`).
+   * broker's error body, or `network`). No session is not an error: 204, and null here.
    * @param {{o: string, k?: string, reply: any}} r the request: page origin, page key, reply
    * @param {string} method
    * @param {string} path below `/v1/`
@@ -50,11 +50,14 @@
     } catch (e) {
       throw { code: "network", message: String(e) };
     }
-    const json = res.status === 204 ? null : await res.json().catch(() => null);
+    // 204: no content, and for a read (GET, or a handoff asked with POST) no session, so a key
+    // the page sent is one the broker no longer knows.
+    const none = res.status === 204;
+    const json = none ? null : await res.json().catch(() => null);
     const j = json || {};
     if (j.page_key) r.reply.pk = j.page_key;
+    if (none && r.k && method !== "DELETE") r.reply.pk = "";
     if (res.ok) return json;
-    if (j.error === "no_session" && r.k) r.reply.pk = "";
     throw { code: j.error || "http_" + res.status, message: j.message };
   };
 
@@ -149,9 +152,9 @@
    */
   const ops = {
     // `hasOwn`: a key like `toString` must not read the prototype.
-    get: [key, (m, call) => call("GET", "session").then((r) => (Object.hasOwn(r.values, m.key) ? r.values[m.key] : null), unless("no_session", null))],
+    get: [key, (m, call) => call("GET", "session").then((r) => (r && Object.hasOwn(r.values, m.key) ? r.values[m.key] : null))],
     set: [(m) => key(m) && str(m.value), (m, call) => call("PUT", path(m), { value: m.value }).then(() => changed(null))],
-    delete: [key, (m, call) => call("DELETE", path(m)).then(changed, unless("no_session", null))],
+    delete: [key, (m, call) => call("DELETE", path(m)).then(changed)],
     end: [any, (m, call) => call("DELETE", "session").then(changed)],
     mode: [any, mode],
     trusted: [any, () => trusted],
@@ -161,7 +164,7 @@
         const audience = new URL(m.url).origin;
         return audience === origin || !allowed(trusted, audience)
           ? null
-          : call("POST", "handoff", { audience }).then((r) => r.token, unless("no_session", null));
+          : call("POST", "handoff", { audience }).then((r) => r && r.token);
       },
     ],
     redeem: [

@@ -236,9 +236,14 @@ fn valid_key(key: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The session's values; 204 when the request reaches none. Having no session is the normal
+/// state of every first visit, not an error, so it must not show as a failed request in the
+/// browser's console.
 async fn get_session(req: SessionRequest) -> Result<Response, ApiError> {
-    let r = req.require().await?;
-    Ok(req.respond(json!({ "values": r.session.values }), &r))
+    Ok(match req.resolve().await? {
+        Some(r) => req.respond(json!({ "values": r.session.values }), &r),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 async fn put_value(
@@ -275,13 +280,15 @@ async fn put_value(
     Ok(req.respond(body, &super::extract::Resolved { session, ..r }))
 }
 
+/// Removes `key`; 204 whether or not there was a session or a value (the value is gone either
+/// way).
 async fn delete_value(req: SessionRequest, Path(key): Path<String>) -> Result<Response, ApiError> {
     valid_key(&key)?;
-    let r = req.require().await?;
-    req.store
-        .remove_value(&r.session.uid, &key, req.now)
-        .await?
-        .ok_or(ApiError::NoSession)?;
+    if let Some(r) = req.resolve().await? {
+        req.store
+            .remove_value(&r.session.uid, &key, req.now)
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -314,7 +321,10 @@ async fn mint_handoff(
         .origins
         .check(&body.audience)
         .map_err(|_| ApiError::BadAudience)?;
-    let r = req.require().await?;
+    // No session, no token: a link followed on a first visit is plain, not a failed request.
+    let Some(r) = req.resolve().await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
     let minted = keys.mint(audience.as_str(), req.now).map_err(|e| {
         tracing::error!(error = %e, "cannot sign a handoff token");
         ApiError::Internal

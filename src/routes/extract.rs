@@ -188,11 +188,6 @@ impl SessionRequest {
         Ok(None)
     }
 
-    /// `resolve`, or 404 `no_session`.
-    pub async fn require(&self) -> Result<Resolved, ApiError> {
-        self.resolve().await?.ok_or(ApiError::NoSession)
-    }
-
     /// The session the request reaches, or a new empty one bound to it.
     pub async fn resolve_or_create(&self) -> Result<Resolved, ApiError> {
         if let Some(r) = self.resolve().await? {

@@ -167,6 +167,8 @@ export async function startPartners() {
   /** @type {Map<string, string>} "host path" -> html */
   const pages = new Map();
   const server = http.createServer((req, res) => {
+    // Browsers ask every site for one: an empty answer keeps a 404 out of every page's console.
+    if (req.url === "/favicon.ico") return res.writeHead(204).end();
     const host = (req.headers.host ?? "").split(":")[0];
     const html = pages.get(`${host} ${new URL(req.url, "http://x").pathname}`);
     const type = req.url.split("?")[0].endsWith(".js") ? "text/javascript" : "text/html";

@@ -356,3 +356,10 @@ impl Drop for PrivateRedis {
         self.kill();
     }
 }
+
+/// A request that reached no session: 204, nothing in the body (having none is a normal state,
+/// not an error).
+pub async fn assert_no_session(res: reqwest::Response) {
+    assert_eq!(res.status(), 204, "no session");
+    assert!(res.bytes().await.expect("body").is_empty());
+}

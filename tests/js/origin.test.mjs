@@ -169,8 +169,9 @@ for (const [file, src] of [
     assert.deepEqual(lastFetch(), ["GET", "/v1/session", undefined, undefined]);
     // A key named like an Object.prototype member reads nothing from the prototype.
     assert.equal((await ask({ op: "get", key: "toString" })).result, null);
-    next = () => Response.json({ error: "no_session", message: "there is no session" }, { status: 404 });
-    assert.equal((await ask({ op: "get", key: "k" })).result, null);
+    next = () => new Response(null, { status: 204 });
+    assert.equal((await ask({ op: "get", key: "k" })).result, null, "no session: 204, null");
+    assert.equal((await ask({ op: "handoff", url: support + "/x" })).result, null, "no session, no token");
 
     next = () => Response.json({ values: { k: "w" } });
     assert.deepEqual(await ask({ op: "set", key: "k", value: "w" }), { baton: 1, id: "7", ok: true, result: null });
@@ -226,12 +227,13 @@ for (const [file, src] of [
     assert.deepEqual([read.result, read.pk], ["v", undefined]);
     assert.equal(headers()["Baton-Page-Key"], "K1");
 
-    next = () => Response.json({ error: "no_session", message: "gone" }, { status: 404 });
+    next = () => new Response(null, { status: 204 });
     const stale = await ask({ op: "get", key: "k", pk: "K1" });
     assert.deepEqual([stale.result, stale.pk], [null, ""], "a key the broker no longer knows is dropped");
     assert.equal((await ask({ op: "get", key: "k" })).pk, undefined, "nothing to drop without a key");
 
     next = () => new Response(null, { status: 204 });
+    assert.equal((await ask({ op: "delete", key: "k", pk: "K1" })).pk, undefined, "a DELETE's 204 says nothing about the session");
     assert.equal((await ask({ op: "end", pk: "K1" })).pk, "", "end drops the key");
     assert.equal((await ask({ op: "mode" })).result, "page");
   });

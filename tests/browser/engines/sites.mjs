@@ -109,6 +109,10 @@ export async function startHttpsPartners() {
   /** @type {Map<string, string>} "host path" -> body */
   const pages = new Map();
   const server = await startSiteServer("https", (req, res, at) => {
+    if (at.path === "/favicon.ico") {
+      res.writeHead(204).end();
+      return true;
+    }
     const body = pages.get(`${at.host} ${at.path}`);
     if (body === undefined) return false;
     const js = at.path.endsWith(".js");
