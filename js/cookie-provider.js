@@ -9,318 +9,315 @@
  * this script adds to the fragment of links to other trusted sites (`#baton=TOKEN`) and redeems on
  * arrival.
  *
+ * One source, two forms (scripts/build-js.mjs wraps this file): `cookie-provider.js`, a classic
+ * script that defines the globals `CookieProvider`, `initCookieProviderExtension` and `Baton`
+ * (what Genesys pages load), and `baton.mjs`, an ES module exporting `CookieProvider`,
+ * `initCookieProviderExtension`, `connect` and `BatonError`.
+ *
  * Size matters (2 KiB gzipped): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
-(() => {
-  "use strict";
+const w = window;
+const d = document;
+const PARAM = "baton=";
+const TIMEOUT = 5000;
+/** Longest a link click waits for a handoff token before navigating without one. */
+const HANDOFF_WAIT = 1500;
 
-  const w = window;
-  const d = document;
-  const PARAM = "baton=";
-  const TIMEOUT = 5000;
-  /** Longest a link click waits for a handoff token before navigating without one. */
-  const HANDOFF_WAIT = 1500;
+// @include shared.js
 
-  // @include shared.js
-
-  /** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
-  class BatonError extends Error {
-    /**
-     * @param {string} code
-     * @param {string} [message]
-     */
-    constructor(code, message) {
-      super(message || code);
-      this.name = "BatonError";
-      this.code = code;
-    }
+/** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
+class BatonError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} [message]
+   */
+  constructor(code, message) {
+    super(message || code);
+    this.name = "BatonError";
+    this.code = code;
   }
+}
 
-  // Arrival from a handoff: take the token out of the address bar at once (it must not be
-  // bookmarked, shared or left in history) and keep any other fragment part.
-  const parts = location.hash.slice(1).split("&");
-  const at = parts.findIndex((p) => p.startsWith(PARAM));
-  /** @type {string | undefined} the token still to redeem, by the first iframe created */
-  let token;
-  if (at >= 0) {
-    token = parts.splice(at, 1)[0].slice(PARAM.length);
-    try {
-      history.replaceState(history.state, "", location.href.split("#")[0] + (parts.length ? "#" + parts.join("&") : ""));
-    } catch {}
-  }
-
-  // Where the browser lets the broker keep no cookie at all, the broker hands this page a key
-  // for its own origin, kept here in the page's first-party storage (per broker origin) and sent
-  // with every request. A browser that refuses localStorage leaves it in this page's memory.
-  /** @type {Record<string, string>} page keys by broker origin */
-  let keys = {};
-  /** Whether `keys` outlives this page. */
-  let kept;
+// Arrival from a handoff: take the token out of the address bar at once (it must not be
+// bookmarked, shared or left in history) and keep any other fragment part.
+const parts = location.hash.slice(1).split("&");
+const at = parts.findIndex((p) => p.startsWith(PARAM));
+/** @type {string | undefined} the token still to redeem, by the first iframe created */
+let token;
+if (at >= 0) {
+  token = parts.splice(at, 1)[0].slice(PARAM.length);
   try {
-    const s = w.localStorage;
-    s[PARAM] = 1;
-    delete s[PARAM];
-    kept = keys = s;
+    history.replaceState(history.state, "", location.href.split("#")[0] + (parts.length ? "#" + parts.join("&") : ""));
   } catch {}
+}
 
-  const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
+// Where the browser lets the broker keep no cookie at all, the broker hands this page a key
+// for its own origin, kept here in the page's first-party storage (per broker origin) and sent
+// with every request. A browser that refuses localStorage leaves it in this page's memory.
+/** @type {Record<string, string>} page keys by broker origin */
+let keys = {};
+/** Whether `keys` outlives this page. */
+let kept;
+try {
+  const s = w.localStorage;
+  s[PARAM] = 1;
+  delete s[PARAM];
+  kept = keys = s;
+} catch {}
 
-  /** @type {Record<string, Channel>} one per iframe URL */
-  const channels = {};
-  /** The channel that decorates link clicks: the first one created. */
-  let linker;
+const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
-  /**
-   * @typedef {object} Channel
-   * @property {(op: string, args: object, timeout: number) => Promise<any>} send
-   * @property {Promise<void>} ready
-   * @property {Set<() => void>} listeners
-   * @property {string[]} trusted
-   */
+/** @type {Record<string, Channel>} one per iframe URL */
+const channels = {};
+/** The channel that decorates link clicks: the first one created. */
+let linker;
 
-  /** Rejects with a `BatonError(code)` after `ms`. */
-  const timer = (ms, code) => new Promise((_, reject) => setTimeout(reject, ms, new BatonError(code, code)));
-  /** `p`, or a rejection with `code` if it takes longer than `ms`. */
-  const race = (p, ms, code = "timeout") => Promise.race([p, timer(ms, code)]);
+/**
+ * @typedef {object} Channel
+ * @property {(op: string, args: object, timeout: number) => Promise<any>} send
+ * @property {Promise<void>} ready
+ * @property {Set<() => void>} listeners
+ * @property {string[]} trusted
+ */
 
-  /**
-   * The shared iframe for `url`, created on first use.
-   * @param {string} url
-   * @returns {Channel}
-   */
-  const channel = (url) => {
-    url = new URL(url, location.href).href;
-    if (channels[url]) return channels[url];
-    const origin = new URL(url).origin;
-    const frame = d.createElement("iframe");
-    /** @type {Map<string, [(v: any) => void, (e: BatonError) => void]>} id -> settle functions */
-    const pending = new Map();
-    let seq = 0;
+/** Rejects with a `BatonError(code)` after `ms`. */
+const timer = (ms, code) => new Promise((_, reject) => setTimeout(reject, ms, new BatonError(code, code)));
+/** `p`, or a rejection with `code` if it takes longer than `ms`. */
+const race = (p, ms, code = "timeout") => Promise.race([p, timer(ms, code)]);
 
-    /** Posts one request; resolves with the result once the iframe answers. */
-    const post = (op, args) =>
-      new Promise((resolve, reject) => {
-        const id = ++seq + "." + Math.random();
-        pending.set(id, [resolve, reject]);
-        frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
-      });
+/**
+ * The shared iframe for `url`, created on first use.
+ * @param {string} url
+ * @returns {Channel}
+ */
+const channel = (url) => {
+  url = new URL(url, location.href).href;
+  if (channels[url]) return channels[url];
+  const origin = new URL(url).origin;
+  const frame = d.createElement("iframe");
+  /** @type {Map<string, [(v: any) => void, (e: BatonError) => void]>} id -> settle functions */
+  const pending = new Map();
+  let seq = 0;
 
-    /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
-    const ready = new Promise((resolve) => (frame.onload = resolve))
-      // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
-      // fires `load`, with an error page that never answers: the first request finds out fast.
-      .then(() => race(post("trusted"), 2000, "iframe_error"))
-      .then((patterns) => {
-        ch.trusted = patterns;
-        const t = token;
-        token = undefined;
-        // Redeemed before any other request, so that they all see the adopted session.
-        return t && race(post("redeem", { token: t }), TIMEOUT).catch(() => {});
-      });
-    ready.catch(() => {});
-
-    /** @type {Channel} */
-    const ch = {
-      trusted: [],
-      listeners: new Set(),
-      ready,
-      send: (op, args, timeout) => race(ready.then(() => post(op, args)), timeout),
-    };
-
-    w.addEventListener("message", (e) => {
-      const m = e.data;
-      if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
-      if (m.event === "change") ch.listeners.forEach((fn) => fn());
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      // A page key issued (or dropped) by the broker: kept before the caller hears of it, so that
-      // its next request carries it.
-      try {
-        if (m.pk) keys[origin] = m.pk;
-        else if (m.pk === "") delete keys[origin];
-      } catch {}
-      m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
+  /** Posts one request; resolves with the result once the iframe answers. */
+  const post = (op, args) =>
+    new Promise((resolve, reject) => {
+      const id = ++seq + "." + Math.random();
+      pending.set(id, [resolve, reject]);
+      frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
     });
 
-    frame.src = url;
-    frame.title = "baton";
-    frame.style.display = "none";
-    const add = () => d.body.appendChild(frame);
-    d.body ? add() : d.addEventListener("DOMContentLoaded", add);
+  /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
+  const ready = new Promise((resolve) => (frame.onload = resolve))
+    // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
+    // fires `load`, with an error page that never answers: the first request finds out fast.
+    .then(() => race(post("trusted"), 2000, "iframe_error"))
+    .then((patterns) => {
+      ch.trusted = patterns;
+      const t = token;
+      token = undefined;
+      // Redeemed before any other request, so that they all see the adopted session.
+      return t && race(post("redeem", { token: t }), TIMEOUT).catch(() => {});
+    });
+  ready.catch(() => {});
 
-    if (!linker) {
-      linker = ch;
-      const click = (e) => {
-        const a = e.target.closest && e.target.closest("a[href]");
-        const href = a && a.href;
-        if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
-        const o = new URL(href).origin;
-        if (o === location.origin || !allowed(ch.trusted, o)) return;
-        e.preventDefault();
-        const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
-        handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
-      };
-      w.addEventListener("click", click, true);
-      w.addEventListener("auxclick", click, true);
-    }
-    return (channels[url] = ch);
+  /** @type {Channel} */
+  const ch = {
+    trusted: [],
+    listeners: new Set(),
+    ready,
+    send: (op, args, timeout) => race(ready.then(() => post(op, args)), timeout),
   };
 
-  /**
-   * `url` with a handoff token in its fragment, or plain when there is none (never rejects).
-   * @param {Channel} ch
-   * @param {string} url absolute or relative to the page
-   * @param {number} timeout
-   * @returns {Promise<string>}
-   */
-  const handoff = (ch, url, timeout) => {
-    url = new URL(url, location.href).href;
-    return ch.send("handoff", { url }, timeout).then(
-      (t) => decorate(url, t),
-      () => url,
-    );
-  };
-
-  /**
-   * Connects to the broker iframe at `iframeUrl` (shared with every other client of that URL).
-   * @param {string} iframeUrl e.g. `https://broker.example.com/iframe.html`
-   * @param {{timeout?: number}} [options] per-request timeout in ms (default 5000)
-   */
-  const connect = (iframeUrl, options) => {
-    const ch = channel(iframeUrl);
-    const timeout = (options && options.timeout) || TIMEOUT;
-    const send = (op, args) => ch.send(op, args, timeout);
-    const keyed = (op, key, args) =>
-      typeof key === "string" && KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request", "bad key"));
-    return {
-      ready: ch.ready,
-      /** @param {string} key @returns {Promise<string | null>} */
-      get: (key) => keyed("get", key),
-      /** @param {string} key @param {string} value @returns {Promise<null>} */
-      set: (key, value) =>
-        typeof value === "string" ? keyed("set", key, { value }) : Promise.reject(new BatonError("bad_request", "value must be a string")),
-      /** @param {string} key @returns {Promise<null>} */
-      delete: (key) => keyed("delete", key),
-      /** Ends the session everywhere. @returns {Promise<null>} */
-      end: () => send("end"),
-      /** @returns {Promise<"unpartitioned" | "partitioned" | "page" | "none">} "page" needs storage that outlives the page */
-      mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
-      /** @param {string} url @returns {Promise<string>} */
-      handoffUrl: (url) => handoff(ch, url, timeout),
-      /**
-       * @param {"change"} type
-       * @param {() => void} fn called when another tab of this site changed the session
-       * @returns {() => void} unsubscribes
-       */
-      on: (type, fn) => {
-        ch.listeners.add(fn);
-        return () => ch.listeners.delete(fn);
-      },
-    };
-  };
-
-  /** The page's own first-party cookie `name`, raw, or null. */
-  const readCookie = (name) => {
+  w.addEventListener("message", (e) => {
+    const m = e.data;
+    if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
+    if (m.event === "change") ch.listeners.forEach((fn) => fn());
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    // A page key issued (or dropped) by the broker: kept before the caller hears of it, so that
+    // its next request carries it.
     try {
-      const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-      return c ? c.slice(name.length + 1) : null;
-    } catch {
-      return null;
-    }
+      if (m.pk) keys[origin] = m.pk;
+      else if (m.pk === "") delete keys[origin];
+    } catch {}
+    m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
+  });
+
+  frame.src = url;
+  frame.title = "baton";
+  frame.style.display = "none";
+  const add = () => d.body.appendChild(frame);
+  d.body ? add() : d.addEventListener("DOMContentLoaded", add);
+
+  if (!linker) {
+    linker = ch;
+    const click = (e) => {
+      const a = e.target.closest && e.target.closest("a[href]");
+      const href = a && a.href;
+      if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
+      const o = new URL(href).origin;
+      if (o === location.origin || !allowed(ch.trusted, o)) return;
+      e.preventDefault();
+      const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
+      handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
+    };
+    w.addEventListener("click", click, true);
+    w.addEventListener("auxclick", click, true);
+  }
+  return (channels[url] = ch);
+};
+
+/**
+ * `url` with a handoff token in its fragment, or plain when there is none (never rejects).
+ * @param {Channel} ch
+ * @param {string} url absolute or relative to the page
+ * @param {number} timeout
+ * @returns {Promise<string>}
+ */
+const handoff = (ch, url, timeout) => {
+  url = new URL(url, location.href).href;
+  return ch.send("handoff", { url }, timeout).then(
+    (t) => decorate(url, t),
+    () => url,
+  );
+};
+
+/**
+ * Connects to the broker iframe at `iframeUrl` (shared with every other client of that URL).
+ * @param {string} iframeUrl e.g. `https://broker.example.com/iframe.html`
+ * @param {{timeout?: number}} [options] per-request timeout in ms (default 5000)
+ */
+const connect = (iframeUrl, options) => {
+  const ch = channel(iframeUrl);
+  const timeout = (options && options.timeout) || TIMEOUT;
+  const send = (op, args) => ch.send(op, args, timeout);
+  const keyed = (op, key, args) =>
+    typeof key === "string" && KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request", "bad key"));
+  return {
+    ready: ch.ready,
+    /** @param {string} key @returns {Promise<string | null>} */
+    get: (key) => keyed("get", key),
+    /** @param {string} key @param {string} value @returns {Promise<null>} */
+    set: (key, value) =>
+      typeof value === "string" ? keyed("set", key, { value }) : Promise.reject(new BatonError("bad_request", "value must be a string")),
+    /** @param {string} key @returns {Promise<null>} */
+    delete: (key) => keyed("delete", key),
+    /** Ends the session everywhere. @returns {Promise<null>} */
+    end: () => send("end"),
+    /** @returns {Promise<"unpartitioned" | "partitioned" | "page" | "none">} "page" needs storage that outlives the page */
+    mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
+    /** @param {string} url @returns {Promise<string>} */
+    handoffUrl: (url) => handoff(ch, url, timeout),
+    /**
+     * @param {"change"} type
+     * @param {() => void} fn called when another tab of this site changed the session
+     * @returns {() => void} unsubscribes
+     */
+    on: (type, fn) => {
+      ch.listeners.add(fn);
+      return () => ch.listeners.delete(fn);
+    },
   };
+};
 
-  /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
-  class CookieProvider {
-    /**
-     * @param {string} name the session cookie's name, also the broker key
-     * @param {string} iframeUrl the broker's iframe URL
-     * @param {(enabled: boolean) => void} [showThirdPartyCookieNotification] cookieTest's default callback
-     */
-    constructor(name, iframeUrl, showThirdPartyCookieNotification) {
-      this.name = name;
-      this.callback = showThirdPartyCookieNotification;
-      this.client = connect(iframeUrl);
-    }
+/** The page's own first-party cookie `name`, raw, or null. */
+const readCookie = (name) => {
+  try {
+    const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
+    return c ? c.slice(name.length + 1) : null;
+  } catch {
+    return null;
+  }
+};
 
-    /**
-     * Copies the broker's value into the page's cookie. When the broker, able to keep state here,
-     * has none (the chat ended on another site), the page's stale cookie goes too, or the ended
-     * chat would come back; where the broker keeps nothing (mode "none") the page's cookie stays.
-     * @returns {Promise<string | null>}
-     */
-    loadCookie() {
-      const c = this.client;
-      const name = this.name;
-      // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
-      // just started, its save still on the way) is newer than the broker's answer.
-      const before = readCookie(name);
-      const set = (v) => (d.cookie = name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
-      return c.get(name).then((v) =>
-        v !== null
-          ? (set(v), v)
-          : c.mode().then((m) => {
-              if (m !== "none" && before !== null && readCookie(name) === before) set(";max-age=0");
-              return null;
-            }),
-      );
-    }
-
-    /**
-     * Stores the page's cookie in the broker.
-     * @returns {Promise<string | null>} the value stored, or null when the page has no such cookie
-     */
-    saveCookie() {
-      const v = readCookie(this.name);
-      return v === null ? Promise.resolve(null) : this.client.set(this.name, v).then(() => v);
-    }
-
-    /**
-     * Removes the value from the broker (every site) and the page's cookie.
-     * @returns {Promise<null>}
-     */
-    deleteCookie() {
-      d.cookie = this.name + "=; path=/; max-age=0";
-      return this.client.delete(this.name);
-    }
-
-    /**
-     * Whether the broker can keep state in this browser (mode is not "none").
-     * @param {(enabled: boolean) => void} [callback] defaults to the constructor's
-     * @returns {Promise<boolean>}
-     */
-    cookieTest(callback) {
-      const cb = callback || this.callback;
-      return this.client.mode().then(
-        (m) => m !== "none",
-        () => false,
-      ).then((ok) => {
-        if (typeof cb === "function") cb(ok);
-        return ok;
-      });
-    }
+/** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
+class CookieProvider {
+  /**
+   * @param {string} name the session cookie's name, also the broker key
+   * @param {string} iframeUrl the broker's iframe URL
+   * @param {(enabled: boolean) => void} [showThirdPartyCookieNotification] cookieTest's default callback
+   */
+  constructor(name, iframeUrl, showThirdPartyCookieNotification) {
+    this.name = name;
+    this.callback = showThirdPartyCookieNotification;
+    this.client = connect(iframeUrl);
   }
 
   /**
-   * The Genesys widgets extension: loads the cookie at start, saves it when a chat starts and
-   * deletes it everywhere when the chat ends.
-   * @param {string} name
-   * @param {string} iframeUrl
-   * @param {(enabled: boolean) => void} [callback]
+   * Copies the broker's value into the page's cookie. When the broker, able to keep state here,
+   * has none (the chat ended on another site), the page's stale cookie goes too, or the ended
+   * chat would come back; where the broker keeps nothing (mode "none") the page's cookie stays.
+   * @returns {Promise<string | null>}
    */
-  const initCookieProviderExtension = (name, iframeUrl, callback) => ($, CXBus) => {
-    const plugin = CXBus.registerPlugin("CookieProvider");
-    const p = new CookieProvider(name, iframeUrl, callback);
-    const quiet = () => {};
-    // Widgets that wait for the restored cookie subscribe to "CookieProvider.loaded".
-    p.loadCookie().then((v) => plugin.publish && plugin.publish("loaded", v), quiet);
-    if (callback) p.cookieTest();
-    plugin.subscribe("WebChat.started", () => p.saveCookie().catch(quiet));
-    plugin.subscribe("WebChat.ended", () => p.deleteCookie().catch(quiet));
-  };
+  loadCookie() {
+    const c = this.client;
+    const name = this.name;
+    // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
+    // just started, its save still on the way) is newer than the broker's answer.
+    const before = readCookie(name);
+    const set = (v) => (d.cookie = name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
+    return c.get(name).then((v) =>
+      v !== null
+        ? (set(v), v)
+        : c.mode().then((m) => {
+            if (m !== "none" && before !== null && readCookie(name) === before) set(";max-age=0");
+            return null;
+          }),
+    );
+  }
 
-  w.CookieProvider = CookieProvider;
-  w.initCookieProviderExtension = initCookieProviderExtension;
-  w.Baton = { connect, BatonError };
-})();
+  /**
+   * Stores the page's cookie in the broker.
+   * @returns {Promise<string | null>} the value stored, or null when the page has no such cookie
+   */
+  saveCookie() {
+    const v = readCookie(this.name);
+    return v === null ? Promise.resolve(null) : this.client.set(this.name, v).then(() => v);
+  }
+
+  /**
+   * Removes the value from the broker (every site) and the page's cookie.
+   * @returns {Promise<null>}
+   */
+  deleteCookie() {
+    d.cookie = this.name + "=; path=/; max-age=0";
+    return this.client.delete(this.name);
+  }
+
+  /**
+   * Whether the broker can keep state in this browser (mode is not "none").
+   * @param {(enabled: boolean) => void} [callback] defaults to the constructor's
+   * @returns {Promise<boolean>}
+   */
+  cookieTest(callback) {
+    const cb = callback || this.callback;
+    return this.client.mode().then(
+      (m) => m !== "none",
+      () => false,
+    ).then((ok) => {
+      if (typeof cb === "function") cb(ok);
+      return ok;
+    });
+  }
+}
+
+/**
+ * The Genesys widgets extension: loads the cookie at start, saves it when a chat starts and
+ * deletes it everywhere when the chat ends.
+ * @param {string} name
+ * @param {string} iframeUrl
+ * @param {(enabled: boolean) => void} [callback]
+ */
+const initCookieProviderExtension = (name, iframeUrl, callback) => ($, CXBus) => {
+  const plugin = CXBus.registerPlugin("CookieProvider");
+  const p = new CookieProvider(name, iframeUrl, callback);
+  const quiet = () => {};
+  // Widgets that wait for the restored cookie subscribe to "CookieProvider.loaded".
+  p.loadCookie().then((v) => plugin.publish && plugin.publish("loaded", v), quiet);
+  if (callback) p.cookieTest();
+  plugin.subscribe("WebChat.started", () => p.saveCookie().catch(quiet));
+  plugin.subscribe("WebChat.ended", () => p.deleteCookie().catch(quiet));
+};

@@ -30,6 +30,7 @@ try {
 }
 
 const provider = await readFile(path.join(root, "static", "cookie-provider.js"), "utf8");
+const module = await readFile(path.join(root, "static", "baton.mjs"), "utf8");
 const iframeJs = await readFile(path.join(root, "static", "iframe.js"), "utf8");
 // The iframe page as the broker renders it (templates/iframe.html), with a typical trusted list.
 const config = JSON.stringify({ trusted: ["https://shop.example.com", "https://*.example.org"], page: true });
@@ -43,6 +44,17 @@ const iframeGz = gz(iframeJs);
 console.log(`static/cookie-provider.js: ${provider.length} bytes, ${providerGz} gzipped (budget ${BUDGET})`);
 console.log(`iframe page + static/iframe.js: ${page.length} + ${iframeJs.length} bytes, ${pageGz} + ${iframeGz} = ${pageGz + iframeGz} gzipped (budget ${BUDGET})`);
 if (providerGz > BUDGET) fail(`static/cookie-provider.js is ${providerGz} bytes gzipped, over ${BUDGET}`);
+const moduleGz = gz(module);
+console.log(`static/baton.mjs: ${module.length} bytes, ${moduleGz} gzipped (budget ${BUDGET})`);
+if (moduleGz > BUDGET) fail(`static/baton.mjs is ${moduleGz} bytes gzipped, over ${BUDGET}`);
+
+// The npm package: what `npm pack` would publish from static/, checked without publishing.
+const { execFileSync } = await import("node:child_process");
+const packed = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", path.join(root, "static")], { encoding: "utf8" }))[0];
+const files = packed.files.map((f) => f.path).sort();
+const expected = ["README.md", "baton.d.mts", "baton.mjs", "cookie-provider.d.ts", "cookie-provider.js", "package.json"];
+console.log(`npm pack: ${packed.name}@${packed.version}, ${files.join(", ")}`);
+if (JSON.stringify(files) !== JSON.stringify(expected)) fail(`npm pack publishes ${files.join(", ")}, expected ${expected.join(", ")}`);
 if (pageGz + iframeGz > BUDGET) fail(`iframe page + iframe.js are ${pageGz + iframeGz} bytes gzipped, over ${BUDGET}`);
 if (failed) process.exit(1);
 console.log("js check ok");

@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256, Sha384};
 use crate::origin::TrustedOrigins;
 
 pub const COOKIE_PROVIDER_JS: &[u8] = include_bytes!("../static/cookie-provider.js");
+/// The same library as an ES module.
+pub const BATON_MJS: &[u8] = include_bytes!("../static/baton.mjs");
 pub const COOKIE_PROVIDER_DTS: &[u8] = include_bytes!("../static/cookie-provider.d.ts");
 pub const IFRAME_JS: &[u8] = include_bytes!("../static/iframe.js");
 
@@ -111,6 +113,12 @@ impl Asset {
             "text/javascript; charset=utf-8",
         )
         .public()
+    }
+
+    /// The partner-side library as an ES module, `baton.mjs` (module scripts are always fetched
+    /// with CORS: `public` answers it).
+    pub fn partner_module() -> Self {
+        Self::new(BATON_MJS.to_vec(), "text/javascript; charset=utf-8").public()
     }
 
     /// For the partner-facing files: any site may load them, with or without CORS.
@@ -225,6 +233,7 @@ pub struct Assets {
     pub iframe_page: Asset,
     pub iframe_js: Asset,
     pub cookie_provider: Asset,
+    pub module: Asset,
     pub types: Asset,
 }
 
@@ -268,6 +277,7 @@ impl Assets {
             iframe_page,
             iframe_js,
             cookie_provider: Asset::partner_script(),
+            module: Asset::partner_module(),
             types: Asset::new(
                 COOKIE_PROVIDER_DTS.to_vec(),
                 "application/typescript; charset=utf-8",
@@ -279,6 +289,11 @@ impl Assets {
     /// The versioned URL path of the partner script: cacheable for a year, with `integrity`.
     pub fn versioned_provider_path(&self) -> String {
         format!("/cookie-provider.{}.js", self.cookie_provider.version)
+    }
+
+    /// The versioned URL path of the ES module.
+    pub fn versioned_module_path(&self) -> String {
+        format!("/baton.{}.mjs", self.module.version)
     }
 
     /// The versioned URL path of the iframe's script (the one the iframe page loads).

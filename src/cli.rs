@@ -267,13 +267,17 @@ fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
 /// Where partner pages get the library: the stable URL, and the versioned one with its integrity.
 pub fn assets_report(public_origin: &crate::origin::Origin) -> String {
     let provider = crate::assets::Asset::partner_script();
+    let module = crate::assets::Asset::partner_module();
     let versioned = format!("{public_origin}/cookie-provider.{}.js", provider.version);
+    let module_url = format!("{public_origin}/baton.{}.mjs", module.version);
     format!(
         "stable URL (revalidated every 5 minutes; what Genesys pages load): {public_origin}/cookie-provider.js\n\
          versioned URL (cached for a year; changes with each release): {versioned}\n\
          integrity: {integrity}\n\
-         <script src=\"{versioned}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>",
-        integrity = provider.integrity
+         <script src=\"{versioned}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>\n\
+         ES module: {public_origin}/baton.mjs, versioned {module_url}, integrity {module_integrity}",
+        integrity = provider.integrity,
+        module_integrity = module.integrity
     )
 }
 

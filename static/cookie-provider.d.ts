@@ -1,114 +1,30 @@
-// Types for baton's cookie-provider.js (served at `{broker}/cookie-provider.js`).
-// The script is a classic script that defines three globals: `CookieProvider`,
-// `initCookieProviderExtension` (both drop-in compatible with Genesys's "Persistent Chat across
-// Different Domains") and `Baton` (the promise API). See docs/PROTOCOL.md.
+// Types for baton's cookie-provider.js (served at `{broker}/cookie-provider.js`), a classic script
+// that defines three globals: `CookieProvider`, `initCookieProviderExtension` (both drop-in
+// compatible with Genesys's "Persistent Chat across Different Domains") and `Baton` (the promise
+// API). The declarations themselves are those of the ES module (`baton.d.mts`), one source.
+
+import type * as M from "./baton.mjs";
 
 declare global {
   /** The promise API. */
   namespace Baton {
-    /** Where the broker keeps the session in this browser. */
-    type Mode = "unpartitioned" | "partitioned" | "page" | "none";
-
-    /**
-     * Why a request failed: `timeout`, `iframe_error` (the iframe did not load or does not
-     * answer), `bad_request` (a bad key or value, refused before sending), `network` (the iframe
-     * cannot reach the broker), or the broker's own error code (`too_large`, `store_unavailable`...).
-     */
-    class BatonError extends Error {
-      constructor(code: string, message?: string);
-      readonly name: "BatonError";
-      readonly code: "timeout" | "iframe_error" | "bad_request" | "network" | (string & {});
-    }
-
-    interface Options {
-      /** Per-request timeout in milliseconds (default 5000). */
-      timeout?: number;
-    }
-
-    interface Client {
-      /**
-       * Resolves once the iframe answered (and a handoff token in the page's URL was redeemed);
-       * rejects with `iframe_error` when the iframe loaded but does not answer.
-       */
-      readonly ready: Promise<void>;
-      /** The value stored under `key` (`[A-Za-z0-9._-]{1,128}`), or null. */
-      get(key: string): Promise<string | null>;
-      /** Stores `value` under `key`, creating the session when there is none. */
-      set(key: string, value: string): Promise<null>;
-      delete(key: string): Promise<null>;
-      /** Ends the session on every site. */
-      end(): Promise<null>;
-      mode(): Promise<Mode>;
-      /**
-       * `url` (absolute or relative to the page) with a single-use handoff token in its fragment
-       * (`#baton=TOKEN`), for navigation by script to another trusted site; the plain URL when
-       * there is no session, the destination is not trusted, or anything fails. Never rejects.
-       */
-      handoffUrl(url: string): Promise<string>;
-      /**
-       * Calls `listener` when another tab of this site changed or ended the session.
-       * Returns a function that unsubscribes.
-       */
-      on(type: "change", listener: () => void): () => void;
-    }
-
-    /**
-     * Connects to the broker iframe at `iframeUrl` (e.g. `https://broker.example.com/iframe.html`).
-     * Clients of the same URL on a page share one hidden iframe.
-     */
-    function connect(iframeUrl: string, options?: Options): Client;
+    type Mode = M.Mode;
+    type Options = M.Options;
+    type Client = M.Client;
+    type BatonError = M.BatonError;
+    const BatonError: typeof M.BatonError;
+    const connect: typeof M.connect;
   }
 
-  /** Genesys-compatible provider: keeps the page's first-party cookie `name` in step with the broker. */
-  class CookieProvider {
-    /**
-     * Adds the hidden broker iframe to the page.
-     * @param name the session cookie's name, also the key in the broker
-     * @param iframeUrl the broker's iframe URL
-     * @param showThirdPartyCookieNotification default callback of `cookieTest`
-     */
-    constructor(name: string, iframeUrl: string, showThirdPartyCookieNotification?: (enabled: boolean) => void);
-    readonly name: string;
-    readonly client: Baton.Client;
-    /**
-     * Writes the broker's value into the page's cookie `name`; resolves with it, or null when there
-     * is none (then a stale page cookie, from a chat ended on another site, is removed too, unless
-     * the broker can keep no state in this browser).
-     */
-    loadCookie(): Promise<string | null>;
-    /** Stores the page's cookie `name` in the broker; resolves with the value, or null (nothing stored) when the page has none. */
-    saveCookie(): Promise<string | null>;
-    /** Removes the value from the broker (so from every site) and the page's cookie. */
-    deleteCookie(): Promise<null>;
-    /** Whether the broker can keep state in this browser; also calls `callback` (or the constructor's) with it. */
-    cookieTest(callback?: (enabled: boolean) => void): Promise<boolean>;
-  }
-
-  /** Genesys widgets' CXBus, as far as the extension uses it. */
-  interface CookieProviderCXBus {
-    registerPlugin(name: string): {
-      subscribe(event: string, handler: (e?: unknown) => void): unknown;
-      /** When present, the extension publishes `loaded` (bus event `CookieProvider.loaded`) with the restored value. */
-      publish?(event: string, data?: unknown): unknown;
-    };
-  }
-
-  /**
-   * A Genesys widgets extension (`window._genesys.widgets.extensions.CookieProviderExtension`):
-   * loads the cookie at start (then publishes `CookieProvider.loaded`), runs `cookieTest(callback)`
- * when a callback is given, saves the
-   * cookie on `WebChat.started` and deletes it everywhere on `WebChat.ended`.
-   */
-  function initCookieProviderExtension(
-    name: string,
-    iframeUrl: string,
-    callback?: (enabled: boolean) => void,
-  ): ($: unknown, CXBus: CookieProviderCXBus, Common?: unknown) => void;
+  type CookieProvider = M.CookieProvider;
+  const CookieProvider: typeof M.CookieProvider;
+  type CookieProviderCXBus = M.CookieProviderCXBus;
+  const initCookieProviderExtension: typeof M.initCookieProviderExtension;
 
   interface Window {
     Baton: typeof Baton;
-    CookieProvider: typeof CookieProvider;
-    initCookieProviderExtension: typeof initCookieProviderExtension;
+    CookieProvider: typeof M.CookieProvider;
+    initCookieProviderExtension: typeof M.initCookieProviderExtension;
   }
 }
 

@@ -43,6 +43,22 @@ pub fn routes(assets: &Assets) -> Router<AppState> {
             ),
         )
         .route(
+            "/baton.mjs",
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.module.serve(&h, stable)
+                },
+            ),
+        )
+        .route(
+            &assets.versioned_module_path(),
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.module.serve(&h, versioned)
+                },
+            ),
+        )
+        .route(
             "/cookie-provider.d.ts",
             get(
                 move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
