@@ -17,6 +17,8 @@
   "use strict";
 
   const NAME = "demo-chat-session";
+  /** Which demo site this page belongs to: "shop" or "support" (the body's class). */
+  const SITE = document.body.className;
   const IFRAME_URL = document.body.dataset.iframeUrl || "";
   const MAX_MESSAGES = 20;
   const MAX_TEXT = 200;
@@ -84,7 +86,7 @@
   // ---- The chat's first-party cookie ----
 
   /** @typedef {{from: "you" | "agent", text: string}} Message */
-  /** @typedef {{id: string, messages: Message[]}} Chat */
+  /** @typedef {{id: string, messages: Message[], site?: string, origin?: string}} Chat */
 
   /** @returns {Chat | null} the chat in this page's cookie, when there is a well-formed one */
   const readChat = () => {
@@ -141,10 +143,13 @@
   const form = el("form", { className: "chat-form" }, input, el("button", { textContent: "Send" }));
   const endButton = el("button", { type: "button", className: "chat-end", textContent: "End chat" });
   const sync = el("p", { className: "chat-sync" });
+  /** Where the chat came from, when it started on the other site. */
+  const carried = el("p", { className: "chat-carried", hidden: true });
   const panel = el(
     "section",
     { className: "chat-panel", hidden: true },
     el("header", {}, el("span", { textContent: "Chat with Kettle & Co." }), endButton),
+    carried,
     log,
     form,
     sync,
@@ -214,6 +219,8 @@
     chat = {
       id: "chat-" + crypto.randomUUID().slice(0, 8),
       messages: [{ from: "agent", text: "Hello! I repeat what you write. Then visit the other site: I will still be here." }],
+      site: SITE,
+      origin: location.origin,
     };
     writeChat(chat);
     render();
@@ -304,6 +311,12 @@
     if (chat) {
       chatPlugin.publish("restored", { id: chat.id });
       if (typeof value === "string") showSync("saved", "Restored from the broker.");
+      // In plain words, for the newcomer: this is the same chat, and this is where it started.
+      if (chat.site && chat.site !== SITE) {
+        const there = chat.site === "shop" ? "the shop" : "the support site";
+        carried.textContent = `This chat started on ${there} (${chat.origin}) and was carried here, to another site, by baton.`;
+        carried.hidden = false;
+      }
     }
   });
 })();

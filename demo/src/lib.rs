@@ -61,6 +61,14 @@ impl Sites {
         Self { port }
     }
 
+    /// `http://localhost:PORT`: a host that is none of the sites, so it gets the walkthrough.
+    pub fn index_origin(&self) -> String {
+        match self.port {
+            80 => "http://localhost".into(),
+            port => format!("http://localhost:{port}"),
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -106,11 +114,23 @@ pub enum DemoError {
     Start(#[from] StartError),
 }
 
+impl DemoError {
+    /// Whether the demo could not listen because something else already does.
+    pub fn port_in_use(&self) -> bool {
+        let source = match self {
+            Self::Port { source, .. } | Self::Start(StartError::Bind { source, .. }) => source,
+            _ => return false,
+        };
+        source.kind() == std::io::ErrorKind::AddrInUse
+    }
+}
+
 /// The demo, bound and ready to serve (`app.run_until_stopped()`).
 pub struct Demo {
     pub app: Application,
     pub sites: Sites,
-    /// From config validation: at least that a generated development handoff key is in use.
+    /// From config validation, minus what is the demo's own choice (its generated handoff key):
+    /// a newcomer running the demo is not deploying anything.
     pub warnings: Vec<String>,
 }
 
@@ -142,7 +162,11 @@ pub async fn build(listen: SocketAddr, db: &Path) -> Result<Demo, DemoError> {
     let listen = resolve_port(listen)?;
     let sites = Sites::new(listen.port());
     let config = config(listen, db)?;
-    let warnings = config.warnings();
+    let warnings = config
+        .warnings()
+        .into_iter()
+        .filter(|w| !w.starts_with("handoff: no keys configured"))
+        .collect();
     let pages = Pages::render(&sites)?;
     let app = Application::build(config)
         .await?
@@ -169,6 +193,43 @@ fn resolve_port(listen: SocketAddr) -> Result<SocketAddr, DemoError> {
         })
 }
 
+/// Where the demo keeps its sessions unless told: `baton-demo/demo.db` in this user's runtime
+/// directory (`$XDG_RUNTIME_DIR`), else in a directory `baton-demo-<uid>` of the system's
+/// temporary directory that only this user may enter. Not a path shared by every user.
+pub fn default_db() -> std::io::Result<PathBuf> {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(runtime) => PathBuf::from(runtime).join("baton-demo"),
+        None => std::env::temp_dir().join(format!("baton-demo-{}", user_id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&dir)?;
+        // Someone else's directory of that name (made first, in a shared /tmp): not ours to use.
+        if meta.uid() != user_id() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{} belongs to another user", dir.display()),
+            ));
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir.join("demo.db"))
+}
+
+/// This process's user id (from `/proc/self`, which the process owns).
+fn user_id() -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return meta.uid();
+        }
+    }
+    0
+}
+
 /// Runs the demo until Ctrl-C. Exit codes as for `baton serve`.
 pub fn run(listen: SocketAddr, db: &Path) -> i32 {
     baton::telemetry::init(Default::default());
@@ -178,6 +239,12 @@ pub fn run(listen: SocketAddr, db: &Path) -> i32 {
             Err(e @ (DemoError::Config(_) | DemoError::DbPath(_))) => {
                 eprintln!("baton-demo: {e}");
                 return 2;
+            }
+            Err(e) if e.port_in_use() => {
+                eprintln!(
+                    "baton-demo: {listen} is already in use (another demo, or another server). Run it on another port: baton-demo --listen 127.0.0.1:8090"
+                );
+                return 1;
             }
             Err(e) => {
                 eprintln!("baton-demo: {e}");
@@ -196,7 +263,11 @@ pub fn run(listen: SocketAddr, db: &Path) -> i32 {
             db = %db.display(),
             "baton demo is listening"
         );
-        println!("\nbaton demo: open {}/", sites.origin(Site::Shop));
+        println!(
+            "\nbaton demo: open {}/ for the walkthrough,",
+            sites.index_origin()
+        );
+        println!("or the shop directly: open {}/", sites.origin(Site::Shop));
         println!(
             "Start a chat on the shop, send a message, then follow \"Need help? Visit our support site\": the chat is there. Ctrl-C stops the demo.\n"
         );

@@ -13,12 +13,25 @@ struct Args {
     /// Address to listen on; the sites are http://{broker,shop,support}.localhost:PORT.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// SQLite file for the demo's sessions.
-    #[arg(long, default_value_os_t = std::env::temp_dir().join("baton-demo.db"))]
-    db: PathBuf,
+    /// SQLite file for the demo's sessions (default: in a directory of this user's own, under
+    /// $XDG_RUNTIME_DIR or the system's temporary directory).
+    #[arg(long)]
+    db: Option<PathBuf>,
 }
 
 fn main() {
     let args = Args::parse();
-    std::process::exit(baton_demo::run(args.listen, &args.db));
+    let db = match args.db {
+        Some(db) => db,
+        None => match baton_demo::default_db() {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!(
+                    "baton-demo: cannot make a directory for the demo's database: {e}; choose a file with --db"
+                );
+                std::process::exit(1);
+            }
+        },
+    };
+    std::process::exit(baton_demo::run(args.listen, &db));
 }

@@ -20,11 +20,8 @@ async fn spawn_demo() -> RunningDemo {
     )
     .await
     .expect("demo starts");
-    assert!(
-        demo.warnings.iter().any(|w| w.contains("development key")),
-        "the generated key must be announced: {:?}",
-        demo.warnings
-    );
+    // The demo's own development key is its choice, not a production problem to warn about.
+    assert!(demo.warnings.is_empty(), "{:?}", demo.warnings);
     let base = format!("http://{}", demo.app.local_addr());
     let sites = demo.sites.clone();
     assert_eq!(sites.port(), demo.app.port());
@@ -213,4 +210,35 @@ async fn any_other_host_gets_the_index_pointing_at_the_shop() {
     // The broker's paths exist only on the broker's host.
     let res = demo.get(&format!("127.0.0.1:{port}"), "/iframe.html").await;
     assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_port_in_use_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = baton_demo::build(
+        taken.local_addr().expect("addr"),
+        &dir.path().join("demo.db"),
+    )
+    .await
+    .err()
+    .expect("the port is taken");
+    assert!(err.port_in_use(), "{err}");
+}
+
+#[test]
+fn the_default_database_is_this_users_own() {
+    let db = baton_demo::default_db().expect("a directory");
+    let dir = db.parent().expect("in a directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    assert_ne!(
+        db,
+        std::env::temp_dir().join("baton-demo.db"),
+        "not one path for every user"
+    );
 }

@@ -18,10 +18,12 @@ let demo;
 before(async () => (demo = await startDemo()));
 after(async () => demo?.stop());
 
-test("baton-demo prints the shop's URL and says a development key is in use", () => {
+test("baton-demo prints the walkthrough's URL first, then the shop's, and no production warning", () => {
   const out = demo.log();
-  assert.match(out, new RegExp(`open ${demo.shop}/\\n`));
-  assert.match(out, /development key/);
+  const walkthrough = out.indexOf(`open http://localhost:${demo.port}/ for the walkthrough`);
+  assert.ok(walkthrough >= 0, out);
+  assert.ok(out.indexOf(`open ${demo.shop}/\n`) > walkthrough, out);
+  assert.doesNotMatch(out, /WARN/);
 });
 
 /** The transcript lines of the chat widget on `page`. */
@@ -77,6 +79,10 @@ for (const [cookies, mode] of [
 
       await follow(page, "Visit our support site", demo.support);
       assert.deepEqual(await transcript(page), onShop, "the chat crossed to support");
+      assert.equal(
+        await page.locator(".chat-carried").innerText(),
+        `This chat started on the shop (${demo.shop}) and was carried here, to another site, by baton.`,
+      );
       assert.ok(!page.url().includes("baton="), `token left in the address bar: ${page.url()}`);
       if (mode === "partitioned") {
         assert.ok(
