@@ -13,7 +13,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { removeDir, startGroup, stopGroup, tempDir } from "./proc.mjs";
+import { cleanEnv, removeDir, startGroup, stopGroup, tempDir } from "./proc.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
@@ -61,7 +61,7 @@ export async function startDemo() {
   if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --workspace, or set BATON_DEMO_BIN`);
   const dir = await tempDir("demo");
   const port = await freePort();
-  const child = startGroup(bin, ["--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")]);
+  const child = startGroup(bin, ["--listen", `127.0.0.1:${port}`, "--db", path.join(dir, "demo.db")], undefined, cleanEnv());
   const stop = async () => {
     await stopGroup(child);
     await removeDir(dir);
@@ -101,10 +101,29 @@ export const DEFAULT_TRUSTED = ["shop", "support"];
  * @returns {Promise<{port: number, origin: string, iframeUrl: string, scriptUrl: string, log: () => string, metrics: () => Promise<string>, stop: () => Promise<void>}>}
  */
 export async function startBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml = "" } = {}) {
-  const port = await freePort();
-  const origin = `http://broker.localhost:${port}`;
-  const broker = await runBroker(port, origin, trusted.map((name) => `http://${name}.localhost:${partnerPort}`), toml);
-  return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, ...broker };
+  return onFreePort(async (port) => {
+    const origin = `http://broker.localhost:${port}`;
+    const broker = await runBroker(port, origin, trusted.map((name) => `http://${name}.localhost:${partnerPort}`), toml);
+    return { port, origin, iframeUrl: `${origin}/iframe.html`, scriptUrl: `${origin}/cookie-provider.js`, ...broker };
+  });
+}
+
+/**
+ * Runs `start(port)` on a port that was free a moment ago, and again on another if something
+ * took it meanwhile (the broker then says it cannot listen): the port must be known before the
+ * broker starts, since its public origin names it.
+ * @template T
+ * @param {(port: number) => Promise<T>} start
+ * @returns {Promise<T>}
+ */
+export async function onFreePort(start) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (e) {
+      if (attempt >= 3 || !/cannot listen on .*(in use|Address already)/i.test(String(e.message))) throw e;
+    }
+  }
 }
 
 /**
@@ -137,14 +156,14 @@ kid = "test"
 secret = "${randomBytes(32).toString("base64url")}"
 ${extra}`,
   );
-  const child = startGroup(bin, ["serve", "--config", config]);
+  const child = startGroup(bin, ["serve", "--config", config], undefined, cleanEnv());
   const stop = async () => {
     await stopGroup(child);
     await removeDir(dir);
   };
   try {
     await until(async () => {
-      if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
+      if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}: ${child.output}`);
       return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
     }, "the broker's /healthz");
   } catch (e) {

@@ -51,10 +51,11 @@ export function adoptGroup(/** @type {number} */ pid) {
  * @param {string} cmd
  * @param {string[]} args
  * @param {RegExp} [drop]
+ * @param {NodeJS.ProcessEnv} [env] the child's environment (default: this process's)
  * @returns {import("node:child_process").ChildProcess & {output: string}}
  */
-export function startGroup(cmd, args, drop) {
-  const child = /** @type {any} */ (spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true }));
+export function startGroup(cmd, args, drop, env = process.env) {
+  const child = /** @type {any} */ (spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, env }));
   if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
   groups.add(child.pid);
   child.once("exit", () => groups.delete(child.pid));
@@ -114,4 +115,10 @@ export async function tempDir(/** @type {string} */ what) {
 export async function removeDir(/** @type {string} */ dir) {
   await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   dirs.delete(dir);
+}
+
+/** This process's environment without what configures baton (`BATON_*`, `RUST_LOG`): a test's
+ * broker runs on its own config file only, whatever the shell that started the tests has set. */
+export function cleanEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("BATON_") && k !== "RUST_LOG"));
 }

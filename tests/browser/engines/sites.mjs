@@ -8,7 +8,7 @@ import http from "node:http";
 import https from "node:https";
 import path from "node:path";
 import { promisify } from "node:util";
-import { DEFAULT_TRUSTED, freePort, runBroker, startBroker as startHttpBroker, startPartners as startHttpPartners } from "../harness.mjs";
+import { DEFAULT_TRUSTED, onFreePort, runBroker, startBroker as startHttpBroker, startPartners as startHttpPartners } from "../harness.mjs";
 import { COLLECTOR_JS, COLLECTOR_PATH, withCollector } from "./collector.mjs";
 import { removeDir, tempDir } from "../proc.mjs";
 
@@ -192,13 +192,16 @@ export async function startTlsProxy(target) {
  * @returns {Promise<Broker>}
  */
 export async function startHttpsBroker(partnerPort, { trusted = DEFAULT_TRUSTED, toml = "" } = {}) {
-  const plain = await freePort();
-  const proxy = await startTlsProxy(plain);
-  const origin = `https://broker.localhost:${proxy.port}`;
-  const broker = await runBroker(plain, origin, trusted.map((name) => `https://${name}.localhost:${partnerPort}`), toml).catch(async (e) => {
-    await proxy.stop();
-    throw e;
+  const [proxy, broker] = await onFreePort(async (plain) => {
+    const proxy = await startTlsProxy(plain);
+    const origin = `https://broker.localhost:${proxy.port}`;
+    const broker = await runBroker(plain, origin, trusted.map((name) => `https://${name}.localhost:${partnerPort}`), toml).catch(async (e) => {
+      await proxy.stop();
+      throw e;
+    });
+    return [proxy, broker];
   });
+  const origin = `https://broker.localhost:${proxy.port}`;
   const stop = async () => {
     await broker.stop();
     await proxy.stop();
