@@ -188,7 +188,8 @@ impl Sweeper {
                 match store.sweep(clock.now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
-                    Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                    // Both backends sweep (Redis's own expiry is only a garbage collector).
+                    Err(e) => tracing::warn!(error = %e, "session store sweep failed"),
                 }
             }
         }))

@@ -112,3 +112,22 @@ async fn healthcheck_follows_readiness() {
         "nothing listening"
     );
 }
+
+#[test]
+fn an_unusable_sqlite_path_names_its_key_and_the_os_reason_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("no-such-dir");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_origin = \"http://broker.localhost:9000\"\n[trust]\norigins = []\n[store]\nsqlite_path = \"{}\"\n[log]\nformat = \"json\"\n",
+        missing.join("baton.db").display()
+    );
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, config).expect("write");
+    let (mut child, lines) = run(&["serve", "--config", path.to_str().expect("utf-8")], &[]);
+    assert_eq!(child.wait().expect("wait").code(), Some(1));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let text = lines.lock().expect("lines").join("\n");
+    assert!(text.contains("store.sqlite_path: cannot open"), "{text}");
+    assert!(text.contains("No such file or directory"), "the OS's reason: {text}");
+    assert!(!missing.exists(), "no directory is created behind the operator's back");
+}
