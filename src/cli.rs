@@ -131,7 +131,7 @@ pub fn load_config(
 }
 
 fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
-    crate::telemetry::init(Config::peek_log_format(path.as_deref(), env_vars()));
+    let _logs = crate::telemetry::init(Config::peek_log_format(path.as_deref(), env_vars()));
     let config = match load_config(path.as_deref(), listen) {
         Ok(c) => c,
         Err(errors) => {

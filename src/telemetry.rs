@@ -20,13 +20,21 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the subscriber; a second call does nothing (tests start several applications).
-pub fn init(format: LogFormat) {
+/// Installs the subscriber; a second call does nothing (tests start several applications). Lines
+/// are written by a thread of their own, so a request never waits for stdout (one access line per
+/// request would otherwise put a write to a pipe on every request's path); keep the returned guard
+/// until the process ends, which writes out what is still queued. If the writer falls behind by
+/// more than 128,000 lines, lines are dropped rather than requests slowed: the counts in
+/// `/metrics` stay exact.
+#[must_use = "the guard writes out queued log lines when dropped"]
+pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("BATON_LOG"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -36,6 +44,7 @@ pub fn init(format: LogFormat) {
             .with_current_span(false)
             .try_init(),
     };
+    guard
 }
 
 /// A log line written at most once a second, however often its event happens: a flood of

@@ -232,7 +232,7 @@ fn user_id() -> u32 {
 
 /// Runs the demo until Ctrl-C. Exit codes as for `baton serve`.
 pub fn run(listen: SocketAddr, db: &Path) -> i32 {
-    baton::telemetry::init(Default::default());
+    let _logs = baton::telemetry::init(Default::default());
     baton::cli::block_on(async move {
         let demo = match build(listen, db).await {
             Ok(demo) => demo,
