@@ -38,6 +38,28 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The OpenAPI conformance run (scripts/schemathesis.sh): Schemathesis and openapi-spec-validator
+# from PyPI, pinned in tests/openapi/requirements.txt, in a venv of their own, (re)built only when
+# the pins change.
+st_venv=${BATON_SCHEMATHESIS_VENV:-$HOME/.cache/baton/schemathesis}
+st_want=$(sha256sum tests/openapi/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$st_venv/.requirements.sha" 2>/dev/null)" != "$st_want" ]; then
+  echo "setup: installing schemathesis (tests/openapi/requirements.txt) into $st_venv"
+  rm -rf "$st_venv"
+  mkdir -p "$(dirname "$st_venv")"
+  if ! python3 -m venv "$st_venv" >/dev/null 2>&1; then
+    # Debian's python3 keeps venv (ensurepip) in a package of its own.
+    rm -rf "$st_venv"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q python3-venv
+    python3 -m venv "$st_venv"
+  fi
+  "$st_venv/bin/pip" install -q --disable-pip-version-check --no-input -r tests/openapi/requirements.txt
+  echo "$st_want" > "$st_venv/.requirements.sha"
+fi
+
 # The contract suite needs the Redis at 127.0.0.1:6379 (or BATON_TEST_REDIS_URL).
 if [ -z "${BATON_TEST_REDIS_URL:-}" ] && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "setup: starting redis-server on 127.0.0.1:6379"

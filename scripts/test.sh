@@ -20,6 +20,8 @@ echo "== TypeScript types (static/cookie-provider.d.ts)"
 npx --no-install tsc -p tests/types/tsconfig.json
 echo "== origin corpus in JavaScript"
 node --test tests/js/
+echo "== OpenAPI conformance (schemathesis against the real binary)"
+scripts/schemathesis.sh "$PWD/target/debug/baton"
 echo "== GMS load-balancer configurations (nginx, HAProxy; Chromium with third-party cookies blocked)"
 node --test --test-concurrency=1 tests/gms/
 echo "== browser tests (Chromium; then Chromium, Firefox ESR and WebKitGTK in every cookie mode)"
