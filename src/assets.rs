@@ -32,6 +32,8 @@ pub const COOKIE_PROVIDER_JS: &[u8] = include_bytes!("../static/cookie-provider.
 /// The same library as an ES module.
 pub const BATON_MJS: &[u8] = include_bytes!("../static/baton.mjs");
 pub const COOKIE_PROVIDER_DTS: &[u8] = include_bytes!("../static/cookie-provider.d.ts");
+/// The module's types, which the global ones import.
+pub const BATON_DMTS: &[u8] = include_bytes!("../static/baton.d.mts");
 pub const IFRAME_JS: &[u8] = include_bytes!("../static/iframe.js");
 
 /// Revalidated often: partners reference these URLs, which never change.
@@ -235,6 +237,7 @@ pub struct Assets {
     pub cookie_provider: Asset,
     pub module: Asset,
     pub types: Asset,
+    pub module_types: Asset,
 }
 
 /// What `cache` an asset is served with: the stable URL's, or a versioned URL's.
@@ -278,6 +281,8 @@ impl Assets {
             iframe_js,
             cookie_provider: Asset::partner_script(),
             module: Asset::partner_module(),
+            module_types: Asset::new(BATON_DMTS.to_vec(), "application/typescript; charset=utf-8")
+                .public(),
             types: Asset::new(
                 COOKIE_PROVIDER_DTS.to_vec(),
                 "application/typescript; charset=utf-8",

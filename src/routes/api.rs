@@ -12,7 +12,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -54,6 +55,8 @@ pub fn routes(
         .route("/session/{key}", put(put_value).delete(delete_value))
         .route("/handoff", post(mint_handoff))
         .route("/handoff/redeem", post(redeem_handoff))
+        // Unknown paths under /v1 too: their 404 passes through the guard like every answer.
+        .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(guard_state.body_limit))
         .layer(RequestBodyTimeoutLayer::new(server.body_timeout()))
         // Outermost, so that every answer under /v1 passes through it: refusals of the rate limit
@@ -228,11 +231,18 @@ struct PutValue {
     value: String,
 }
 
-fn valid_key(key: &str) -> Result<(), ApiError> {
-    if crate::session::is_valid_key(key) {
-        Ok(())
-    } else {
-        Err(ApiError::BadKey)
+/// The `{key}` of a path, checked by the key rule; 400 `bad_key` in the API's error shape for
+/// anything else, a key that is not UTF-8 included (axum's own rejection would be plain text).
+pub struct Key(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Key {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(key)) if crate::session::is_valid_key(&key) => Ok(Self(key)),
+            _ => Err(ApiError::BadKey),
+        }
     }
 }
 
@@ -248,11 +258,10 @@ async fn get_session(req: SessionRequest) -> Result<Response, ApiError> {
 
 async fn put_value(
     req: SessionRequest,
-    Path(key): Path<String>,
+    Key(key): Key,
     JsonBody(body): JsonBody<PutValue>,
 ) -> Result<Response, ApiError> {
     use crate::session::SetOutcome;
-    valid_key(&key)?;
     let limits = &req.config.session;
     if body.value.len() > limits.max_value_bytes {
         return Err(ApiError::ValueTooLarge(limits.max_value_bytes));
@@ -282,8 +291,7 @@ async fn put_value(
 
 /// Removes `key`; 204 whether or not there was a session or a value (the value is gone either
 /// way).
-async fn delete_value(req: SessionRequest, Path(key): Path<String>) -> Result<Response, ApiError> {
-    valid_key(&key)?;
+async fn delete_value(req: SessionRequest, Key(key): Key) -> Result<Response, ApiError> {
     if let Some(r) = req.resolve().await? {
         req.store
             .remove_value(&r.session.uid, &key, req.now)

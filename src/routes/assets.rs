@@ -59,6 +59,14 @@ pub fn routes(assets: &Assets) -> Router<AppState> {
             ),
         )
         .route(
+            "/baton.d.mts",
+            get(
+                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
+                    a.module_types.serve(&h, stable)
+                },
+            ),
+        )
+        .route(
             "/cookie-provider.d.ts",
             get(
                 move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {

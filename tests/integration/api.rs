@@ -240,6 +240,12 @@ async fn bad_input_gets_a_clear_error() {
             400,
             "bad_key",
         ),
+        (
+            // Not UTF-8: refused in the API's own shape, not as axum's plain-text rejection.
+            put("k%FF").json(&serde_json::json!({ "value": "x" })),
+            400,
+            "bad_key",
+        ),
         (app.req(Method::GET, "/nope", None, None), 404, "not_found"),
         (
             app.req(Method::POST, "/v1/session", Some(SHOP), None),

@@ -110,3 +110,29 @@ async fn the_partner_script_has_a_versioned_immutable_url_with_its_integrity() {
     )), "{report}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_types_served_are_complete() {
+    let app = spawn_app().await;
+    let global = app
+        .fetch("/cookie-provider.d.ts")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        global.contains(r#"from "./baton.mjs""#),
+        "the global types import the module's"
+    );
+    // ... which are served beside them, so a downloaded pair resolves.
+    let module = app.fetch("/baton.d.mts").await;
+    assert_eq!(module.status(), 200);
+    assert!(
+        module
+            .text()
+            .await
+            .expect("text")
+            .contains("export function connect(")
+    );
+    app.stop().await;
+}

@@ -128,6 +128,12 @@ fn an_unusable_sqlite_path_names_its_key_and_the_os_reason_and_creates_nothing()
     std::thread::sleep(std::time::Duration::from_millis(100));
     let text = lines.lock().expect("lines").join("\n");
     assert!(text.contains("store.sqlite_path: cannot open"), "{text}");
-    assert!(text.contains("No such file or directory"), "the OS's reason: {text}");
-    assert!(!missing.exists(), "no directory is created behind the operator's back");
+    assert!(
+        text.contains("No such file or directory"),
+        "the OS's reason: {text}"
+    );
+    assert!(
+        !missing.exists(),
+        "no directory is created behind the operator's back"
+    );
 }

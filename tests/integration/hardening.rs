@@ -266,7 +266,7 @@ async fn a_client_not_behind_a_trusted_proxy_cannot_pick_its_address() {
 #[tokio::test]
 async fn every_v1_answer_has_the_same_cache_and_cors_headers() {
     let mut config = test_config();
-    config.server.rate_limit_per_minute = 1;
+    config.server.rate_limit_per_minute = 2;
     let app = spawn_with(config, ":memory:").await;
     // 403: no CORS (the caller is not trusted), but never cached.
     let res = app
@@ -277,10 +277,15 @@ async fn every_v1_answer_has_the_same_cache_and_cors_headers() {
     assert_eq!(res.status(), 403);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert!(res.headers().get("access-control-allow-origin").is_none());
-    // 405 (known path, unknown method), then 429: CORS for the trusted caller, never cached.
-    for (method, status) in [(Method::PATCH, 405), (Method::GET, 429)] {
+    // 404 (unknown path under /v1), 405 (known path, unknown method), then 429: CORS for the
+    // trusted caller, never cached.
+    for (method, path, status) in [
+        (Method::GET, "/v1/nothing-here", 404),
+        (Method::PATCH, "/v1/session", 405),
+        (Method::GET, "/v1/session", 429),
+    ] {
         let res = app
-            .req(method, "/v1/session", Some(SHOP), None)
+            .req(method, path, Some(SHOP), None)
             .send()
             .await
             .expect("send");
