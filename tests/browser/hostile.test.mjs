@@ -33,11 +33,14 @@ window.attack = () => {
 <script>window.IFRAME = ${JSON.stringify(broker.iframeUrl)}; window.client = Baton.connect(IFRAME);</script>
 <body><iframe id="ad" src="${partners.url("evil", "/ad")}"></iframe></body>`,
   );
-  // A page of evil that opens the broker iframe page as a top-level window and posts to it.
-  partners.page("evil", "/opener", `<!doctype html><title>evil</title><script>
+  // A trusted page that opens the broker iframe page as a top-level window and posts to it, as a
+  // phishing page could run it first-party; it also frames the broker as usual, for a control.
+  partners.page("shop", "/opener", `<!doctype html><title>shop</title><script src="${broker.scriptUrl}"></script>
+<script>window.client = Baton.connect(${JSON.stringify(broker.iframeUrl)});
 window.replies = [];
-addEventListener("message", (e) => replies.push(e.data));
-window.attack = (url) => { window.w = open(url); setTimeout(() => { for (const op of ["get", "mode"]) w.postMessage({ baton: 1, id: op, op, key: "k" }, "*"); }, 1000); };
+addEventListener("message", (e) => e.data && String(e.data.id).startsWith("top-") && replies.push(e.data));
+window.post = (w) => { for (const op of ["get", "mode"]) w.postMessage({ baton: 1, id: "top-" + op, op, key: "k" }, ${JSON.stringify(broker.origin)}); };
+window.attack = (url) => { window.w = open(url); };
 </script>`);
 });
 after(async () => world?.stop());
@@ -101,15 +104,23 @@ test("hostile: a frame of evil on a trusted page gets no answer and stores nothi
     assert.equal(await get(shop, "k"), "mine", "the ad's set and end did nothing");
   }));
 
-test("hostile: the broker iframe opened top-level does not answer", () =>
+test("hostile: the broker iframe opened top-level does not answer, even a trusted opener", () =>
   withBrowser("allowed", async (b) => {
     const { partners, broker } = world;
-    const evil = await open(b, partners.url("evil", "/opener"));
-    const [popup] = await Promise.all([b.context.waitForEvent("page"), evil.evaluate((u) => attack(u), broker.iframeUrl)]);
+    const shop = await open(b, partners.url("shop", "/opener"));
+    await call(shop, "set", "k", "mine");
+    // Control: the same messages, from the same trusted page, to its framed broker are answered.
+    await shop.evaluate(() => post(document.querySelector("iframe[src*='broker']").contentWindow));
+    await shop.waitForFunction(() => replies.length === 2);
+    assert.deepEqual(await shop.evaluate(() => replies.map((r) => r.ok)), [true, true], "control: the framed broker answers");
+    await shop.evaluate(() => (replies.length = 0));
+
+    const [popup] = await Promise.all([b.context.waitForEvent("page"), shop.evaluate((u) => attack(u), broker.iframeUrl)]);
     await popup.waitForLoadState("load");
     assert.equal(await popup.evaluate(() => !!document.getElementById("baton-config")), true, "the broker page did load");
-    await sleep(2000);
-    assert.deepEqual(await evil.evaluate(() => replies), []);
+    await shop.evaluate(() => post(w));
+    await sleep(1500);
+    assert.deepEqual(await shop.evaluate(() => replies), [], "a top-level broker page answers nobody");
   }));
 
 test("hostile: evil's own credentialed requests to the API store nothing", () =>
@@ -120,16 +131,20 @@ test("hostile: evil's own credentialed requests to the API store nothing", () =>
     const evil = await open(b, partners.url("evil", "/landing"));
     const results = await evil.evaluate(async (origin) => {
       const out = [];
-      for (const [method, path, body] of [
-        ["PUT", "/v1/session/k", JSON.stringify({ value: "evil" })],
-        ["DELETE", "/v1/session", undefined],
-        ["POST", "/v1/handoff", JSON.stringify({ audience: location.origin })],
+      for (const [method, path, body, mode] of [
+        // A "simple" request (text/plain, no preflight) is sent with the cookies: refused by the broker.
+        ["POST", "/v1/handoff", JSON.stringify({ audience: location.origin }), "no-cors"],
+        ["POST", "/v1/handoff/redeem", JSON.stringify({ token: "x", origin: location.origin }), "no-cors"],
+        // Anything else needs a preflight, which the broker refuses, so the browser never sends it.
+        ["PUT", "/v1/session/k", JSON.stringify({ value: "evil" }), "cors"],
+        ["DELETE", "/v1/session", undefined, "cors"],
+        ["GET", "/v1/session", undefined, "cors"],
       ]) {
-        // text/plain keeps it a "simple" request: no preflight, it reaches the server with the cookies.
-        out.push(await fetch(origin + path, { method, body, credentials: "include", mode: "no-cors", headers: { "content-type": "text/plain" } }).then((r) => r.type, (e) => "error " + e.message));
+        const headers = { "content-type": mode === "cors" ? "application/json" : "text/plain" };
+        out.push(await fetch(origin + path, { method, body, credentials: "include", mode, headers }).then((r) => r.type, () => "network error"));
       }
       return out;
     }, broker.origin);
-    assert.equal(results.length, 3);
+    assert.deepEqual(results, ["opaque", "opaque", "network error", "network error", "network error"]);
     assert.equal(await get(shop, "k"), "mine");
   }));

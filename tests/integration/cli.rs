@@ -8,15 +8,12 @@ fn check(config: &str, env: &[(&str, &str)]) -> (i32, String) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("baton.toml");
     std::fs::write(&path, config).expect("write");
-    let (mut child, lines) = run(
+    let (code, text) = run(
         &["check-config", "--config", path.to_str().expect("utf-8")],
         env,
-    );
-    let code = child.wait().expect("wait").code().expect("exit code");
-    // The readers finish with the process.
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let text = lines.lock().expect("lines").join("\n");
-    (code, text)
+    )
+    .finish();
+    (code.expect("exit code"), text)
 }
 
 const GOOD: &str = "[server]\npublic_origin = \"https://broker.example.com\"\n[trust]\norigins = [\"https://shop.example.com\"]\n[[handoff.keys]]\nkid = \"k\"\nsecret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n";
@@ -71,19 +68,13 @@ fn check_config_reads_baton_config() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("from-env.toml");
     std::fs::write(&path, GOOD).expect("write");
-    let (mut child, lines) = run(
+    let (code, text) = run(
         &["check-config"],
         &[("BATON_CONFIG", path.to_str().expect("utf-8"))],
-    );
-    assert_eq!(child.wait().expect("wait").code(), Some(0));
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    assert!(
-        lines
-            .lock()
-            .expect("lines")
-            .join("\n")
-            .contains("from-env.toml: valid")
-    );
+    )
+    .finish();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("from-env.toml: valid"), "{text}");
 }
 
 #[tokio::test]
@@ -94,23 +85,15 @@ async fn healthcheck_follows_readiness() {
     )
     .await;
     let ready = baton.url("/readyz");
-    let (mut child, _) = run(&["healthcheck", "--url", &ready], &[]);
-    assert_eq!(child.wait().expect("wait").code(), Some(0), "ready");
-    let (mut child, _) = run(&["healthcheck", "--url", &baton.url("/nowhere")], &[]);
-    assert_eq!(
-        child.wait().expect("wait").code(),
-        Some(1),
-        "404 is not ready"
-    );
+    let (code, text) = run(&["healthcheck", "--url", &ready], &[]).finish();
+    assert_eq!(code, Some(0), "ready: {text}");
+    let (code, text) = run(&["healthcheck", "--url", &baton.url("/nowhere")], &[]).finish();
+    assert_eq!(code, Some(1), "404 is not ready: {text}");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/readyz", closed.local_addr().expect("addr"));
     drop(closed);
-    let (mut child, _) = run(&["healthcheck", "--url", &url], &[]);
-    assert_eq!(
-        child.wait().expect("wait").code(),
-        Some(1),
-        "nothing listening"
-    );
+    let (code, text) = run(&["healthcheck", "--url", &url], &[]).finish();
+    assert_eq!(code, Some(1), "nothing listening: {text}");
 }
 
 #[test]
@@ -123,10 +106,8 @@ fn an_unusable_sqlite_path_names_its_key_and_the_os_reason_and_creates_nothing()
     );
     let path = dir.path().join("baton.toml");
     std::fs::write(&path, config).expect("write");
-    let (mut child, lines) = run(&["serve", "--config", path.to_str().expect("utf-8")], &[]);
-    assert_eq!(child.wait().expect("wait").code(), Some(1));
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let text = lines.lock().expect("lines").join("\n");
+    let (code, text) = run(&["serve", "--config", path.to_str().expect("utf-8")], &[]).finish();
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("store.sqlite_path: cannot open"), "{text}");
     assert!(
         text.contains("No such file or directory"),

@@ -94,11 +94,10 @@ async fn json_lines_with_one_access_line_per_request_and_no_secret() {
     let admin = baton.admin.expect("an admin listener");
     let scrape = send(client.get(format!("http://{admin}/metrics"))).await;
     assert_eq!(scrape.status(), 200);
-    // Let the last access lines reach the log.
-    baton.line("request").await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-
-    let lines = baton.lines();
+    // A graceful stop writes out every queued line.
+    let (code, text) = baton.stop();
+    assert_eq!(code, Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
     let parsed: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -161,16 +160,13 @@ async fn a_bad_config_is_logged_like_everything_else() {
         "[log]\nformat = \"json\"\n[session]\nmax_values = \"64\"\n",
     )
     .expect("write");
-    let (mut child, lines) = run(&["serve", "--config", path.to_str().expect("utf-8")], &[]);
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(2));
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let lines = lines.lock().expect("lines").clone();
-    let error = lines
-        .iter()
+    let (code, text) = run(&["serve", "--config", path.to_str().expect("utf-8")], &[]).finish();
+    assert_eq!(code, Some(2), "{text}");
+    let error = text
+        .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["level"] == "ERROR")
-        .unwrap_or_else(|| panic!("no JSON error line:\n{}", lines.join("\n")));
+        .unwrap_or_else(|| panic!("no JSON error line:\n{text}"));
     assert!(
         error["fields"]["problem"]
             .as_str()

@@ -14,6 +14,7 @@ pub struct Baton {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,18 +33,42 @@ fn find(lines: &[String], message: &str) -> Option<serde_json::Value> {
         .find(|v| v["fields"]["message"] == message)
 }
 
+/// A `baton` child process and every line it has written so far.
+pub struct Run {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Run {
+    /// Waits for the process to exit and for its last line to be read (the readers end at the
+    /// pipes' end of file): the exit code and the whole output, with no sleep to guess it by.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        finish(&mut self.child, &mut self.readers, &self.lines)
+    }
+}
+
+fn finish(
+    child: &mut Child,
+    readers: &mut Vec<std::thread::JoinHandle<()>>,
+    lines: &Mutex<Vec<String>>,
+) -> (Option<i32>, String) {
+    let status = child.wait().expect("wait");
+    for reader in readers.drain(..) {
+        reader.join().expect("reader");
+    }
+    let text = lines.lock().expect("lines").join("\n");
+    (status.code(), text)
+}
+
 /// Runs `baton` with `args` and `env` (no other `BATON_*` or `RUST_LOG` from the test's own
 /// environment), collecting every line it writes to stdout and stderr.
-pub fn run(args: &[&str], env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     run_limited(args, env, None)
 }
 
 /// `run`, under an open-file limit of `nofile` (soft and hard, by `prlimit`) when given.
-pub fn run_limited(
-    args: &[&str],
-    env: &[(&str, &str)],
-    nofile: Option<u64>,
-) -> (Child, Arc<Mutex<Vec<String>>>) {
+pub fn run_limited(args: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Run {
     let baton = env!("CARGO_BIN_EXE_baton");
     let mut cmd = match nofile {
         Some(n) => {
@@ -73,15 +98,23 @@ pub fn run_limited(
         .stderr
         .take()
         .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-    for stream in [out, err].into_iter().flatten() {
-        let lines = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                lines.lock().expect("lines").push(line);
-            }
-        });
+    let readers = [out, err]
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().expect("lines").push(line);
+                }
+            })
+        })
+        .collect();
+    Run {
+        child,
+        lines,
+        readers,
     }
-    (child, lines)
 }
 
 impl Baton {
@@ -105,7 +138,11 @@ impl Baton {
         );
         std::fs::write(&path, text).expect("write config");
         let path = path.to_str().expect("utf-8").to_owned();
-        let (mut child, lines) = run_limited(&["serve", "--config", &path], env, nofile);
+        let Run {
+            mut child,
+            lines,
+            readers,
+        } = run_limited(&["serve", "--config", &path], env, nofile);
         let deadline = Instant::now() + Duration::from_secs(20);
         let started = loop {
             if let Some(line) = find(&lines.lock().expect("lines"), "baton is listening") {
@@ -130,8 +167,20 @@ impl Baton {
             admin: addr("admin"),
             child,
             lines,
+            readers,
             _dir: dir,
         }
+    }
+
+    /// SIGTERM, as a container runtime stops it: waits for the graceful exit and the last line
+    /// written, and gives the exit code and the whole output.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM");
+        finish(&mut self.child, &mut self.readers, &self.lines)
     }
 
     /// SIGKILL: no shutdown hook, no flush; waits for the process to be gone.
