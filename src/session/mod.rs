@@ -372,6 +372,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let id = SessionId::generate();
+        let key = PageKey::generate();
+        let shown = format!("{id:?} {key:?} {:?}", Some(&id));
+        assert!(!shown.contains(id.as_str()) && !shown.contains(key.as_str()));
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
     fn the_key_rule_agrees_with_the_shared_corpus() {
         let corpus: serde_json::Value =
             serde_json::from_str(include_str!("../../tests/data/keys.json")).expect("json");

@@ -7,11 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use baton::session::sqlite::SqliteStore;
-use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timestamp,
-};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -150,70 +146,12 @@ async fn a_body_that_stops_arriving_gets_408() {
     app.stop().await;
 }
 
-/// A store whose reads never return: what a hung backend looks like to the API.
-struct Hung(SqliteStore);
-
-#[async_trait]
-impl SessionStore for Hung {
-    async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError> {
-        self.0.create(id, now).await
-    }
-    async fn load(&self, _: &IdHash, _: Timestamp) -> Result<Option<Session>, StoreError> {
-        std::future::pending().await
-    }
-    async fn set_value(
-        &self,
-        uid: &str,
-        key: &str,
-        value: &str,
-        now: Timestamp,
-        max_values: usize,
-    ) -> Result<SetOutcome, StoreError> {
-        self.0.set_value(uid, key, value, now, max_values).await
-    }
-    async fn remove_value(
-        &self,
-        uid: &str,
-        key: &str,
-        now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.0.remove_value(uid, key, now).await
-    }
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
-        self.0.end(uid).await
-    }
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
-        self.0.bind(uid, id, now).await
-    }
-    async fn adopt(
-        &self,
-        uid: &str,
-        id: &IdHash,
-        reached: &[IdHash],
-        now: Timestamp,
-    ) -> Result<AdoptOutcome, StoreError> {
-        self.0.adopt(uid, id, reached, now).await
-    }
-    async fn put_handoff(&self, jti: &str, uid: &str, at: Timestamp) -> Result<(), StoreError> {
-        self.0.put_handoff(jti, uid, at).await
-    }
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        self.0.take_handoff(jti, now).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
-    }
-    async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.0.sweep(now).await
-    }
-}
-
 #[tokio::test]
 async fn a_stuck_store_gets_a_503_that_is_counted_and_carries_the_headers() {
     let mut config = test_config();
     config.server.request_timeout_secs = 1;
     let store = SqliteStore::open(":memory:", config.session.timeouts()).expect("store");
-    let app = spawn_with_store(config, Arc::new(Hung(store))).await;
+    let app = spawn_with_store(config, Arc::new(Faulty(store, Fault::HangLoads))).await;
     let res = app
         .get(SHOP, Some(&format!("{UNPARTITIONED}={}", "a".repeat(43))))
         .await;

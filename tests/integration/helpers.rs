@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use baton::clock::ManualClock;
 use baton::config::Config;
 pub use baton::cookie::{PARTITIONED, UNPARTITIONED};
-use baton::session::SessionStore;
 use baton::session::sqlite::SqliteStore;
+use baton::session::{
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timestamp,
+};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
 pub const SHOP: &str = "http://shop.localhost:9001";
@@ -362,4 +365,93 @@ impl Drop for PrivateRedis {
 pub async fn assert_no_session(res: reqwest::Response) {
     assert_eq!(res.status(), 204, "no session");
     assert!(res.bytes().await.expect("body").is_empty());
+}
+
+/// What a `Faulty` store does instead of its work.
+pub enum Fault {
+    /// Reads never return: a hung backend.
+    HangLoads,
+    /// Every call fails with this error (made afresh for each call).
+    Fail(fn() -> StoreError),
+}
+
+/// A SQLite store with a fault, for what the API does when its store misbehaves.
+pub struct Faulty(pub SqliteStore, pub Fault);
+
+impl Faulty {
+    fn check(&self) -> Result<(), StoreError> {
+        match self.1 {
+            Fault::Fail(make) => Err(make()),
+            Fault::HangLoads => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Faulty {
+    async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError> {
+        self.check()?;
+        self.0.create(id, now).await
+    }
+    async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        self.check()?;
+        if matches!(self.1, Fault::HangLoads) {
+            std::future::pending::<()>().await;
+        }
+        self.0.load(id, now).await
+    }
+    async fn set_value(
+        &self,
+        uid: &str,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<SetOutcome, StoreError> {
+        self.check()?;
+        self.0.set_value(uid, key, value, now, max_values).await
+    }
+    async fn remove_value(
+        &self,
+        uid: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        self.check()?;
+        self.0.remove_value(uid, key, now).await
+    }
+    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.0.end(uid).await
+    }
+    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+        self.check()?;
+        self.0.bind(uid, id, now).await
+    }
+    async fn adopt(
+        &self,
+        uid: &str,
+        id: &IdHash,
+        reached: &[IdHash],
+        now: Timestamp,
+    ) -> Result<AdoptOutcome, StoreError> {
+        self.check()?;
+        self.0.adopt(uid, id, reached, now).await
+    }
+    async fn put_handoff(&self, jti: &str, uid: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.check()?;
+        self.0.put_handoff(jti, uid, at).await
+    }
+    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        self.0.take_handoff(jti, now).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.0.ping().await
+    }
+    async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.check()?;
+        self.0.sweep(now).await
+    }
 }

@@ -16,5 +16,6 @@ mod origin;
 mod page_keys;
 mod process;
 mod redis_reconnect;
+mod secrets;
 mod soak;
 mod store_contract;
