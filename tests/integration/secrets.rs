@@ -76,7 +76,8 @@ const DETAIL: &str = "disk I/O error at /var/lib/baton/secret-path (password=hun
 
 #[tokio::test]
 async fn a_failure_answers_its_code_and_never_its_detail() {
-    let cases: [(fn() -> StoreError, u16, &str, &str); 2] = [
+    type Case = (fn() -> StoreError, u16, &'static str, &'static str);
+    let cases: [Case; 2] = [
         (
             || StoreError::Internal(DETAIL.into()),
             500,
