@@ -71,25 +71,29 @@ async fn silent_and_half_sent_connections_are_closed() {
 async fn idle_connections_make_room_for_fresh_requests() {
     let mut config = test_config();
     config.server.max_connections = 20;
+    config.server.header_timeout_secs = 60;
+    // Without room made for it, a fresh request waits until an idle connection times out: the
+    // bound below tells the two apart however slow this machine is.
+    let well_before_a_timeout = Duration::from_secs(20);
     let app = spawn_with(config, ":memory:").await;
     let mut idle = Vec::new();
     for _ in 0..20 {
         idle.push(TcpStream::connect(addr(&app)).await.expect("connect"));
     }
     // Every slot is held by a connection that sends nothing; a fresh request is still answered,
-    // at once, and the longest idle connection is the one closed for it.
+    // and the longest idle connection is the one closed for it.
     for _ in 0..5 {
         let started = Instant::now();
         let res = app.fetch("/healthz").await;
         assert_eq!(res.status(), 200);
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < well_before_a_timeout,
             "{:?}",
             started.elapsed()
         );
     }
     assert!(
-        closed_within(&mut idle[0], Duration::from_secs(2)).await,
+        closed_within(&mut idle[0], well_before_a_timeout).await,
         "the oldest idle connection made room"
     );
     assert!(
@@ -107,9 +111,10 @@ async fn a_body_declared_too_large_is_refused_at_once() {
         "PUT /v1/session/chat HTTP/1.1\r\nHost: x\r\nOrigin: {SHOP}\r\nContent-Type: application/json\r\nContent-Length: 52428800\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.expect("write");
-    let started = Instant::now();
+    // The body never comes: a server that waited for it would answer 408 at the body timeout, not
+    // 413, so the status alone says the refusal came at once.
     let mut buf = vec![0u8; 2048];
-    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
         .await
         .expect("answered without waiting for the body")
         .expect("read");
@@ -121,7 +126,6 @@ async fn a_body_declared_too_large_is_refused_at_once() {
             .contains("access-control-allow-origin"),
         "{text}"
     );
-    assert!(started.elapsed() < Duration::from_secs(1));
     app.stop().await;
 }
 

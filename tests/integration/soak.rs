@@ -288,9 +288,11 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
         "too little traffic to mean anything"
     );
     assert!(opened >= IDLE as u64, "the idle connections were held");
+    // A starved connection waits for the 30 s header timeout; a fifth of it tells the two apart on
+    // any machine.
     assert!(
-        pct(0.99) < Duration::from_secs(1),
-        "fresh requests answered fast: p99 {:?}",
+        pct(0.99) < Duration::from_secs(6),
+        "fresh requests answered, not starved: p99 {:?}",
         pct(0.99)
     );
     assert!(
