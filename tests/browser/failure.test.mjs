@@ -31,7 +31,8 @@ test("iframe failing to load: rejects with iframe_error or timeout within the ti
       assert.ok(["iframe_error", "timeout"].includes(r.results[0]), `${url}: ${JSON.stringify(r)}`);
       assert.ok(["iframe_error", "timeout"].includes(r.results[1]), `${url}: ${JSON.stringify(r)}`);
       assert.equal(r.results[3], false, "cookieTest says no");
-      assert.ok(r.ms < 5500, `${url}: took ${r.ms} ms`);
+      // Rejected by the 3 s timeout, not hung: three times it leaves room for a slow machine.
+      assert.ok(r.ms < 9000, `${url}: took ${r.ms} ms`);
       if (url.endsWith("/healthz")) assert.equal(r.results[0], "iframe_error", "a frame that loads but never answers fails fast");
     }
     await page.click("button");
