@@ -10,8 +10,8 @@
 // plain link (blocked: the library decorates the link with a handoff token; allowed: the
 // unpartitioned cookie, with the token redundant). Plus cookieTest, a page that calls loadCookie()
 // from <head>, a proactive chat started while the page's first loadCookie() is still in flight
-// (its cookie must survive loadCookie's stale-cookie cleanup), and how long loadCookie() takes on
-// a fresh page load.
+// (its cookie must survive loadCookie's stale-cookie cleanup). How long loadCookie() takes is
+// measured by bench/browser.mjs, not here.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { partitionSite, startBrowser, startWorld, until, withBrowser as harnessWithBrowser, PART_COOKIE, PLAIN_COOKIE } from "./harness.mjs";
@@ -118,7 +118,7 @@ function showThirdPartyCookieNotification(isEnable) {
 
 /** Links to the other site's pages: plain <a href>, nothing of baton in them. */
 const links = (partners, other) =>
-  ["chat", "chat-ext", "chat-head", "timing"].map((p) => `<a id="to-${other}-${p}" href="${partners.url(other, "/" + p)}">${other} ${p}</a>`).join("\n");
+  ["chat", "chat-ext", "chat-head"].map((p) => `<a id="to-${other}-${p}" href="${partners.url(other, "/" + p)}">${other} ${p}</a>`).join("\n");
 
 function addPages(partners, broker) {
   const script = `${broker.origin}/cookie-provider.min.js`;
@@ -265,34 +265,6 @@ window._genesys.widgets.bus.registerPlugin("CookieProvider").subscribe("WebChat.
 });
 CXBus.command("WebChat.open");
 </script>
-</body>
-</html>`,
-    );
-
-    // How long loadCookie() takes: from just before the provider is created, and from navigation start.
-    partners.page(
-      site,
-      "/timing",
-      `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8" />
-<title>${site}: timing</title>
-<script src="${script}"></script>
-<script>
-const IFRAME_URL = ${iframe};
-const SESSION_COOKIE_NAME = "${NAME}";
-const t0 = performance.now();
-let cookieProvider = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL);
-window.timing = cookieProvider.loadCookie().then(
-  (value) => ({ value, call: performance.now() - t0, sinceNavigation: performance.now() }),
-  (e) => ({ error: e.code || String(e), call: performance.now() - t0, sinceNavigation: performance.now() }),
-);
-</script>
-</head>
-<body>
-<h1>${site}: timing</h1>
-${links(partners, other)}
 </body>
 </html>`,
     );
@@ -471,37 +443,3 @@ for (const mode of ["blocked", "allowed"]) {
       }
     }));
 }
-
-test("timing: loadCookie() on a fresh page load, per mode (printed; bound < 3 s)", { timeout: 120000 }, async (t) => {
-  const { partners } = world;
-  const rows = [];
-  const measure = async (label, page, url, expected, how = (p) => p.goto(url)) => {
-    await how(page);
-    const r = await page.evaluate(() => timing);
-    assert.equal(r.error, undefined, `${label}: ${JSON.stringify(r)}`);
-    assert.equal(r.value, expected, `${label}: ${JSON.stringify(r)}`);
-    rows.push([label, r.call, r.sinceNavigation]);
-    assert.ok(r.call < 3000 && r.sinceNavigation < 3000, `${label}: ${JSON.stringify(r)}`);
-  };
-  for (const mode of ["allowed", "blocked"]) {
-    await withBrowser(mode, async (b) => {
-      const page = await b.newPage();
-      await measure(`${mode}: first page load, no session`, page, partners.url("shop", "/timing"), null);
-      await page.evaluate(() => {
-        document.cookie = "customer-defined-session-cookie=chat-t; path=/";
-        return cookieProvider.saveCookie();
-      });
-      await page.evaluate(() => (document.cookie = "customer-defined-session-cookie=; max-age=0; path=/"));
-      for (let i = 1; i <= 5; i++) await measure(`${mode}: shop reload ${i}, with session`, page, partners.url("shop", "/timing"), "chat-t");
-      await measure(`${mode}: link click to support (${mode === "blocked" ? "handoff redeem + get" : "unpartitioned cookie"})`, page, null, "chat-t", async (p) => {
-        await p.click("#to-support-timing");
-        await arrived(p, "support");
-      });
-      for (let i = 1; i <= 3; i++) await measure(`${mode}: support reload ${i}`, page, partners.url("support", "/timing"), "chat-t");
-    });
-  }
-  const fmt = (ms) => `${ms.toFixed(0).padStart(5)} ms`;
-  const table = rows.map(([label, call, nav]) => `${label.padEnd(62)} loadCookie ${fmt(call)}   since navigation start ${fmt(nav)}`).join("\n");
-  t.diagnostic("loadCookie() timings:");
-  for (const line of table.split("\n")) t.diagnostic(line);
-});
