@@ -5,75 +5,39 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use std::sync::Arc;
 
-use crate::assets::{self, Assets};
+use crate::assets::{self, Asset, Assets};
 use crate::state::AppState;
 
 pub fn routes(assets: &Assets) -> Router<AppState> {
-    let stable = assets::cache_control(false);
-    let versioned = assets::cache_control(true);
     Router::new()
         .route("/iframe.html", get(iframe_page))
-        .route(
-            "/iframe.js",
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.iframe_js.serve(&h, stable)
-                },
-            ),
-        )
+        .route("/iframe.js", asset(|a| &a.iframe_js, false))
         .route(
             &assets.versioned_iframe_js_path(),
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.iframe_js.serve(&h, versioned)
-                },
-            ),
+            asset(|a| &a.iframe_js, true),
         )
-        .route("/cookie-provider.js", get(cookie_provider))
-        .route("/cookie-provider.min.js", get(cookie_provider))
+        .route("/cookie-provider.js", asset(|a| &a.cookie_provider, false))
+        .route(
+            "/cookie-provider.min.js",
+            asset(|a| &a.cookie_provider, false),
+        )
         .route(
             &assets.versioned_provider_path(),
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.cookie_provider.serve(&h, versioned)
-                },
-            ),
+            asset(|a| &a.cookie_provider, true),
         )
-        .route(
-            "/baton.mjs",
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.module.serve(&h, stable)
-                },
-            ),
-        )
-        .route(
-            &assets.versioned_module_path(),
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.module.serve(&h, versioned)
-                },
-            ),
-        )
-        .route(
-            "/baton.d.mts",
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.module_types.serve(&h, stable)
-                },
-            ),
-        )
-        .route(
-            "/cookie-provider.d.ts",
-            get(
-                move |State(a): State<Arc<Assets>>, h: HeaderMap| async move {
-                    a.types.serve(&h, stable)
-                },
-            ),
-        )
+        .route("/baton.mjs", asset(|a| &a.module, false))
+        .route(&assets.versioned_module_path(), asset(|a| &a.module, true))
+        .route("/baton.d.mts", asset(|a| &a.module_types, false))
+        .route("/cookie-provider.d.ts", asset(|a| &a.types, false))
+}
+
+/// `GET` of the asset `which` picks, under a stable or a versioned (immutable) URL.
+fn asset(which: fn(&Assets) -> &Asset, versioned: bool) -> MethodRouter<AppState> {
+    let cache = assets::cache_control(versioned);
+    get(move |State(a): State<Arc<Assets>>, h: HeaderMap| async move { which(&a).serve(&h, cache) })
 }
 
 /// Storage Access headers: when the browser says the broker holds a storage-access grant under this
@@ -93,10 +57,4 @@ async fn iframe_page(State(assets): State<Arc<Assets>>, h: HeaderMap) -> Respons
         HeaderValue::from_static("Sec-Fetch-Storage-Access"),
     );
     res
-}
-
-async fn cookie_provider(State(assets): State<Arc<Assets>>, h: HeaderMap) -> Response {
-    assets
-        .cookie_provider
-        .serve(&h, assets::cache_control(false))
 }
