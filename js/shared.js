@@ -3,8 +3,9 @@
 // The Rust side is src/origin.rs and session::is_valid_key; tests/data/origin-cases.json and
 // tests/data/keys.json hold the cases both sides must agree on.
 
-/** The key rule: 1 to 128 characters from `A-Z a-z 0-9 . _ -`. */
-const KEY = /^[\w.-]{1,128}$/;
+/** The key rule: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, except `.` and `..` (a URL
+ * resolves those path segments away). */
+const KEY = /^(?!\.\.?$)[\w.-]{1,128}$/;
 
 /**
  * The origin rule of docs/PROTOCOL.md: printable ASCII, at most 2048 bytes, not "null", in

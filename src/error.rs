@@ -18,7 +18,7 @@ pub enum ApiError {
     OriginDenied,
     #[error("there is no session")]
     NoSession,
-    #[error("keys are 1 to 128 characters from A-Z a-z 0-9 . _ -")]
+    #[error("keys are 1 to 128 characters from A-Z a-z 0-9 . _ -, except . and ..")]
     BadKey,
     #[error("the body is not valid JSON of the expected shape: {0}")]
     BadJson(String),

@@ -138,10 +138,14 @@ fn hex(bytes: &[u8]) -> String {
 
 pub type Values = BTreeMap<String, String>;
 
-/// The key rule: 1 to 128 characters from `A-Z a-z 0-9 . _ -`. The iframe and the library apply
-/// the same rule before sending (`js/`); both sides are tested against `tests/data/keys.json`.
+/// The key rule: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, except `.` and `..`: a key is a
+/// path segment (`/v1/session/{key}`), and URL parsers (`fetch` among them) resolve those two
+/// away, so they could never reach their own path. The iframe and the library apply the same rule
+/// before sending (`js/`); both sides are tested against `tests/data/keys.json`.
 pub fn is_valid_key(key: &str) -> bool {
     (1..=128).contains(&key.len())
+        && key != "."
+        && key != ".."
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
