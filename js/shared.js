@@ -9,26 +9,37 @@ const KEY = /^(?!\.\.?$)[\w.-]{1,128}$/;
 
 /**
  * The origin rule of docs/PROTOCOL.md: printable ASCII, at most 2048 bytes, not "null", in
- * canonical form, and equal to a trusted origin or matched by a `scheme://*.suffix[:port]`
- * pattern with at least one non-empty label before the suffix.
+ * canonical form, a host within DNS limits, and equal to a trusted origin or matched by a
+ * `scheme://*.suffix[:port]` pattern with at least one label before the suffix.
  * @param {string[]} trusted the broker's trusted patterns
  * @param {unknown} o the `event.origin` (or a destination origin) to check
  * @returns {boolean}
  */
 const allowed = (trusted, o) => {
   try {
-    if (!/^[!-~]{1,2048}$/.test(/** @type {string} */ (o)) || o === "null" || new URL(/** @type {string} */ (o)).origin !== o) return false;
+    return (
+      /^[!-~]{1,2048}$/.test(/** @type {string} */ (o)) &&
+      // `"null"` needs no test of its own: `new URL("null")` throws.
+      new URL(/** @type {string} */ (o)).origin === o &&
+      // DNS limits. In a canonical origin the host is what follows `//` up to a `:`, and its
+      // labels are the only runs of more than 5 bytes without `.`, `:` or `/`: this finds a label
+      // over 63 bytes, or a host over 253. The rule does not count a trailing dot, but a host
+      // with one is never trusted here anyway, so counting it changes no answer.
+      !/[^.:/]{64}|\/\/[^:]{254}/.test(/** @type {string} */ (o)) &&
+      trusted.some((p) => {
+        const [scheme, suffix] = p.split("*");
+        if (suffix === undefined) return p === o;
+        // Put back between scheme and suffix, the slice is `o` only if `o` starts and ends with
+        // them (one comparison instead of two: every byte counts against the size budget).
+        const labels = /** @type {string} */ (o).slice(scheme.length, -suffix.length);
+        // Labels before the suffix: non-empty, host-name characters only, and never an A-label
+        // (`xn--`), on which URL parsers disagree (Unicode versions, the bidi rule): a wildcard
+        // covers ASCII names only. `a..example.com`, `.a.example.com`, `a'b.example.com` or a
+        // literal `*.example.com` are valid URL hosts, but not what `*.example.com` means.
+        return /^(?!xn--)[\w-]+(\.(?!xn--)[\w-]+)*$/.test(labels) && scheme + labels + suffix === o;
+      })
+    );
   } catch {
     return false;
   }
-  return trusted.some((p) => {
-    const [scheme, suffix] = p.split("*");
-    if (suffix === undefined) return p === o;
-    const s = /** @type {string} */ (o);
-    const label = s.startsWith(scheme) && s.endsWith(suffix) && s.slice(scheme.length, -suffix.length);
-    // Labels before the suffix: non-empty, host-name characters only. `a..example.com`,
-    // `.a.example.com`, `a'b.example.com` or a literal `*.example.com` are valid URL hosts, but
-    // not what a `*.example.com` pattern means.
-    return !!label && /^[\w-]+(\.[\w-]+)*$/.test(label);
-  });
 };

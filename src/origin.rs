@@ -10,9 +10,18 @@
 //! rather than normalised. Normalising would mean agreeing with every browser's URL parser on
 //! every quirk; comparing canonical bytes means agreeing only on what a browser actually sends.
 //!
+//! A host name must also fit in DNS (labels of at most 63 bytes, at most 253 bytes in all): URL
+//! parsers accept longer ones, but no browser can reach such a site, so nothing is lost and the
+//! two implementations have one fewer thing to disagree on.
+//!
 //! Wildcard patterns (`https://*.example.org`) match whole labels, never a bare string prefix or
 //! suffix, and config validation refuses patterns that would trust domains the operator cannot
-//! own (a public suffix such as `*.co.uk` or `*.github.io`).
+//! own (a public suffix such as `*.co.uk` or `*.github.io`). A wildcard covers plain ASCII names
+//! only: no A-label (`xn--…`) in its suffix nor in the labels it matches. URL parsers disagree on
+//! which A-labels are valid (the `url` crate refuses some that browsers and Node accept, and the
+//! reverse where their Unicode versions differ), and an A-label anywhere in a name can change how
+//! its other labels are judged (the bidi rule), so only there could this side and the browser
+//! side decide differently. Internationalised origins are trusted as exact entries.
 
 use std::fmt;
 
@@ -21,10 +30,15 @@ use url::{Host, Url};
 /// Longest origin accepted, in bytes. Real origins are far shorter (a DNS name is at most 253
 /// bytes); the cap bounds the work done on a hostile header before it is parsed.
 pub const MAX_ORIGIN_LEN: usize = 2048;
+/// Longest host name label, in bytes (RFC 1035).
+pub const MAX_LABEL_LEN: usize = 63;
+/// Longest host name, in bytes, not counting a trailing dot (RFC 1035's 255 bytes on the wire).
+pub const MAX_HOST_LEN: usize = 253;
 
 /// An origin that passed the syntactic part of the rule: printable ASCII, at most
-/// [`MAX_ORIGIN_LEN`] bytes, `http` or `https`, and byte-for-byte equal to its own canonical
-/// serialisation. Holding one says nothing about trust; ask [`TrustedOrigins`] for that.
+/// [`MAX_ORIGIN_LEN`] bytes, `http` or `https`, byte-for-byte equal to its own canonical
+/// serialisation, and a host within DNS limits. Holding one says nothing about trust; ask
+/// [`TrustedOrigins`] for that.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Origin(String);
 
@@ -42,6 +56,8 @@ pub enum Denied {
     Malformed,
     /// A URL, but not spelled the way a browser serialises an origin.
     NotCanonical,
+    /// A host name label over [`MAX_LABEL_LEN`] bytes or a name over [`MAX_HOST_LEN`] bytes.
+    HostTooLong,
     /// Well-formed, but no trusted pattern matches it.
     NotTrusted,
 }
@@ -55,6 +71,7 @@ impl Denied {
             Self::Null => "null",
             Self::Malformed => "malformed",
             Self::NotCanonical => "not_canonical",
+            Self::HostTooLong => "host_too_long",
             Self::NotTrusted => "not_trusted",
         }
     }
@@ -70,6 +87,10 @@ impl fmt::Display for Denied {
             Self::Null => "the origin is `null`, which any sandboxed or local page can send",
             Self::Malformed => "the origin is not an http or https URL with a host",
             Self::NotCanonical => "the origin is not spelled the way a browser sends it",
+            Self::HostTooLong => {
+                "the origin has a host label over 63 bytes or a host over 253 bytes, which DNS \
+                 does not allow"
+            }
             Self::NotTrusted => "the origin is not in the trusted list",
         })
     }
@@ -99,6 +120,11 @@ impl Origin {
         }
         if url.origin().ascii_serialization() != raw {
             return Err(Denied::NotCanonical);
+        }
+        if let Some(Host::Domain(name)) = url.host()
+            && !within_dns_limits(name)
+        {
+            return Err(Denied::HostTooLong);
         }
         Ok(Origin(raw.to_owned()))
     }
@@ -136,6 +162,19 @@ impl fmt::Display for Origin {
 
 fn is_printable_ascii(b: u8) -> bool {
     (0x21..=0x7e).contains(&b)
+}
+
+/// Whether a host name fits in DNS: every label at most [`MAX_LABEL_LEN`] bytes, the whole at
+/// most [`MAX_HOST_LEN`] without its trailing dot, if any. `name` is the ASCII (punycode) form.
+fn within_dns_limits(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.len() <= MAX_HOST_LEN && name.split('.').all(|label| label.len() <= MAX_LABEL_LEN)
+}
+
+/// Whether a label is an A-label, the ASCII form of an internationalised one (`xn--…`). In a
+/// canonical host it is always lowercase.
+fn is_a_label(label: &str) -> bool {
+    label.starts_with("xn--")
 }
 
 /// Characters a trusted-list host may hold: letters, digits and hyphen, which is also the whole
@@ -199,7 +238,12 @@ enum Problem {
     NotCanonical,
     TrailingDot,
     BadHostChars,
+    LabelTooLong,
+    HostTooLong {
+        wildcard: bool,
+    },
     WildcardIp,
+    WildcardIdn,
     PublicSuffix {
         scheme: String,
         suffix: String,
@@ -237,8 +281,8 @@ impl OriginPattern {
     }
 }
 
-/// True iff `host` is one or more non-empty labels followed by `.` and `suffix`, which is a
-/// little stricter than PROTOCOL.md's "at least one non-empty label before it" read literally:
+/// True iff `host` is one or more non-empty labels followed by `.` and `suffix`, each of those
+/// labels made of `a-z 0-9 - _` and none an A-label (`xn--`; see the module documentation).
 /// `a..example.org` and `.example.org` are canonical URL hosts, but no DNS name has an empty
 /// label, so they are refused (`js/shared.js` refuses them too). IP addresses never match: a
 /// canonical IPv4 ends in a numeric label, which a validated suffix cannot (the parser would read
@@ -260,6 +304,7 @@ fn host_under(host: &str, suffix: &str) -> bool {
     !front.is_empty()
         && front.split('.').all(|label| {
             !label.is_empty()
+                && !is_a_label(label)
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
@@ -278,10 +323,12 @@ fn check_pattern(raw: &str) -> Result<OriginPattern, Problem> {
         .ok_or(Problem::Unparseable(url::ParseError::EmptyHost))?;
     let domain = match host {
         Host::Domain(domain) => domain,
-        Host::Ipv4(_) | Host::Ipv6(_) if wildcard => return Err(Problem::WildcardIp),
+        // Never a wildcard: `probe_url` refuses every one whose host would be an address (a
+        // bracketed tail, or a numeric last label, which makes the parser read `x.…` as IPv4
+        // and fail), so this is an exact entry.
         Host::Ipv4(_) | Host::Ipv6(_) => return exact(raw),
     };
-    check_domain(domain)?;
+    check_domain(domain, wildcard)?;
     if !wildcard {
         return exact(raw);
     }
@@ -289,6 +336,9 @@ fn check_pattern(raw: &str) -> Result<OriginPattern, Problem> {
         .strip_prefix(PROBE_LABEL)
         .and_then(|s| s.strip_prefix('.'))
         .ok_or(Problem::NotCanonical)?;
+    if suffix.split('.').any(is_a_label) {
+        return Err(Problem::WildcardIdn);
+    }
     // `psl::domain` is `None` when the name has no registrable part, i.e. when it is itself a
     // public suffix (`com`, `co.uk`, `github.io`) or under an unlisted TLD such as `localhost`,
     // which the list's implicit `*` rule treats as public. Either way the operator cannot own
@@ -364,8 +414,8 @@ fn probe_url(raw: &str, scheme_part: &str, rest: &str, wildcard: bool) -> Result
     Ok(url)
 }
 
-/// The host of an entry that names a domain.
-fn check_domain(domain: &str) -> Result<(), Problem> {
+/// The host of an entry that names a domain (for a wildcard, with the probe label in front).
+fn check_domain(domain: &str, wildcard: bool) -> Result<(), Problem> {
     // The URL parser keeps a trailing dot, and to a browser `example.com.` is a different
     // origin from `example.com`; an entry with one is almost certainly a typo.
     if domain.ends_with('.') {
@@ -378,6 +428,14 @@ fn check_domain(domain: &str) -> Result<(), Problem> {
         .all(|label| !label.is_empty() && label.bytes().all(is_ldh))
     {
         return Err(Problem::BadHostChars);
+    }
+    // A wildcard's probe host is its shortest possible match, so the same limits refuse a suffix
+    // that leaves no room for a label in front.
+    if domain.split('.').any(|label| label.len() > MAX_LABEL_LEN) {
+        return Err(Problem::LabelTooLong);
+    }
+    if domain.len() > MAX_HOST_LEN {
+        return Err(Problem::HostTooLong { wildcard });
     }
     Ok(())
 }
@@ -431,6 +489,12 @@ fn explain(raw: &str, problem: &Problem) -> String {
             "the entry is longer than {MAX_ORIGIN_LEN} bytes, so no browser origin can match it; \
              {SHAPE}"
         ),
+        Problem::NotPrintable { non_ascii: true } if raw.contains('*') => {
+            "contains non-ASCII characters, but browsers send hosts in punycode, and a wildcard \
+             covers plain ASCII names only; list each internationalised origin exactly, in its \
+             `xn--` form"
+                .to_owned()
+        }
         Problem::NotPrintable { non_ascii: true } => format!(
             "contains non-ASCII characters, but browsers send hosts in punycode; {}",
             fix("write the host in its `xn--` form")
@@ -482,8 +546,24 @@ fn explain(raw: &str, problem: &Problem) -> String {
              labels (that is all a CSP frame-ancestors source can express, and all real host \
              names use); {SHAPE}"
         ),
+        Problem::LabelTooLong => format!(
+            "the host has a label longer than {MAX_LABEL_LEN} bytes, which DNS does not allow, so \
+             no browser can reach it; {SHAPE}"
+        ),
+        Problem::HostTooLong { wildcard: false } => format!(
+            "the host is longer than {MAX_HOST_LEN} bytes, which DNS does not allow, so no \
+             browser can reach it; {SHAPE}"
+        ),
+        Problem::HostTooLong { wildcard: true } => format!(
+            "the suffix leaves no room for a label in front of it: with one, every name it \
+             matches is longer than {MAX_HOST_LEN} bytes, which DNS does not allow; {SHAPE}"
+        ),
         Problem::WildcardIp => "a wildcard cannot cover an IP address; list each address as an \
                                 exact origin, e.g. `http://127.0.0.1:3000`"
+            .to_owned(),
+        Problem::WildcardIdn => "a wildcard covers plain ASCII names only, not internationalised \
+                                 ones (`xn--…`), on which URL parsers disagree; list each such \
+                                 origin exactly, e.g. `https://xn--bcher-kva.example`"
             .to_owned(),
         Problem::PublicSuffix {
             scheme,
@@ -645,6 +725,7 @@ mod tests {
             (Denied::Null, "null"),
             (Denied::Malformed, "malformed"),
             (Denied::NotCanonical, "not_canonical"),
+            (Denied::HostTooLong, "host_too_long"),
             (Denied::NotTrusted, "not_trusted"),
         ];
         for (denied, code) in all {
@@ -716,7 +797,11 @@ mod tests {
             "{r}"
         );
         let r = reason("https://*.bücher.example");
-        assert!(r.contains("`https://*.xn--bcher-kva.example`"), "{r}");
+        assert!(r.contains("plain ASCII names only"), "{r}");
+        assert!(
+            !r.contains("*.xn--"),
+            "suggests no pattern that is refused too: {r}"
+        );
     }
 
     #[test]
@@ -783,6 +868,29 @@ mod tests {
     }
 
     #[test]
+    fn dns_limits_and_internationalised_wildcards_say_why() {
+        let label = |n: usize| "a".repeat(n);
+        let r = reason(&format!("https://{}.example.com", label(MAX_LABEL_LEN + 1)));
+        assert!(r.contains("label longer than 63 bytes"), "{r}");
+        let long_name = format!("{0}.{0}.{0}.{1}.example.com", label(63), label(50));
+        assert_eq!(long_name.len(), MAX_HOST_LEN + 1);
+        let r = reason(&format!("https://{long_name}"));
+        assert!(r.contains("host is longer than 253 bytes"), "{r}");
+        // For a wildcard, the shortest match is one label longer than the suffix.
+        let r = reason(&format!("https://*.{}", &long_name[2..]));
+        assert!(r.contains("no room for a label in front"), "{r}");
+        assert!(OriginPattern::parse(&format!("https://*.{}", &long_name[3..])).is_ok());
+        for entry in [
+            "https://*.xn--bcher-kva.example",
+            "https://*.shop.xn--bcher-kva.example",
+        ] {
+            let r = reason(entry);
+            assert!(r.contains("plain ASCII names only"), "{r}");
+            assert!(r.contains("`https://xn--bcher-kva.example`"), "{r}");
+        }
+    }
+
+    #[test]
     fn display_is_the_canonical_text() {
         for entry in [
             "https://shop.example.com",
@@ -833,14 +941,58 @@ mod tests {
 
     #[test]
     fn hand_built_wildcards_cannot_match_everything() {
-        let origin = Origin::parse("https://a.").expect("canonical");
+        let wildcard = |suffix: &str| OriginPattern::Wildcard {
+            scheme: "https".into(),
+            suffix: suffix.into(),
+            port: None,
+        };
+        let origin = |raw: &str| Origin::parse(raw).expect("canonical");
         for suffix in ["", "."] {
-            let p = OriginPattern::Wildcard {
-                scheme: "https".into(),
-                suffix: suffix.into(),
-                port: None,
-            };
-            assert!(!p.matches(&origin), "{suffix:?}");
+            assert!(
+                !wildcard(suffix).matches(&origin("https://a.")),
+                "{suffix:?}"
+            );
         }
+        // Each guard of `host_under` on its own: a suffix with a leading dot would otherwise
+        // match across an empty label, one with a trailing dot a trailing-dot host.
+        assert!(!wildcard(".org").matches(&origin("https://a..org")));
+        assert!(!wildcard("org.").matches(&origin("https://a.org.")));
+        assert!(wildcard("org").matches(&origin("https://a.org")));
+    }
+
+    #[test]
+    fn entries_are_judged_on_what_is_wrong_with_them() {
+        // At exactly 2048 bytes an entry is not too long; its host is.
+        let entry = format!("https://ab.{}example.com", "a.".repeat(1013));
+        assert_eq!(entry.len(), MAX_ORIGIN_LEN);
+        let r = reason(&entry);
+        assert!(
+            r.contains("longer than 253 bytes") && !r.contains("2048"),
+            "{r}"
+        );
+        // An exact entry that the parser takes for a bad IPv4 address is not a wildcard.
+        let r = reason("https://1.2.3.999");
+        assert!(
+            r.contains("not a valid URL") && !r.contains("wildcard"),
+            "{r}"
+        );
+        assert!(reason("https://*.1.2.3.999").contains("cannot cover an IP"));
+    }
+
+    #[test]
+    fn suggestions_never_cross_userinfo_or_land_on_a_refused_entry() {
+        // `shop.example.com` is the user name here and `evil.net` the host: suggesting
+        // `https://evil.net` would make the typo worse.
+        let r = reason(" https://shop.example.com@evil.net");
+        assert!(!r.contains("`https://evil.net`"), "{r}");
+        let r = reason(" https://:secret@shop.example.com");
+        assert!(!r.contains("`https://shop.example.com`"), "{r}");
+        // Dropping the path of `https://*.com/` leaves a public-suffix wildcard, which is refused
+        // too, so it is not suggested.
+        let r = reason("https://*.com/");
+        assert!(
+            r.contains("remove everything after") && !r.contains("`https://*.com`"),
+            "{r}"
+        );
     }
 }
