@@ -14,6 +14,8 @@ echo "== cargo build (the broker and the demo)"
 cargo build --locked --workspace
 echo "== cargo test"
 cargo test --locked --workspace --lib --bins --tests -- --test-threads=4
+echo "== every README claim names tests that exist (docs/claims.md)"
+node scripts/check-claims.mjs
 echo "== JavaScript build and size budget"
 node scripts/check-js.mjs
 echo "== TypeScript types (static/cookie-provider.d.ts)"
