@@ -373,8 +373,9 @@ impl HandoffConfig {
     }
 
     /// Whether a throwaway key is generated at start: no keys configured, and either asked for,
-    /// or a plain-http localhost public origin, which can only be a development setup (no browser
-    /// elsewhere can reach it), so a throwaway key there is no risk and saves a step.
+    /// or a plain-http public origin, which can only be a development setup: validation accepts
+    /// `http://` only on localhost names (`plain_http_public_origin_needs_localhost`), no browser
+    /// elsewhere can reach it, so a throwaway key there is no risk and saves a step.
     pub fn uses_dev_key(&self, public_origin: &Origin) -> bool {
         self.keys.is_empty()
             && (self.generate_dev_key || public_origin.as_str().starts_with("http://"))
