@@ -333,7 +333,7 @@ async fn mint_handoff(
     let Some(r) = req.resolve().await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let minted = keys.mint(audience.as_str(), req.now).map_err(|e| {
+    let minted = keys.mint(audience.as_str(), req.now, &r.session.uid).map_err(|e| {
         tracing::error!(error = %e, "cannot sign a handoff token");
         ApiError::Internal
     })?;

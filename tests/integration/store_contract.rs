@@ -824,6 +824,15 @@ fn redis_url() -> String {
     std::env::var("BATON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// A one-Redis config of `url` and `prefix`, the other keys at their defaults.
+pub fn redis_config(url: &str, prefix: &str) -> baton::session::redis::RedisConfig {
+    baton::session::redis::RedisConfig {
+        redis_url: url.into(),
+        redis_prefix: prefix.into(),
+        ..Default::default()
+    }
+}
+
 async fn redis_store() -> Arc<dyn SessionStore> {
     Arc::new(redis_cleanup().await)
 }
@@ -831,7 +840,7 @@ async fn redis_store() -> Arc<dyn SessionStore> {
 async fn redis_cleanup() -> Kept<RedisKeys> {
     let url = redis_url();
     let prefix = format!("baton-test:{}:", baton::session::new_uid());
-    let store = baton::session::redis::RedisStore::open(&url, &prefix, 1000, TIMEOUTS)
+    let store = baton::session::redis::RedisStore::open(&redis_config(&url, &prefix), TIMEOUTS)
         .await
         .expect("open");
     if let Err(e) = store.ping().await {
