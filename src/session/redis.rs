@@ -645,7 +645,7 @@ impl RedisStore {
             async move {
                 if acks == 0 {
                     let value: Value = call.query_async(&mut conn).await?;
-                    Ok((value, None))
+                    Ok::<_, RedisError>((value, None))
                 } else {
                     let (value, acked): (Value, i64) = redis::pipe()
                         .add_command(call)
@@ -849,6 +849,12 @@ fn store_error(e: RedisError) -> StoreError {
     }
 }
 
+/// An id or jti not minted for the session's slot (`SessionId::generate_for`, `new_uid_in`):
+/// Redis Cluster cannot write it in the same step as the session. The broker never asks this.
+fn other_slot() -> StoreError {
+    StoreError::Internal("an id or jti of another slot than its session's (Redis Cluster)".into())
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("corrupt session record in redis: {what}"))
 }
@@ -990,10 +996,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
-        if self.connector.is_cluster() && slot_tag(uid) != Some(id.tag()) {
-            return Err(StoreError::Internal(
-                "an id minted for another session's slot cannot be bound on Redis Cluster".into(),
-            ));
+        if self.connector.is_cluster() {
+            match slot_tag(uid) {
+                // Every session on Cluster has a tag: one without is not there.
+                None => return Ok(false),
+                Some(tag) if tag != id.tag() => return Err(other_slot()),
+                Some(_) => {}
+            }
         }
         let bound: i64 = self
             .run(
@@ -1016,11 +1025,10 @@ impl SessionStore for RedisStore {
     ) -> Result<AdoptOutcome, StoreError> {
         let mut here: Vec<&IdHash> = reached.iter().collect();
         if self.connector.is_cluster() {
-            if slot_tag(uid) != Some(id.tag()) {
-                return Err(StoreError::Internal(
-                    "an id minted for another session's slot cannot be bound on Redis Cluster"
-                        .into(),
-                ));
+            match slot_tag(uid) {
+                None => return Ok(AdoptOutcome::Missing),
+                Some(tag) if tag != id.tag() => return Err(other_slot()),
+                Some(_) => {}
             }
             let foreign: Vec<&IdHash>;
             (here, foreign) = reached.iter().partition(|r| r.tag() == id.tag());
@@ -1061,10 +1069,7 @@ impl SessionStore for RedisStore {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         if self.connector.is_cluster() && slot_tag(jti) != slot_tag(uid) {
-            return Err(StoreError::Internal(
-                "a handoff jti minted for another session's slot cannot be stored on Redis Cluster"
-                    .into(),
-            ));
+            return Err(other_slot());
         }
         let expires_at = expires_at.to_string();
         // The record's own expiry comes from the session's, not from `now` (this call has none).

@@ -25,7 +25,8 @@ async fn the_first_call_of_an_idle_store_after_a_redis_restart_succeeds() {
     let mut redis = PrivateRedis::new(dir.path());
     redis.start().await;
     let url = redis.url();
-    let open = || RedisStore::open(&redis_config(&url, "baton-reconnect:"), TIMEOUTS);
+    let config = redis_config(&url, "baton-reconnect:");
+    let open = || RedisStore::open(&config, TIMEOUTS);
 
     let setup = open().await.expect("open");
     let (a, e, x) = (id(), id(), id());
