@@ -261,6 +261,12 @@ if ARGV[8] ~= '1' then kill(other) end
 return 'ok'
 "#;
 
+/// ARGV 6 uid. 1 when the session is live, else 0.
+const ALIVE: &str = r#"
+if live(ARGV[6]) then return 1 end
+return 0
+"#;
+
 /// ARGV 6 jti, 7 uid, 8 expires_at. The record lives in Redis as long as its session could (it is
 /// useless after that); `take` judges `expires_at` by the app clock. A record for a session that
 /// is already gone is not written: it could never be redeemed.
@@ -341,6 +347,7 @@ struct Scripts {
     bind: Lua,
     adopt: Lua,
     absorb: Lua,
+    alive: Lua,
     put_handoff: Lua,
     take_handoff: Lua,
     reap: Lua,
@@ -357,6 +364,7 @@ impl Scripts {
             bind: Lua::new(BIND),
             adopt: Lua::new(ADOPT),
             absorb: Lua::new(ABSORB),
+            alive: Lua::new(ALIVE),
             put_handoff: Lua::new(PUT_HANDOFF),
             take_handoff: Lua::new(TAKE_HANDOFF),
             reap: Lua::new(REAP),
@@ -685,6 +693,12 @@ impl RedisStore {
         T::from_redis_value(value).map_err(|e| corrupt(&format!("unexpected reply: {e}")))
     }
 
+    /// Whether `name` (a uid or jti) cannot be on this Redis: on Cluster every one has a slot
+    /// tag, and the keys of one without are in other slots than each other.
+    fn absent(&self, name: &str) -> bool {
+        self.connector.is_cluster() && slot_tag(name).is_none()
+    }
+
     /// Keys of the slot of a uid or jti (where `base` puts them in the scripts).
     fn base(&self, name: &str) -> String {
         match slot_tag(name) {
@@ -787,17 +801,18 @@ impl RedisStore {
     /// A Redis Cluster adopt: every id reached in another slot than `uid` is a step of its own
     /// (`ABSORB`), so the whole is not one atomic step (docs/deployment.md): first every such id
     /// is only looked at, and any session holding a value answers `Conflict` with nothing
-    /// changed; then each empty session is ended, each atomically (a value written into one
-    /// meanwhile makes it answer `Conflict` instead, and a write after its end finds it gone:
-    /// no value is ever lost); then `ADOPT` does the rest in `uid`'s slot. A `Conflict` or
-    /// `Missing` answered after the first step may so have ended empty sessions. Every step is
-    /// safe to repeat.
+    /// changed, and `uid` missing or expired answers `Missing` with nothing changed; then each
+    /// empty session is ended, each atomically (a value written into one meanwhile makes it
+    /// answer `Conflict` instead, and a write after its end finds it gone: no value is ever
+    /// lost); then `ADOPT` does the rest in `uid`'s slot. Only a write or an expiry racing the
+    /// adopt between those steps can so make a `Conflict` or `Missing` that has ended empty
+    /// sessions. Every step is safe to repeat. `None`: go on; else the answer.
     async fn absorb_foreign(
         &self,
         uid: &str,
         foreign: &[&IdHash],
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<AdoptOutcome>, StoreError> {
         for dry in ["1", "0"] {
             for id in foreign {
                 let reply: String = self
@@ -810,11 +825,25 @@ impl RedisStore {
                     )
                     .await?;
                 if reply == "conflict" {
-                    return Ok(false);
+                    return Ok(Some(AdoptOutcome::Conflict));
+                }
+            }
+            if dry == "1" {
+                let alive: i64 = self
+                    .run(
+                        &self.scripts.alive,
+                        now,
+                        &[self.session_key(uid)],
+                        &[uid],
+                        false,
+                    )
+                    .await?;
+                if alive == 0 {
+                    return Ok(Some(AdoptOutcome::Missing));
                 }
             }
         }
-        Ok(true)
+        Ok(None)
     }
 }
 
@@ -945,6 +974,9 @@ impl SessionStore for RedisStore {
         now: Timestamp,
         max_values: usize,
     ) -> Result<SetOutcome, StoreError> {
+        if self.absent(uid) {
+            return Ok(SetOutcome::Missing);
+        }
         let max_values = max_values.to_string();
         let reply: Option<Vec<String>> = self
             .run(
@@ -974,6 +1006,9 @@ impl SessionStore for RedisStore {
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
+        if self.absent(uid) {
+            return Ok(None);
+        }
         let reply: Option<Vec<String>> = self
             .run(
                 &self.scripts.remove_value,
@@ -989,6 +1024,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn end(&self, uid: &str) -> Result<(), StoreError> {
+        if self.absent(uid) {
+            return Ok(());
+        }
         // `kill` does not look at the clock.
         self.run::<i64>(&self.scripts.end, 0, &[self.session_key(uid)], &[uid], true)
             .await?;
@@ -998,7 +1036,6 @@ impl SessionStore for RedisStore {
     async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         if self.connector.is_cluster() {
             match slot_tag(uid) {
-                // Every session on Cluster has a tag: one without is not there.
                 None => return Ok(false),
                 Some(tag) if tag != id.tag() => return Err(other_slot()),
                 Some(_) => {}
@@ -1032,8 +1069,10 @@ impl SessionStore for RedisStore {
             }
             let foreign: Vec<&IdHash>;
             (here, foreign) = reached.iter().partition(|r| r.tag() == id.tag());
-            if !foreign.is_empty() && !self.absorb_foreign(uid, &foreign, now).await? {
-                return Ok(AdoptOutcome::Conflict);
+            if !foreign.is_empty()
+                && let Some(answer) = self.absorb_foreign(uid, &foreign, now).await?
+            {
+                return Ok(answer);
             }
         }
         let (id_member, members): (String, Vec<String>) =
@@ -1068,6 +1107,9 @@ impl SessionStore for RedisStore {
         uid: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
+        if self.absent(uid) {
+            return Ok(());
+        }
         if self.connector.is_cluster() && slot_tag(jti) != slot_tag(uid) {
             return Err(other_slot());
         }
@@ -1086,6 +1128,9 @@ impl SessionStore for RedisStore {
 
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         // Chosen once, so that a repeat of this call (see `bounded`) is recognised as itself.
+        if self.absent(jti) {
+            return Ok(None);
+        }
         let claim = new_uid();
         let key = format!("{}h:{jti}", self.base(jti));
         // A write: a take lost in a failover could be redeemed again.

@@ -1004,9 +1004,9 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         .expect("connect");
     let (old, fresh) = (id(), id());
     let s = store.create(&old, T0).await.expect("create");
-    assert!(store.bind(&s.uid, &id(), T0).await.expect("bind"));
+    assert!(store.bind(&s.uid, &id_for(&s.uid), T0).await.expect("bind"));
     store
-        .put_handoff("jti-ttl", &s.uid, T0 + 60_000)
+        .put_handoff(&jti_for(&s.uid, "jti-ttl"), &s.uid, T0 + 60_000)
         .await
         .expect("put");
     let f = store.create(&fresh, T0 + 50_000).await.expect("create");
@@ -1036,7 +1036,9 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         );
     }
 
-    let fresh_hash = format!("{}s:{}", store.guard.prefix, f.uid);
+    // The session hash, under the session's slot tag (src/session/redis.rs, module doc).
+    let tag = baton::session::slot_tag(&f.uid).expect("a new session has a slot tag");
+    let fresh_hash = format!("{}{{{tag}}}s:{}", store.guard.prefix, f.uid);
     let _: () = ::redis::cmd("PERSIST")
         .arg(&fresh_hash)
         .query_async(&mut conn)
