@@ -856,6 +856,9 @@ fn store_error(e: RedisError) -> StoreError {
         || matches!(
             e.kind(),
             ErrorKind::AuthenticationFailed
+                // The sentinels know no reachable primary (mid-failover, or a wrong
+                // `redis_master_name`: the log line says which).
+                | ErrorKind::MasterNameNotFoundBySentinel
                 | ErrorKind::Server(
                     ServerErrorKind::BusyLoading
                         | ServerErrorKind::TryAgain

@@ -409,7 +409,31 @@ fn cookies(headers: &reqwest::header::HeaderMap) -> String {
         .join("; ")
 }
 
-async fn brokers(store: &str) -> Vec<Baton> {
+/// The broker nodes; their last log lines are shown when the test fails.
+struct Brokers(Vec<Baton>);
+
+impl std::ops::Deref for Brokers {
+    type Target = [Baton];
+    fn deref(&self) -> &[Baton] {
+        &self.0
+    }
+}
+
+impl Drop for Brokers {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, node) in self.0.iter().enumerate() {
+                eprintln!("--- broker {i} (last lines) ---");
+                let lines = node.lines();
+                for line in lines.iter().rev().take(20).rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+async fn brokers(store: &str) -> Brokers {
     let config = format!(
         "[server]\npublic_origin = \"http://broker.localhost:9000\"\n\n[trust]\norigins = [\"{ORIGIN}\"]\n\n[store]\n{store}"
     );
@@ -417,7 +441,7 @@ async fn brokers(store: &str) -> Vec<Baton> {
     for _ in 0..2 {
         nodes.push(Baton::start(&config, &[]).await);
     }
-    nodes
+    Brokers(nodes)
 }
 
 /// What one client knows of its session: per key, the last value acknowledged (a number that
