@@ -618,18 +618,23 @@ impl RedisStore {
         }
     }
 
-    /// Runs `lua` with the common ARGV (prefix, now, timeouts, legacy) followed by `args`. `key`
-    /// is a key of the slot the script works in (the node that runs it on Cluster). A `write`
-    /// with `replica_acks` set waits for that many replicas (`WAIT`, sent on the same connection
-    /// right behind the script, in one pipeline: it covers every write sent before it on that
-    /// connection, this one included; on Cluster the pipeline goes to the node of `key`).
+    /// Runs `lua` with the common ARGV (prefix, now, timeouts, legacy) followed by `args`. `keys`
+    /// start with a key of the slot the script works in (the node that runs it on Cluster).
+    ///
+    /// With `replica_acks` set, every call waits for that many replicas (`WAIT`, sent on the
+    /// same connection right behind the script, in one pipeline: it covers every write sent
+    /// before it on that connection, this one included; on Cluster the pipeline goes to the node
+    /// of the key). Reads too: their answer is then confirmed by a primary that has that many
+    /// replicas in sync. A node that lost its data and came back believing it is still the
+    /// primary (restarted without persistence before it learns of the failover) has none, so it
+    /// cannot answer "no such session", which would make the broker start a new one and so lose
+    /// the acknowledged writes of the old one for its browser.
     async fn run<T: FromRedisValue>(
         &self,
         lua: &Lua,
         now: Timestamp,
         keys: &[String],
         args: &[&str],
-        write: bool,
     ) -> Result<T, StoreError> {
         let legacy = if self.connector.is_cluster() { "0" } else { "1" };
         let invoke = |verb: &str, body: &str| {
@@ -646,7 +651,7 @@ impl RedisStore {
             c
         };
         let (by_hash, by_text) = (invoke("EVALSHA", &lua.hash), invoke("EVAL", &lua.code));
-        let acks = if write { self.replica_acks } else { 0 };
+        let acks = self.replica_acks;
         let wait_ms = self.replica_ack_timeout_ms;
         let send = |mut conn: Conn, call: &Cmd| {
             let call = call.clone();
@@ -820,8 +825,7 @@ impl RedisStore {
                         &self.scripts.absorb,
                         now,
                         &[self.id_key(id)],
-                        &[&Self::member(id), uid, dry],
-                        dry == "0",
+                        &[&Self::member(id), uid, dry]
                     )
                     .await?;
                 if reply == "conflict" {
@@ -834,8 +838,7 @@ impl RedisStore {
                         &self.scripts.alive,
                         now,
                         &[self.session_key(uid)],
-                        &[uid],
-                        false,
+                        &[uid]
                     )
                     .await?;
                 if alive == 0 {
@@ -936,8 +939,7 @@ impl SessionStore for RedisStore {
             &self.scripts.create,
             now,
             &[self.session_key(&uid)],
-            &[&uid, &Self::member(id)],
-            true,
+            &[&uid, &Self::member(id)]
         )
         .await?;
         Ok(Session {
@@ -955,8 +957,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.load,
                 now,
                 &[self.id_key(id)],
-                &[&Self::member(id), &step],
-                false,
+                &[&Self::member(id), &step]
             )
             .await?;
         let Some(mut reply) = reply else {
@@ -986,8 +987,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.set_value,
                 now,
                 &[self.session_key(uid)],
-                &[uid, key, value, &max_values],
-                true,
+                &[uid, key, value, &max_values]
             )
             .await?;
         let Some(mut reply) = reply else {
@@ -1017,8 +1017,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.remove_value,
                 now,
                 &[self.session_key(uid)],
-                &[uid, key],
-                true,
+                &[uid, key]
             )
             .await?;
         reply
@@ -1031,7 +1030,7 @@ impl SessionStore for RedisStore {
             return Ok(());
         }
         // `kill` does not look at the clock.
-        self.run::<i64>(&self.scripts.end, 0, &[self.session_key(uid)], &[uid], true)
+        self.run::<i64>(&self.scripts.end, 0, &[self.session_key(uid)], &[uid])
             .await?;
         Ok(())
     }
@@ -1049,8 +1048,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.bind,
                 now,
                 &[self.session_key(uid)],
-                &[uid, &Self::member(id)],
-                true,
+                &[uid, &Self::member(id)]
             )
             .await?;
         Ok(bound == 1)
@@ -1087,8 +1085,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.adopt,
                 now,
                 &[self.session_key(uid)],
-                &args,
-                true,
+                &args
             )
             .await?;
         let Some(mut reply) = reply else {
@@ -1122,8 +1119,7 @@ impl SessionStore for RedisStore {
             &self.scripts.put_handoff,
             0,
             &[self.session_key(uid)],
-            &[jti, uid, &expires_at],
-            true,
+            &[jti, uid, &expires_at]
         )
         .await?;
         Ok(())
@@ -1137,7 +1133,7 @@ impl SessionStore for RedisStore {
         let claim = new_uid();
         let key = format!("{}h:{jti}", self.base(jti));
         // A write: a take lost in a failover could be redeemed again.
-        self.run(&self.scripts.take_handoff, now, &[key], &[jti, &claim], true)
+        self.run(&self.scripts.take_handoff, now, &[key], &[jti, &claim])
             .await
     }
 
@@ -1165,12 +1161,12 @@ impl SessionStore for RedisStore {
                 if self.connector.is_cluster() {
                     for key in keys {
                         let n: i64 = self
-                            .run(&self.scripts.reap, now, &[key], &[], true)
+                            .run(&self.scripts.reap, now, &[key], &[])
                             .await?;
                         swept += n.max(0) as u64;
                     }
                 } else if !keys.is_empty() {
-                    let n: i64 = self.run(&self.scripts.reap, now, &keys, &[], true).await?;
+                    let n: i64 = self.run(&self.scripts.reap, now, &keys, &[]).await?;
                     swept += n.max(0) as u64;
                 }
                 at = next;

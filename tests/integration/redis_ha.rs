@@ -354,18 +354,26 @@ impl RedisCluster {
         )
     }
 
-    /// Index of a node that is a primary now.
-    async fn a_primary(&self) -> usize {
+    /// Index of the primary that holds the most keys now.
+    async fn busiest_primary(&self) -> usize {
+        let mut best = (0, 0);
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.child.is_some()
-                && text(n.port, &["INFO", "replication"])
-                    .await
-                    .contains("role:master")
+            if text(n.port, &["INFO", "replication"])
+                .await
+                .contains("role:master")
             {
-                return i;
+                let keys = query(n.port, &["DBSIZE"])
+                    .await
+                    .ok()
+                    .and_then(|v| redis::from_redis_value::<i64>(v).ok())
+                    .unwrap_or(0);
+                if keys > best.1 {
+                    best = (i, keys);
+                }
             }
         }
-        panic!("no primary");
+        assert!(best.1 > 0, "no primary holds a key");
+        best.0
     }
 
     /// The replica of node `i` (by its run id in `CLUSTER NODES`).
@@ -485,17 +493,24 @@ struct Outcome {
 
 const CLIENTS: usize = 8;
 
+/// When the primary was killed (set by the kill itself, right after its SIGKILL).
+type KilledAt = Arc<std::sync::Mutex<Option<Instant>>>;
+
+fn mark(killed_at: &KilledAt) {
+    *killed_at.lock().expect("lock") = Some(Instant::now());
+}
+
 /// Runs the mixed load on `nodes` (each client its own session, alternating nodes; writes to
-/// three keys and reads, checked against its ledger), calls `kill` once the load runs, and goes
-/// on until every client has written again after it. Panics on any answer but 200/204 or 503
+/// three keys and reads, checked against its ledger), calls `kill` once the load runs (it marks
+/// the moment of its SIGKILL), and goes on until every client has written again after it. Panics on any answer but 200/204 or 503
 /// `store_unavailable`, on an answer slower than `FAIL_FAST`, on a lost acknowledged write.
 async fn load_and_kill<K, KF>(nodes: &[Baton], kill: K) -> Outcome
 where
-    K: FnOnce() -> KF,
+    K: FnOnce(KilledAt) -> KF,
     KF: std::future::Future<Output = ()>,
 {
     let urls: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.url("")).collect());
-    let killed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let killed_at: KilledAt = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -545,9 +560,17 @@ where
                         ledger.check(&body["values"], "a read under load");
                     }
                     StatusCode::OK => {
+                        let set = cookies(res.headers());
                         if ledger.cookie.is_empty() {
-                            ledger.cookie = cookies(res.headers());
-                            assert!(!ledger.cookie.is_empty(), "a new session sets cookies");
+                            assert!(!set.is_empty(), "a new session sets cookies");
+                            ledger.cookie = set;
+                        } else {
+                            // A session the store lost would be replaced by a new one here.
+                            assert!(
+                                set.is_empty() || set == ledger.cookie,
+                                "client {c}: the session was replaced by a new one (write {seq}, killed: {})",
+                                killed.is_some()
+                            );
                         }
                         ledger.acked.insert(key, seq);
                         acknowledged += 1;
@@ -572,9 +595,8 @@ where
     }
     // Load first, then the kill.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    kill().await;
-    let at = Instant::now();
-    *killed_at.lock().expect("lock") = Some(at);
+    kill(killed_at.clone()).await;
+    let at = killed_at.lock().expect("lock").expect("the kill marked its moment");
     // Let the load run into the failover; every client then stops at its first write after it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -659,7 +681,11 @@ async fn sentinel_failover_loses_no_acknowledged_write() {
     let nodes = brokers(&set.store_config(1)).await;
     assert_ready(&nodes).await;
     let primary = &mut set.primary;
-    let out = load_and_kill(&nodes, || async move { primary.kill9() }).await;
+    let out = load_and_kill(&nodes, |killed_at| async move {
+        primary.kill9();
+        mark(&killed_at);
+    })
+    .await;
     report("sentinel", &out);
     assert!(out.acknowledged > 0);
     assert_ready(&nodes).await;
@@ -670,12 +696,14 @@ async fn cluster_failover_loses_no_acknowledged_write() {
     let mut cluster = RedisCluster::start().await;
     let nodes = brokers(&cluster.store_config(1)).await;
     assert_ready(&nodes).await;
-    let victim = cluster.a_primary().await;
-    let replica = cluster.replica_of(victim).await;
-    let replica_port = cluster.nodes[replica].port;
     let cluster_ref = &mut cluster;
-    let out = load_and_kill(&nodes, || async move {
+    let out = load_and_kill(&nodes, |killed_at| async move {
+        // The primary holding the most keys: the sessions of several clients are in its slots.
+        let victim = cluster_ref.busiest_primary().await;
+        let replica = cluster_ref.replica_of(victim).await;
+        let replica_port = cluster_ref.nodes[replica].port;
         cluster_ref.nodes[victim].kill9();
+        mark(&killed_at);
         // With `replica_acks = 1` the promoted replica needs a replica of its own to take
         // writes: the killed node's supervisor starts it again once its replica has taken over
         // (before that, an empty node with its old slots would come back as their primary).
