@@ -666,7 +666,8 @@ impl RedisStore {
                         .arg(acks)
                         .arg(wait_ms)
                         .query_async(&mut conn)
-                        .await?;
+                        .await
+                        .map_err(wait_refused)?;
                     Ok((value, Some(acked)))
                 }
             }
@@ -847,6 +848,26 @@ impl RedisStore {
             }
         }
         Ok(None)
+    }
+}
+
+/// A pipeline of a script and `WAIT` where only `WAIT` failed: the node is a replica (Redis
+/// refuses `WAIT` there: a demoted primary, or a Cluster client routing to a replica while it
+/// has no primary for the slot), so the script's answer is not one a primary confirmed. Told
+/// apart as `READONLY`: a 503, and with Sentinel the next call asks the sentinels again.
+fn wait_refused(e: RedisError) -> RedisError {
+    let only_wait = e
+        .clone()
+        .into_server_errors()
+        .is_some_and(|failed| !failed.is_empty() && failed.iter().all(|(i, _)| *i == 1));
+    if only_wait {
+        tracing::info!(error = %e, "redis refused WAIT: the node is not a primary");
+        RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "WAIT refused: the node is not a primary",
+        ))
+    } else {
+        e
     }
 }
 

@@ -431,8 +431,12 @@ impl Drop for Brokers {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for (i, node) in self.0.iter().enumerate() {
-                eprintln!("--- broker {i} (last lines) ---");
-                let lines = node.lines();
+                eprintln!("--- broker {i} (last warnings and errors) ---");
+                let lines: Vec<String> = node
+                    .lines()
+                    .into_iter()
+                    .filter(|l| !l.contains("\"level\":\"INFO\""))
+                    .collect();
                 for line in lines.iter().rev().take(20).rev() {
                     eprintln!("{line}");
                 }
@@ -634,14 +638,22 @@ where
     // Every acknowledged write is there, read through either node.
     let http = client();
     for (n, ledger) in ledgers.iter().enumerate() {
-        let res = http
-            .get(format!("{}/v1/session", urls[n % urls.len()]))
-            .header("origin", ORIGIN)
-            .header("cookie", &ledger.cookie)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(res.status(), StatusCode::OK);
+        let mut tries = 0;
+        let res = loop {
+            let res = http
+                .get(format!("{}/v1/session", urls[n % urls.len()]))
+                .header("origin", ORIGIN)
+                .header("cookie", &ledger.cookie)
+                .send()
+                .await
+                .expect("send");
+            tries += 1;
+            if res.status() != StatusCode::SERVICE_UNAVAILABLE || tries == 50 {
+                break res;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(res.status(), StatusCode::OK, "client {n}");
         let body: Value = res.json().await.expect("json");
         ledger.check(&body["values"], "after the failover");
     }
