@@ -522,6 +522,11 @@ pub struct RedisStore {
     sweep_cursors: Mutex<HashMap<String, u64>>,
 }
 
+/// Whether a node answered as a replica.
+fn is_demoted(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+}
+
 /// Whether a failed call means the node may be gone or no longer the primary.
 fn node_lost(e: &RedisError) -> bool {
     e.is_io_error()
@@ -592,14 +597,20 @@ impl RedisStore {
             if let Err(e) = &result
                 && node_lost(e)
             {
-                self.connector.failed(lease.generation());
+                self.connector
+                    .failed(lease.generation(), is_demoted(e))
+                    .await;
             }
             result
         };
         let sentinel = self.connector.is_sentinel();
         let attempts = async {
             match attempt().await {
-                Err(e) if e.is_connection_dropped() || (sentinel && node_lost(&e)) => {
+                Err(e)
+                    if e.is_connection_dropped()
+                        || (sentinel && node_lost(&e))
+                        || is_demoted(&e) =>
+                {
                     tracing::info!(error = %e, "redis connection lost; sending again on a new one");
                     attempt().await
                 }
@@ -609,7 +620,9 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, attempts).await {
             Ok(result) => result.map_err(store_error),
             Err(_) => {
-                self.connector.failed(last.load(Ordering::Relaxed));
+                self.connector
+                    .failed(last.load(Ordering::Relaxed), false)
+                    .await;
                 Err(StoreError::Unavailable(format!(
                     "redis did not answer within {} ms",
                     self.timeout.as_millis()

@@ -139,12 +139,17 @@ impl Connector {
         }
     }
 
-    /// A call on the lease of `generation` failed in a way that may mean the node is gone or no longer the
-    /// primary: with Sentinel, the next lease asks the sentinels again. (The connection manager
-    /// and the cluster connection notice by themselves.)
-    pub fn failed(&self, generation: u64) {
-        if let Self::Sentinel(s) = self {
-            s.forget(generation);
+    /// A call on the lease of `generation` failed in a way that may mean the node is gone or no
+    /// longer the primary (`demoted`: it answered as a replica). With Sentinel, the next lease
+    /// asks the sentinels again. On Cluster, a node that answers as a replica where the slot map
+    /// says primary sends no `MOVED` for reads (the crate's connection would not notice), so a
+    /// new connection is made, with a fresh slot map; a node gone the cluster connection notices
+    /// by itself, as the connection manager does.
+    pub async fn failed(&self, generation: u64, demoted: bool) {
+        match self {
+            Self::Sentinel(s) => s.forget(generation),
+            Self::Cluster(c) if demoted => c.forget(generation).await,
+            _ => {}
         }
     }
 }
@@ -231,7 +236,8 @@ impl SentinelConnector {
 
 pub struct ClusterConnector {
     client: redis::cluster::ClusterClient,
-    current: tokio::sync::Mutex<Option<ClusterConnection>>,
+    /// The connection in use and its generation; `None` until the next lease makes one.
+    current: tokio::sync::Mutex<(u64, Option<ClusterConnection>)>,
 }
 
 impl ClusterConnector {
@@ -247,24 +253,35 @@ impl ClusterConnector {
             .build()?;
         Ok(Self {
             client,
-            current: tokio::sync::Mutex::new(None),
+            current: tokio::sync::Mutex::new((0, None)),
         })
     }
 
     async fn lease(&self) -> RedisResult<Lease> {
         let mut current = self.current.lock().await;
-        let conn = match &*current {
+        let conn = match &current.1 {
             Some(conn) => conn.clone(),
             None => {
                 let conn = self.client.get_async_connection().await?;
                 tracing::info!("connected to the redis cluster");
-                *current = Some(conn.clone());
+                current.0 += 1;
+                current.1 = Some(conn.clone());
                 conn
             }
         };
         Ok(Lease {
             conn: Conn::Cluster(conn),
-            generation: 0,
+            generation: current.0,
         })
+    }
+
+    /// Drops the connection of `generation`: the next lease makes a new one, which reads the
+    /// slot map afresh.
+    async fn forget(&self, generation: u64) {
+        let mut current = self.current.lock().await;
+        if current.0 == generation && current.1.is_some() {
+            current.1 = None;
+            tracing::info!("a redis cluster node answered as a replica; reading the slot map again");
+        }
     }
 }

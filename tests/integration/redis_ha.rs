@@ -69,6 +69,9 @@ impl Proc {
         } else {
             cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
             cmd.args(["--save", "", "--appendonly", "no"]);
+            // A replica that (re)joins gets its full copy at once, not after the default 5 s
+            // wait for more replicas (docs/deployment.md).
+            cmd.args(["--repl-diskless-sync-delay", "0"]);
             cmd.arg("--dir").arg(dir);
             cmd.args(args);
         }
