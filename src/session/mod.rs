@@ -450,6 +450,32 @@ mod tests {
     }
 
     #[test]
+    fn ids_minted_for_a_session_carry_its_slot_tag() {
+        let first = SessionId::generate();
+        let uid = new_uid_in(Some(first.hash().tag()));
+        let tag = slot_tag(&uid).expect("a tagged uid");
+        assert_eq!(tag, &first.as_str()[..TAG_LEN]);
+        assert_eq!(uid.len(), TAG_LEN + 1 + 32);
+        for _ in 0..20 {
+            let id = SessionId::generate_for(&uid);
+            assert!(SessionId::parse(id.as_str()).is_some(), "still a valid id");
+            assert_eq!(id.hash().tag(), tag);
+            assert_ne!(id, SessionId::generate_for(&uid), "random past the tag");
+            assert_eq!(PageKey::generate_for(&uid).as_str()[..TAG_LEN], *tag);
+        }
+        // Names from before tags (32 hex) have none: their ids are wholly random.
+        let legacy = new_uid_in(None);
+        assert_eq!(slot_tag(&legacy), None);
+        assert_eq!(slot_tag("abc.def"), None);
+        assert_eq!(slot_tag("ab{d.def"), None);
+        assert_eq!(slot_tag("a-_9.x"), Some("a-_9"));
+        let ids: std::collections::HashSet<String> = (0..20)
+            .map(|_| SessionId::generate_for(&legacy).as_str()[..TAG_LEN].to_owned())
+            .collect();
+        assert!(ids.len() > 1, "no shared tag without one");
+    }
+
+    #[test]
     fn the_key_rule_agrees_with_the_shared_corpus() {
         let corpus: serde_json::Value =
             serde_json::from_str(include_str!("../../tests/data/keys.json")).expect("json");

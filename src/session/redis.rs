@@ -468,9 +468,7 @@ impl RedisConfig {
         if self.timeout_ms == 0 {
             out.push("store.timeout_ms: must be at least 1".into());
         }
-        if self.replica_acks > 0
-            && !(1..self.timeout_ms).contains(&self.replica_ack_timeout_ms)
-        {
+        if self.replica_acks > 0 && !(1..self.timeout_ms).contains(&self.replica_ack_timeout_ms) {
             out.push("store.replica_ack_timeout_ms: must be at least 1 and below timeout_ms (the whole call, the write and its wait, is bounded by timeout_ms)".into());
         }
     }
@@ -536,7 +534,9 @@ fn node_lost(e: &RedisError) -> bool {
         || matches!(
             e.kind(),
             ErrorKind::Server(
-                ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown | ServerErrorKind::BusyLoading
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::BusyLoading
             )
         )
 }
@@ -649,7 +649,11 @@ impl RedisStore {
         keys: &[String],
         args: &[&str],
     ) -> Result<T, StoreError> {
-        let legacy = if self.connector.is_cluster() { "0" } else { "1" };
+        let legacy = if self.connector.is_cluster() {
+            "0"
+        } else {
+            "1"
+        };
         let invoke = |verb: &str, body: &str| {
             let mut c = redis::cmd(verb);
             c.arg(body).arg(keys.len()).arg(keys);
@@ -751,7 +755,8 @@ impl RedisStore {
             },
             None => rest,
         };
-        rest.strip_prefix("s:").is_some_and(|uid| !uid.contains(':'))
+        rest.strip_prefix("s:")
+            .is_some_and(|uid| !uid.contains(':'))
     }
 
     /// One `SCAN` step on `node` (any node off Cluster): the next cursor and the session hashes.
@@ -783,7 +788,9 @@ impl RedisStore {
             .await?;
         Ok((
             next,
-            keys.into_iter().filter(|k| self.is_session_key(k)).collect(),
+            keys.into_iter()
+                .filter(|k| self.is_session_key(k))
+                .collect(),
         ))
     }
 
@@ -794,7 +801,10 @@ impl RedisStore {
         }
         let slots: Vec<Vec<Value>> = self
             .bounded(|mut conn| async move {
-                redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await
+                redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut conn)
+                    .await
             })
             .await?;
         let mut nodes: Vec<String> = Vec::new();
@@ -839,7 +849,7 @@ impl RedisStore {
                         &self.scripts.absorb,
                         now,
                         &[self.id_key(id)],
-                        &[&Self::member(id), uid, dry]
+                        &[&Self::member(id), uid, dry],
                     )
                     .await?;
                 if reply == "conflict" {
@@ -848,12 +858,7 @@ impl RedisStore {
             }
             if dry == "1" {
                 let alive: i64 = self
-                    .run(
-                        &self.scripts.alive,
-                        now,
-                        &[self.session_key(uid)],
-                        &[uid]
-                    )
+                    .run(&self.scripts.alive, now, &[self.session_key(uid)], &[uid])
                     .await?;
                 if alive == 0 {
                     return Ok(Some(AdoptOutcome::Missing));
@@ -973,7 +978,7 @@ impl SessionStore for RedisStore {
             &self.scripts.create,
             now,
             &[self.session_key(&uid)],
-            &[&uid, &Self::member(id)]
+            &[&uid, &Self::member(id)],
         )
         .await?;
         Ok(Session {
@@ -991,7 +996,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.load,
                 now,
                 &[self.id_key(id)],
-                &[&Self::member(id), &step]
+                &[&Self::member(id), &step],
             )
             .await?;
         let Some(mut reply) = reply else {
@@ -1021,7 +1026,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.set_value,
                 now,
                 &[self.session_key(uid)],
-                &[uid, key, value, &max_values]
+                &[uid, key, value, &max_values],
             )
             .await?;
         let Some(mut reply) = reply else {
@@ -1051,7 +1056,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.remove_value,
                 now,
                 &[self.session_key(uid)],
-                &[uid, key]
+                &[uid, key],
             )
             .await?;
         reply
@@ -1082,7 +1087,7 @@ impl SessionStore for RedisStore {
                 &self.scripts.bind,
                 now,
                 &[self.session_key(uid)],
-                &[uid, &Self::member(id)]
+                &[uid, &Self::member(id)],
             )
             .await?;
         Ok(bound == 1)
@@ -1110,17 +1115,14 @@ impl SessionStore for RedisStore {
                 return Ok(answer);
             }
         }
-        let (id_member, members): (String, Vec<String>) =
-            (Self::member(id), here.iter().map(|r| Self::member(r)).collect());
+        let (id_member, members): (String, Vec<String>) = (
+            Self::member(id),
+            here.iter().map(|r| Self::member(r)).collect(),
+        );
         let mut args = vec![uid, id_member.as_str()];
         args.extend(members.iter().map(String::as_str));
         let reply: Option<Vec<String>> = self
-            .run(
-                &self.scripts.adopt,
-                now,
-                &[self.session_key(uid)],
-                &args
-            )
+            .run(&self.scripts.adopt, now, &[self.session_key(uid)], &args)
             .await?;
         let Some(mut reply) = reply else {
             return Ok(AdoptOutcome::Missing);
@@ -1153,7 +1155,7 @@ impl SessionStore for RedisStore {
             &self.scripts.put_handoff,
             0,
             &[self.session_key(uid)],
-            &[jti, uid, &expires_at]
+            &[jti, uid, &expires_at],
         )
         .await?;
         Ok(())
@@ -1188,15 +1190,13 @@ impl SessionStore for RedisStore {
         let mut swept = 0u64;
         for node in self.sweep_nodes().await? {
             let cursor = |cursors: &HashMap<String, u64>| cursors.get(&node).copied();
-            let mut at = cursor(&self.sweep_cursors.lock().unwrap_or_else(|p| p.into_inner()))
-                .unwrap_or(0);
+            let mut at =
+                cursor(&self.sweep_cursors.lock().unwrap_or_else(|p| p.into_inner())).unwrap_or(0);
             for _ in 0..SWEEP_STEPS {
                 let (next, keys) = self.scan(&node, at).await?;
                 if self.connector.is_cluster() {
                     for key in keys {
-                        let n: i64 = self
-                            .run(&self.scripts.reap, now, &[key], &[])
-                            .await?;
+                        let n: i64 = self.run(&self.scripts.reap, now, &[key], &[]).await?;
                         swept += n.max(0) as u64;
                     }
                 } else if !keys.is_empty() {
@@ -1220,6 +1220,178 @@ impl SessionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error Redis would send as `line` (`-CODE detail`).
+    fn server(line: &str) -> RedisError {
+        let value = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).expect("resp");
+        value.extract_error().expect_err("an error reply")
+    }
+
+    fn io(kind: std::io::ErrorKind) -> RedisError {
+        std::io::Error::new(kind, "test").into()
+    }
+
+    #[test]
+    fn each_kind_of_redis_failure_is_a_503_or_a_500() {
+        use std::io::ErrorKind as Io;
+        let unavailable = [
+            // Any failure of the connection itself, whatever its io kind.
+            io(Io::Other),
+            io(Io::TimedOut),
+            io(Io::ConnectionRefused),
+            io(Io::BrokenPipe),
+            io(Io::UnexpectedEof),
+            server("LOADING Redis is loading the dataset in memory"),
+            server("TRYAGAIN Multiple keys request during rehashing of slot"),
+            server("MASTERDOWN Link with MASTER is down"),
+            server("CLUSTERDOWN The cluster is down"),
+            server("READONLY You can't write against a read only replica."),
+            server("MOVED 3999 127.0.0.1:6381"),
+            server("ASK 3999 127.0.0.1:6381"),
+            server("MISCONF Errors writing to the AOF file"),
+            server("OOM command not allowed when used memory > 'maxmemory'."),
+            server("NOREPLICAS Not enough good replicas to write."),
+            server("BUSY Redis is busy running a script."),
+            server("NOAUTH Authentication required."),
+            server("WRONGPASS invalid username-password pair"),
+            RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "no primary by that name",
+            )),
+        ];
+        for e in unavailable {
+            let shown = e.to_string();
+            assert!(
+                matches!(store_error(e), StoreError::Unavailable(_)),
+                "{shown} should be 503"
+            );
+        }
+        for e in [
+            server("ERR user_script:1: corrupt session record"),
+            server("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            server("NOSCRIPT No matching script."),
+        ] {
+            let shown = e.to_string();
+            assert!(
+                matches!(store_error(e), StoreError::Internal(_)),
+                "{shown} should be 500"
+            );
+        }
+    }
+
+    #[test]
+    fn logs_never_show_a_password() {
+        let config = RedisConfig {
+            redis_url: "redis://user:s3cret@redis.internal:6379/2".into(),
+            ..RedisConfig::default()
+        };
+        assert_eq!(
+            config.redacted_url(),
+            "redis://user:***@redis.internal:6379/2"
+        );
+        assert_eq!(config.describe(), config.redacted_url());
+        let plain = RedisConfig {
+            redis_url: "redis://redis.internal:6379".into(),
+            ..RedisConfig::default()
+        };
+        assert_eq!(plain.redacted_url(), "redis://redis.internal:6379");
+        let sentinel = RedisConfig {
+            redis_sentinels: vec![
+                "redis://:pw1@10.0.0.1:26379".into(),
+                "rediss://10.0.0.2:26379".into(),
+            ],
+            redis_master_name: "baton".into(),
+            ..RedisConfig::default()
+        };
+        let shown = sentinel.describe();
+        assert_eq!(
+            shown,
+            "sentinel \"baton\" via [redis://:***@10.0.0.1:26379, rediss://10.0.0.2:26379]"
+        );
+        let cluster = RedisConfig {
+            redis_cluster_nodes: vec!["redis://:pw@10.0.0.3:7000".into()],
+            ..RedisConfig::default()
+        };
+        assert_eq!(cluster.describe(), "cluster [redis://:***@10.0.0.3:7000]");
+    }
+
+    fn problems(config: &RedisConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        config.problems(&mut out);
+        out
+    }
+
+    #[test]
+    fn exactly_one_topology_with_what_it_needs() {
+        let single = RedisConfig {
+            redis_url: "redis://h:6379".into(),
+            ..RedisConfig::default()
+        };
+        assert!(problems(&single).is_empty());
+        assert!(!problems(&RedisConfig::default()).is_empty(), "none");
+        let both = RedisConfig {
+            redis_cluster_nodes: vec!["redis://h:7000".into()],
+            ..single.clone()
+        };
+        assert!(problems(&both)[0].contains("exactly one"));
+        let nameless = RedisConfig {
+            redis_sentinels: vec!["redis://h:26379".into()],
+            ..RedisConfig::default()
+        };
+        assert!(problems(&nameless)[0].contains("redis_master_name"));
+        let braces = RedisConfig {
+            redis_cluster_nodes: vec!["redis://h:7000".into()],
+            redis_prefix: "{baton}:".into(),
+            ..RedisConfig::default()
+        };
+        assert!(problems(&braces)[0].contains("redis_prefix"));
+        let slow_acks = RedisConfig {
+            replica_acks: 1,
+            replica_ack_timeout_ms: 1000,
+            ..single.clone()
+        };
+        assert!(problems(&slow_acks)[0].contains("replica_ack_timeout_ms"));
+        let acks = RedisConfig {
+            replica_acks: 1,
+            replica_ack_timeout_ms: 999,
+            ..single
+        };
+        assert!(problems(&acks).is_empty());
+    }
+
+    #[tokio::test]
+    async fn sweep_reads_only_session_hashes() {
+        let config = RedisConfig {
+            redis_url: "redis://127.0.0.1:1".into(),
+            redis_prefix: "p:".into(),
+            ..RedisConfig::default()
+        };
+        let store = RedisStore::open(
+            &config,
+            Timeouts {
+                idle_ms: 1,
+                absolute_ms: 2,
+            },
+        )
+        .await
+        .expect("open");
+        for key in ["p:s:0123abcd", "p:{a-_9}s:a-_9.0123abcd"] {
+            assert!(store.is_session_key(key), "{key}");
+        }
+        for key in [
+            "p:ids:0123abcd",
+            "p:{a-_9}ids:a-_9.0123",
+            "p:{a-_9}hs:a-_9.0123",
+            "p:{a-_9}id:ff00",
+            "p:{toolong}s:x",
+            "q:s:0123",
+            "p:{a-_9}s:a:b",
+        ] {
+            assert!(!store.is_session_key(key), "{key}");
+        }
+        assert_eq!(store.session_key("a-_9.0123"), "p:{a-_9}s:a-_9.0123");
+        assert_eq!(store.session_key("0123"), "p:s:0123");
+    }
 
     #[test]
     fn glob_characters_in_the_prefix_are_escaped() {

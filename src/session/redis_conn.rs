@@ -17,7 +17,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
@@ -281,7 +283,9 @@ impl ClusterConnector {
         let mut current = self.current.lock().await;
         if current.0 == generation && current.1.is_some() {
             current.1 = None;
-            tracing::info!("a redis cluster node answered as a replica; reading the slot map again");
+            tracing::info!(
+                "a redis cluster node answered as a replica; reading the slot map again"
+            );
         }
     }
 }

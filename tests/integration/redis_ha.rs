@@ -207,7 +207,10 @@ impl SentinelSet {
         let sentinels: Vec<Proc> = (0..3)
             .map(|i| {
                 let mut c = conf.to_vec();
-                c.push(format!("dir {}", dir.path().join(format!("s{i}")).display()));
+                c.push(format!(
+                    "dir {}",
+                    dir.path().join(format!("s{i}")).display()
+                ));
                 Proc::spawn(REDIS_SENTINEL, &dir.path().join(format!("s{i}")), &c)
             })
             .collect();
@@ -331,11 +334,15 @@ impl RedisCluster {
             let port = n.port;
             let info = text(port, &["INFO", "replication"]).await;
             if info.contains("role:slave") {
-                until("cluster replica in sync", Duration::from_secs(20), || async move {
-                    text(port, &["INFO", "replication"])
-                        .await
-                        .contains("master_link_status:up")
-                })
+                until(
+                    "cluster replica in sync",
+                    Duration::from_secs(20),
+                    || async move {
+                        text(port, &["INFO", "replication"])
+                            .await
+                            .contains("master_link_status:up")
+                    },
+                )
                 .await;
             }
         }
@@ -603,7 +610,10 @@ where
     // Load first, then the kill.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     kill(killed_at.clone()).await;
-    let at = killed_at.lock().expect("lock").expect("the kill marked its moment");
+    let at = killed_at
+        .lock()
+        .expect("lock")
+        .expect("the kill marked its moment");
     // Let the load run into the failover; every client then stops at its first write after it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -723,11 +733,15 @@ async fn cluster_failover_loses_no_acknowledged_write() {
         // writes: the killed node's supervisor starts it again once its replica has taken over
         // (before that, an empty node with its old slots would come back as their primary).
         let restart = async {
-            until("the replica takes over", Duration::from_secs(15), || async {
-                text(replica_port, &["INFO", "replication"])
-                    .await
-                    .contains("role:master")
-            })
+            until(
+                "the replica takes over",
+                Duration::from_secs(15),
+                || async {
+                    text(replica_port, &["INFO", "replication"])
+                        .await
+                        .contains("role:master")
+                },
+            )
             .await;
         };
         restart.await;

@@ -173,7 +173,12 @@ pub async fn expired_is_never_revived(store: Arc<dyn SessionStore>) {
         "idle timeout is exclusive"
     );
     assert!(set(&*store, &s.uid, "k", "v", late).await.is_none());
-    assert!(!store.bind(&s.uid, &id_for(&s.uid), late).await.expect("bind"));
+    assert!(
+        !store
+            .bind(&s.uid, &id_for(&s.uid), late)
+            .await
+            .expect("bind")
+    );
     // Even asked with an earlier clock afterwards, an expired session may be gone for good; but it
     // must never come back at a later time.
     assert!(store.load(&id, late + 1).await.expect("load").is_none());
@@ -249,13 +254,7 @@ pub async fn end_removes_every_id_and_handoff(store: Arc<dyn SessionStore>) {
     store.end(&s.uid).await.expect("end");
     assert!(store.load(&a, T0).await.expect("load").is_none());
     assert!(store.load(&b, T0).await.expect("load").is_none());
-    assert!(
-        store
-            .take_handoff(&jti, T0)
-            .await
-            .expect("take")
-            .is_none()
-    );
+    assert!(store.take_handoff(&jti, T0).await.expect("take").is_none());
     store.end(&s.uid).await.expect("ending twice is fine");
 }
 
@@ -270,19 +269,13 @@ pub async fn handoff_is_single_use(store: Arc<dyn SessionStore>) {
         store.take_handoff(&j1, T0 + 1).await.expect("take"),
         Some(s.uid.clone())
     );
-    assert_eq!(
-        store.take_handoff(&j1, T0 + 2).await.expect("take"),
-        None
-    );
+    assert_eq!(store.take_handoff(&j1, T0 + 2).await.expect("take"), None);
     store
         .put_handoff(&j2, &s.uid, T0 + 60_000)
         .await
         .expect("put");
     assert_eq!(
-        store
-            .take_handoff(&j2, T0 + 60_000)
-            .await
-            .expect("take"),
+        store.take_handoff(&j2, T0 + 60_000).await.expect("take"),
         None,
         "expired"
     );
@@ -1081,4 +1074,36 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
             .expect("load")
             .is_some()
     );
+}
+
+/// One `sweep` call goes on through several `SCAN` steps until the keyspace is covered (or its
+/// step budget is spent): with more keys than one step examines, it still finds every expired
+/// session. On a Redis of the test's own, so the keyspace's size is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sweep_goes_past_one_scan_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = crate::helpers::PrivateRedis::new(dir.path());
+    redis.start().await;
+    let url = redis.url();
+    let store = baton::session::redis::RedisStore::open(&redis_config(&url, "sweep:"), TIMEOUTS)
+        .await
+        .expect("open");
+    // 1,500 other keys and 20 sessions (3 keys each): a hash table of 2,048 buckets, four times
+    // what one SCAN step examines (500), within what one sweep examines (8 steps).
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut fill = ::redis::cmd("MSET");
+    for i in 0..1500 {
+        fill.arg(format!("other:{i}")).arg("x");
+    }
+    let _: () = fill.query_async(&mut conn).await.expect("mset");
+    for _ in 0..20 {
+        store.create(&id(), T0).await.expect("create");
+    }
+    let swept = store.sweep(T0 + TIMEOUTS.idle_ms).await.expect("sweep");
+    assert_eq!(swept, 20, "one sweep finds every expired session");
+    redis.kill();
 }
