@@ -357,6 +357,10 @@ pub enum StoreError {
 ///   broker (and, for SQLite, a `kill -9`).
 /// - Handoff records are single use: `take_handoff` returns the session uid at most once, and
 ///   never after `expires_at`.
+/// - The new `id` of `bind` and `adopt` and the `jti` of `put_handoff` are minted for the
+///   session they join (`SessionId::generate_for`, `PageKey::generate_for`, `new_uid_in`), as the
+///   broker always does: a backend may refuse others (Redis Cluster keeps them in the session's
+///   hash slot, and answers `Internal` for one of another slot).
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates an empty live session reachable through `id`.

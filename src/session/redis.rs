@@ -1,16 +1,30 @@
-//! The shared store: every broker node talks to one Redis, so any node can serve any request.
+//! The shared store: every broker node talks to one Redis (one server, a Sentinel-watched
+//! primary, or a Redis Cluster: `redis_conn.rs`), so any node can serve any request.
 //!
-//! Keys, all under the configured prefix `P`:
-//! - `P s:<uid>`: the session, a hash: `c` (created_at), `l` (last_seen), `v:<key>` (each value);
-//! - `P id:<id hash>`: the uid an id reaches; `P ids:<uid>`: every id hash that reaches it, so
-//!   `end` can delete them all;
-//! - `P h:<jti>`: a handoff record, a hash `u` (uid), `e` (expires_at); `P hs:<uid>`: its jtis.
+//! Keys, all under the configured prefix `P`, and all of one session under its slot tag `{T}`
+//! (see `session::new_uid_in`: the uid is `T.<hex>`, each id and page key starts with `T`, each
+//! handoff jti is `T.<hex>`), so that on Redis Cluster every script's keys are in one hash slot:
+//! - `P{T}s:<uid>`: the session, a hash: `c` (created_at), `l` (last_seen), `v:<key>` (each value);
+//! - `P{T}id:<id hash>`: the uid an id reaches; `P{T}ids:<uid>`: every id that reaches it
+//!   (`T:<id hash>`), so `end` can delete them all;
+//! - `P{T}h:<jti>`: a handoff record, a hash `u` (uid), `e` (expires_at); `P{T}hs:<uid>`: its jtis.
+//!
+//! Data written before slot tags (`P s:<uid>`, `P id:<hash>`, ... with 32-hex uids and jtis) keeps
+//! working on one Redis and on Sentinel: a lookup that finds no tagged id key tries the untagged
+//! one, in the same script, and every key of such a session is found from its untagged uid. On
+//! Cluster there is no such fallback (those keys are in other slots): sessions are not carried
+//! from a single Redis into a Cluster (docs/deployment.md).
 //!
 //! Every trait call is one Lua script, which Redis runs atomically: no interleaving can lose a
 //! write, and a handoff record is read and deleted in the same step, so it is used at most once.
 //! `WATCH`/`MULTI` would need a connection per caller; the multiplexed connection shares one.
-//! The scripts name keys they derive from others (an id's uid), so this works against one Redis
-//! primary (replicas and failover behind one address), not Redis Cluster.
+//! One exception on Cluster: an `adopt` that reaches sessions in other slots than the adopted
+//! one's is a few single-slot steps (`RedisStore::absorb_foreign` says what atomicity remains).
+//!
+//! Replica acknowledgements (`replica_acks`): each script is followed by `WAIT` in the same
+//! pipeline, so the answer stands only once that many replicas have every write sent before it
+//! on that connection; otherwise 503. A failover promotes the replica with the most data, so an
+//! acknowledged write survives the loss of the primary (`RedisStore::run`).
 //!
 //! Time: liveness is always judged against the stored `created_at`/`last_seen` and the caller's
 //! `now` (the app clock, which tests control), exactly as in SQLite. Redis's own expiry is only
@@ -43,7 +57,7 @@
 //! `invalid_token`, which fails safe).
 //!
 //! Durability is Redis's: an `Ok` has reached Redis's memory and, with `appendfsync always`, its
-//! disk. See docs/deployment.md.
+//! disk, and with `replica_acks = N` that of N replicas. See docs/deployment.md.
 
 use std::collections::HashMap;
 use std::future::Future;

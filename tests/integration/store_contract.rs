@@ -1107,3 +1107,89 @@ async fn redis_sweep_goes_past_one_scan_batch() {
     assert_eq!(swept, 20, "one sweep finds every expired session");
     redis.kill();
 }
+
+/// Sessions written before slot tags (keys `P s:<uid>`, `P id:<hash>`, `P ids:<uid>`,
+/// `P h:<jti>`, `P hs:<uid>`, with 32-hex uids and jtis) keep working after an upgrade on one
+/// Redis: found by their old ids, written, bound to new ids, redeemed, ended with every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_from_before_slot_tags_keep_working() {
+    let store = redis_cleanup().await;
+    let p = store.guard.prefix.clone();
+    let mut conn = ::redis::Client::open(store.guard.url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let old_id = SessionId::generate();
+    let hash = old_id.hash().as_str().to_owned();
+    let uid = baton::session::new_uid();
+    let jti = baton::session::new_uid();
+    let mut pipe = ::redis::pipe();
+    pipe.cmd("HSET")
+        .arg(format!("{p}s:{uid}"))
+        .arg("c")
+        .arg(T0)
+        .arg("l")
+        .arg(T0)
+        .arg("v:chat")
+        .arg("old")
+        .cmd("SET")
+        .arg(format!("{p}id:{hash}"))
+        .arg(&uid)
+        .cmd("SADD")
+        .arg(format!("{p}ids:{uid}"))
+        .arg(&hash)
+        .cmd("HSET")
+        .arg(format!("{p}h:{jti}"))
+        .arg("u")
+        .arg(&uid)
+        .arg("e")
+        .arg(T0 + 60_000)
+        .cmd("SADD")
+        .arg(format!("{p}hs:{uid}"))
+        .arg(&jti);
+    let _: () = pipe
+        .query_async(&mut conn)
+        .await
+        .expect("write the old layout");
+
+    let found = store
+        .load(&old_id.hash(), T0 + 1000)
+        .await
+        .expect("load")
+        .expect("found by its old id");
+    assert_eq!(
+        (found.uid.as_str(), found.values["chat"].as_str()),
+        (uid.as_str(), "old")
+    );
+    set(&store, &uid, "chat", "new", T0 + 2000)
+        .await
+        .expect("written");
+    let new_id = id_for(&uid);
+    assert!(store.bind(&uid, &new_id, T0 + 3000).await.expect("bind"));
+    let via_new = store
+        .load(&new_id, T0 + 4000)
+        .await
+        .expect("load")
+        .expect("found by the new id");
+    assert_eq!(via_new.values["chat"], "new");
+    assert_eq!(
+        store.take_handoff(&jti, T0 + 5000).await.expect("take"),
+        Some(uid.clone())
+    );
+    store.end(&uid).await.expect("end");
+    assert!(
+        store
+            .load(&old_id.hash(), T0)
+            .await
+            .expect("load")
+            .is_none()
+    );
+    assert!(store.load(&new_id, T0).await.expect("load").is_none());
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{p}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(left.is_empty(), "end deletes every key: {left:?}");
+}
