@@ -612,8 +612,7 @@ impl RedisStore {
                 && node_lost(e)
             {
                 self.connector
-                    .failed(lease.generation(), is_demoted(e))
-                    .await;
+                    .failed(lease.generation(), is_demoted(e) || e.is_timeout());
             }
             result
         };
@@ -634,9 +633,7 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, attempts).await {
             Ok(result) => result.map_err(store_error),
             Err(_) => {
-                self.connector
-                    .failed(last.load(Ordering::Relaxed), false)
-                    .await;
+                self.connector.failed(last.load(Ordering::Relaxed), true);
                 Err(StoreError::Unavailable(format!(
                     "redis did not answer within {} ms",
                     self.timeout.as_millis()

@@ -142,15 +142,16 @@ impl Connector {
     }
 
     /// A call on the lease of `generation` failed in a way that may mean the node is gone or no
-    /// longer the primary (`demoted`: it answered as a replica). With Sentinel, the next lease
-    /// asks the sentinels again. On Cluster, a node that answers as a replica where the slot map
-    /// says primary sends no `MOVED` for reads (the crate's connection would not notice), so a
-    /// new connection is made, with a fresh slot map; a node gone the cluster connection notices
-    /// by itself, as the connection manager does.
-    pub async fn failed(&self, generation: u64, demoted: bool) {
+    /// longer the primary; `stale` when it answered as a replica or did not answer in time. With
+    /// Sentinel, the next lease asks the sentinels again. On Cluster, the crate's connection
+    /// follows `MOVED` and notices a refused connection by itself, but a node that answers as a
+    /// replica to reads (no `MOVED`) or hangs (stopped, cut off) would keep its slots in the map:
+    /// then a new connection is made, with a fresh slot map (at most one per generation).
+    /// The connection manager of one Redis notices by itself.
+    pub fn failed(&self, generation: u64, stale: bool) {
         match self {
             Self::Sentinel(s) => s.forget(generation),
-            Self::Cluster(c) if demoted => c.forget(generation).await,
+            Self::Cluster(c) if stale => c.forget(generation),
             _ => {}
         }
     }
@@ -279,8 +280,11 @@ impl ClusterConnector {
 
     /// Drops the connection of `generation`: the next lease makes a new one, which reads the
     /// slot map afresh.
-    async fn forget(&self, generation: u64) {
-        let mut current = self.current.lock().await;
+    fn forget(&self, generation: u64) {
+        // Locked: another caller is making the next connection already.
+        let Ok(mut current) = self.current.try_lock() else {
+            return;
+        };
         if current.0 == generation && current.1.is_some() {
             current.1 = None;
             tracing::info!(
