@@ -1184,11 +1184,52 @@ impl SessionStore for RedisStore {
             .await
     }
 
+    /// Ready when a call would be answered now: on one Redis and Sentinel, the primary answers
+    /// (and with `replica_acks`, has that many replicas in sync: `WAIT` right behind `PING`); on
+    /// Cluster, the cluster says its state is ok (every slot has a primary: with Redis's default
+    /// `cluster-require-full-coverage yes`, it refuses every call otherwise).
     async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(
-            |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
-        )
-        .await
+        if self.connector.is_cluster() {
+            let info: String = self
+                .bounded(|mut conn| async move {
+                    redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            return if info.contains("cluster_state:ok") {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(
+                    "the redis cluster's state is not ok".into(),
+                ))
+            };
+        }
+        let (acks, wait_ms) = (self.replica_acks, self.replica_ack_timeout_ms);
+        let acked: i64 = self
+            .bounded(|mut conn| async move {
+                if acks == 0 {
+                    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+                    return Ok(0);
+                }
+                let ((), acked): ((), i64) = redis::pipe()
+                    .cmd("PING")
+                    .cmd("WAIT")
+                    .arg(acks)
+                    .arg(wait_ms)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(wait_refused)?;
+                Ok(acked)
+            })
+            .await?;
+        if acked < i64::from(acks) {
+            return Err(StoreError::Unavailable(format!(
+                "{acked} of {acks} redis replicas in sync"
+            )));
+        }
+        Ok(())
     }
 
     /// Redis expires every key by itself, so this is a safety net for what its expiry cannot

@@ -509,6 +509,8 @@ struct Outcome {
     slowest: Duration,
     unavailable: usize,
     acknowledged: usize,
+    /// Whether a node's `/readyz` said 503 after the fault.
+    unready_seen: bool,
 }
 
 const CLIENTS: usize = 8;
@@ -613,6 +615,25 @@ where
             (ledger, slowest, unavailable, acknowledged, first_after)
         }));
     }
+    // `/readyz` of the first node, polled from the fault on.
+    let readyz = {
+        let (url, killed_at, stop) = (nodes[0].url("/readyz"), killed_at.clone(), stop.clone());
+        tokio::spawn(async move {
+            let http = client();
+            let mut unready_seen = false;
+            while !stop.load(Ordering::Relaxed) || !unready_seen {
+                if killed_at.lock().expect("lock").is_some() {
+                    let status = http.get(&url).send().await.map(|r| r.status());
+                    unready_seen |= status.is_ok_and(|s| s == StatusCode::SERVICE_UNAVAILABLE);
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            unready_seen
+        })
+    };
     // Load first, then the kill.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     kill(killed_at.clone()).await;
@@ -629,6 +650,7 @@ where
         slowest: Duration::ZERO,
         unavailable: 0,
         acknowledged: 0,
+        unready_seen: false,
     };
     let mut ledgers = Vec::new();
     let joined = tokio::time::timeout(RESUME_BOUND + Duration::from_secs(5), async {
@@ -649,6 +671,7 @@ where
         out.acknowledged += acknowledged;
         ledgers.push(ledger);
     }
+    out.unready_seen = readyz.await.expect("readyz poller");
     assert!(
         out.all_writing < RESUME_BOUND,
         "resumed after {:?}",
@@ -697,12 +720,13 @@ async fn assert_ready(nodes: &[Baton]) {
 fn report(topology: &str, out: &Outcome) {
     // Read by whoever measures failover times (docs/deployment.md); shown with --nocapture.
     eprintln!(
-        "FAILOVER {topology}: first write {} ms, every client writing {} ms, slowest answer {} ms, {} acknowledged writes, {} answered 503",
+        "FAILOVER {topology}: first write {} ms, every client writing {} ms, slowest answer {} ms, {} acknowledged writes, {} answered 503, /readyz 503 seen: {}",
         out.first_write.as_millis(),
         out.all_writing.as_millis(),
         out.slowest.as_millis(),
         out.acknowledged,
-        out.unavailable
+        out.unavailable,
+        out.unready_seen
     );
 }
 
@@ -736,6 +760,10 @@ async fn sentinel_failover(fault: Fault) {
         &out,
     );
     assert!(out.acknowledged > 0);
+    assert!(
+        out.unready_seen,
+        "/readyz said 503 while the primary was gone"
+    );
     assert_ready(&nodes).await;
 }
 
