@@ -4,7 +4,7 @@
 # Xvfb), openssl for the WebKit tests' https certificate, and the npm packages (playwright-core,
 # puppeteer-core, terser, typescript). Idempotent and quick when all is there. Redis: the contract
 # and multi-node tests need `redis-server` (the test hosts run one at 127.0.0.1:6379; the
-# multi-node test starts its own).
+# multi-node test starts its own), the Sentinel and Cluster tests `redis-sentinel` and `redis-cli`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,9 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || need_apt+=(libnginx-mod-http-js)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The high-availability tests (tests/integration/redis_ha.rs) start sentinels and build a cluster.
+[ -x /usr/bin/redis-sentinel ] || need_apt+=(redis-sentinel)
+[ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"
   SUDO=""

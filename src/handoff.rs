@@ -125,7 +125,7 @@ impl HandoffKeys {
         self.ttl_secs
     }
 
-    pub fn mint(&self, audience: &str, now: Timestamp) -> Result<Minted, MintError> {
+    pub fn mint(&self, audience: &str, now: Timestamp, uid: &str) -> Result<Minted, MintError> {
         let Some(key) = self.keys.first() else {
             return Err(MintError::NoKey);
         };
@@ -139,7 +139,7 @@ impl HandoffKeys {
             .checked_add(self.ttl_secs)
             .ok_or(MintError::TimeOutOfRange)?;
         let expires_at = exp.checked_mul(1000).ok_or(MintError::TimeOutOfRange)?;
-        let jti = crate::session::new_uid();
+        let jti = crate::session::new_uid_in(crate::session::slot_tag(uid));
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: audience.to_owned(),
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_for_its_audience_only() {
         let k = keys(vec![key("a", 1)]);
-        let minted = k.mint(AUD, T0).expect("mint");
+        let minted = k.mint(AUD, T0, "u").expect("mint");
         assert_eq!(minted.expires_at, (NOW_S + 60) * 1000);
         let claims = k.verify(&minted.token, AUD, T0 + 1000).expect("valid");
         assert_eq!(claims.jti, minted.jti);
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn expiry_and_not_before_use_the_app_clock() {
         let k = keys(vec![key("a", 1)]);
-        let minted = k.mint(AUD, T0).expect("mint");
+        let minted = k.mint(AUD, T0, "u").expect("mint");
         assert!(
             k.verify(&minted.token, AUD, T0 + 64_999).is_ok(),
             "within leeway"
@@ -478,9 +478,9 @@ mod tests {
     fn rotation_verifies_old_keys_and_signs_with_the_first() {
         let old = keys(vec![key("old", 1)]);
         let rotated = keys(vec![key("new", 2), key("old", 1)]);
-        let by_old = old.mint(AUD, T0).expect("mint");
+        let by_old = old.mint(AUD, T0, "u").expect("mint");
         assert!(rotated.verify(&by_old.token, AUD, T0).is_ok());
-        let by_new = rotated.mint(AUD, T0).expect("mint");
+        let by_new = rotated.mint(AUD, T0, "u").expect("mint");
         assert_eq!(
             old.verify(&by_new.token, AUD, T0).err(),
             Some(Rejection::UnknownKey)
@@ -490,7 +490,7 @@ mod tests {
     #[test]
     fn forged_alg_none_and_oversized_tokens_fail() {
         let k = keys(vec![key("a", 1)]);
-        let forged = keys(vec![key("a", 9)]).mint(AUD, T0).expect("mint");
+        let forged = keys(vec![key("a", 9)]).mint(AUD, T0, "u").expect("mint");
         assert_eq!(
             k.verify(&forged.token, AUD, T0).err(),
             Some(Rejection::BadSignatureOrClaims)
@@ -522,7 +522,7 @@ mod tests {
     #[test]
     fn long_lived_tokens_are_refused_even_when_signed() {
         let long = HandoffKeys::new(vec![key("a", 1)], ISS.into(), 3600);
-        let minted = long.mint(AUD, T0).expect("mint");
+        let minted = long.mint(AUD, T0, "u").expect("mint");
         assert_eq!(
             keys(vec![key("a", 1)]).verify(&minted.token, AUD, T0).err(),
             Some(Rejection::TooLongLived)
@@ -532,7 +532,7 @@ mod tests {
     #[test]
     fn minting_refuses_times_out_of_range() {
         let mint = |ttl: u64, now: Timestamp| {
-            HandoffKeys::new(vec![key("a", 1)], ISS.into(), ttl).mint(AUD, now)
+            HandoffKeys::new(vec![key("a", 1)], ISS.into(), ttl).mint(AUD, now, "u")
         };
         // now + ttl overflows (a ttl past i64::MAX used to wrap to a negative lifetime).
         assert!(matches!(mint(u64::MAX, T0), Err(MintError::TimeOutOfRange)));
@@ -557,7 +557,7 @@ mod tests {
         let none = keys(Vec::new());
         assert!(!none.is_enabled());
         assert!(keys(vec![key("a", 1)]).is_enabled());
-        assert!(matches!(none.mint(AUD, T0), Err(MintError::NoKey)));
+        assert!(matches!(none.mint(AUD, T0, "u"), Err(MintError::NoKey)));
         let token = signed(&header(), &claims(NOW_S + 60, NOW_S, NOW_S));
         assert_eq!(
             none.verify(&token, AUD, T0).err(),

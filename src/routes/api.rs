@@ -333,10 +333,12 @@ async fn mint_handoff(
     let Some(r) = req.resolve().await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let minted = keys.mint(audience.as_str(), req.now).map_err(|e| {
-        tracing::error!(error = %e, "cannot sign a handoff token");
-        ApiError::Internal
-    })?;
+    let minted = keys
+        .mint(audience.as_str(), req.now, &r.session.uid)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot sign a handoff token");
+            ApiError::Internal
+        })?;
     req.store
         .put_handoff(&minted.jti, &r.session.uid, minted.expires_at)
         .await?;

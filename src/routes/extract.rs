@@ -86,16 +86,17 @@ impl Credentials {
         out
     }
 
-    /// A fresh way in for a session this request is about to create or adopt: a page key in page
-    /// mode, else a cookie id.
-    fn fresh(&self) -> (IdHash, Binding) {
+    /// A fresh way in for a session this request is about to create (`None`) or adopt (its
+    /// uid, whose slot tag the id carries: `SessionId::generate_for`): a page key in page mode,
+    /// else a cookie id.
+    fn fresh(&self, uid: Option<&str>) -> (IdHash, Binding) {
         match &self.page {
             Some(page) => {
-                let key = PageKey::generate();
+                let key = uid.map_or_else(PageKey::generate, PageKey::generate_for);
                 (key.hash(&page.origin), Binding::PageKey(key))
             }
             None => {
-                let id = SessionId::generate();
+                let id = uid.map_or_else(SessionId::generate, SessionId::generate_for);
                 (id.hash(), Binding::Cookies(id))
             }
         }
@@ -193,7 +194,7 @@ impl SessionRequest {
         if let Some(r) = self.resolve().await? {
             return Ok(r);
         }
-        let (hash, binding) = self.creds.fresh();
+        let (hash, binding) = self.creds.fresh(None);
         let session = self.store.create(&hash, self.now).await?;
         bump(&self.metrics.sessions_created);
         Ok(Resolved { session, binding })
@@ -206,7 +207,7 @@ impl SessionRequest {
     /// ended. One atomic store step (`SessionStore::adopt`), so a value written meanwhile is
     /// never lost.
     pub async fn adopt(&self, uid: &str) -> Result<Option<Resolved>, ApiError> {
-        let (hash, binding) = self.creds.fresh();
+        let (hash, binding) = self.creds.fresh(Some(uid));
         let reached: Vec<IdHash> = self
             .creds
             .candidates()

@@ -8,6 +8,7 @@
 
 pub mod metered;
 pub mod redis;
+mod redis_conn;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -36,6 +37,18 @@ impl SessionId {
         Self(URL_SAFE_NO_PAD.encode(random_bytes::<ID_BYTES>()))
     }
 
+    /// A fresh id for the session `uid`: random, except that it starts with the session's slot
+    /// tag (`slot_tag`), so that the store keeps it in the session's Redis Cluster hash slot. A
+    /// session from before tags has none: the id is then wholly random. The tag is 24 bits the
+    /// session's ids share; the other 39 characters (234 bits) are random.
+    pub fn generate_for(uid: &str) -> Self {
+        let mut id = Self::generate();
+        if let Some(tag) = slot_tag(uid) {
+            id.0.replace_range(..TAG_LEN, tag);
+        }
+        id
+    }
+
     /// Accepts only what `generate` produces, so junk from a cookie never reaches the store.
     pub fn parse(raw: &str) -> Option<Self> {
         let ok = raw.len() == ID_LEN
@@ -50,7 +63,10 @@ impl SessionId {
     }
 
     pub fn hash(&self) -> IdHash {
-        IdHash(hex(&Sha256::digest(self.0.as_bytes())))
+        IdHash {
+            hash: hex(&Sha256::digest(self.0.as_bytes())),
+            tag: self.0[..TAG_LEN].to_owned(),
+        }
     }
 }
 
@@ -76,6 +92,11 @@ impl PageKey {
         Self(SessionId::generate())
     }
 
+    /// A fresh key for the session `uid`, in its slot (see `SessionId::generate_for`).
+    pub fn generate_for(uid: &str) -> Self {
+        Self(SessionId::generate_for(uid))
+    }
+
     /// Accepts only what `generate` produces.
     pub fn parse(raw: &str) -> Option<Self> {
         SessionId::parse(raw).map(Self)
@@ -92,7 +113,10 @@ impl PageKey {
         h.update(origin.as_str().as_bytes());
         h.update(b"\n");
         h.update(self.0.as_str().as_bytes());
-        IdHash(hex(&h.finalize()))
+        IdHash {
+            hash: hex(&h.finalize()),
+            tag: self.0.as_str()[..TAG_LEN].to_owned(),
+        }
     }
 }
 
@@ -102,19 +126,59 @@ impl fmt::Debug for PageKey {
     }
 }
 
-/// What the store keys ids by: hex SHA-256 of the id.
+/// What the store keys ids by: hex SHA-256 of the id, and the id's slot tag (its first
+/// characters, not secret: see `slot_tag`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct IdHash(String);
+pub struct IdHash {
+    hash: String,
+    tag: String,
+}
 
 impl IdHash {
+    /// The hash, the whole key of SQLite (and of Redis before slot tags).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.hash
+    }
+
+    /// The slot tag the id was minted with: the Redis store keeps the id under it.
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 }
+
+/// Characters of a slot tag.
+pub const TAG_LEN: usize = 4;
 
 /// Internal name of a server-side session; never sent to a browser as a credential.
 pub fn new_uid() -> String {
     hex(&random_bytes::<16>())
+}
+
+/// A fresh name in the slot of `like` (a uid, an id's tag): `<tag>.<32 hex>` when `like` has a
+/// tag, else a plain `new_uid`.
+///
+/// Redis Cluster runs a script only when all its keys are in one hash slot; the slot of a key
+/// is that of its `{tag}`. So every key of one session (its hash, its ids, its handoff records)
+/// carries the session's tag, and every name the store is later asked about carries it too: the
+/// uid (`<tag>.<hex>`), each id and page key (their first `TAG_LEN` characters, see
+/// `SessionId::generate_for`), each handoff `jti` (`<tag>.<hex>`). A new session takes the tag
+/// of the random id it is created with. Names from before tags (32 hex) have none and keep
+/// their old keys (docs/deployment.md).
+pub fn new_uid_in(tag: Option<&str>) -> String {
+    match tag {
+        Some(tag) => format!("{tag}.{}", new_uid()),
+        None => new_uid(),
+    }
+}
+
+/// The slot tag of a uid or jti minted by `new_uid_in`, or `None` for a name from before tags.
+pub fn slot_tag(name: &str) -> Option<&str> {
+    let tag = name.get(..TAG_LEN)?;
+    let ok = name.as_bytes().get(TAG_LEN) == Some(&b'.')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(tag)
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -212,7 +276,7 @@ impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(c) => write!(f, "sqlite {}", c.sqlite_path),
-            Self::Redis(c) => write!(f, "redis {} prefix {:?}", c.redacted_url(), c.redis_prefix),
+            Self::Redis(c) => write!(f, "redis {} prefix {:?}", c.describe(), c.redis_prefix),
         }
     }
 }
@@ -222,10 +286,11 @@ impl StoreConfig {
     pub async fn open(&self, timeouts: Timeouts) -> Result<Arc<dyn SessionStore>, StoreError> {
         Ok(match self {
             Self::Sqlite(c) => Arc::new(sqlite::SqliteStore::open(&c.sqlite_path, timeouts)?),
-            Self::Redis(c) => Arc::new(
-                redis::RedisStore::open(&c.redis_url, &c.redis_prefix, c.timeout_ms, timeouts)
-                    .await?,
-            ),
+            Self::Redis(c) => {
+                let store = Arc::new(redis::RedisStore::open(c, timeouts).await?);
+                store.probe();
+                store
+            }
         })
     }
 
@@ -292,6 +357,10 @@ pub enum StoreError {
 ///   broker (and, for SQLite, a `kill -9`).
 /// - Handoff records are single use: `take_handoff` returns the session uid at most once, and
 ///   never after `expires_at`.
+/// - The new `id` of `bind` and `adopt` and the `jti` of `put_handoff` are minted for the
+///   session they join (`SessionId::generate_for`, `PageKey::generate_for`, `new_uid_in`), as the
+///   broker always does: a backend may refuse others (Redis Cluster keeps them in the session's
+///   hash slot, and answers `Internal` for one of another slot).
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates an empty live session reachable through `id`.
@@ -382,6 +451,32 @@ mod tests {
         let shown = format!("{id:?} {key:?} {:?}", Some(&id));
         assert!(!shown.contains(id.as_str()) && !shown.contains(key.as_str()));
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn ids_minted_for_a_session_carry_its_slot_tag() {
+        let first = SessionId::generate();
+        let uid = new_uid_in(Some(first.hash().tag()));
+        let tag = slot_tag(&uid).expect("a tagged uid");
+        assert_eq!(tag, &first.as_str()[..TAG_LEN]);
+        assert_eq!(uid.len(), TAG_LEN + 1 + 32);
+        for _ in 0..20 {
+            let id = SessionId::generate_for(&uid);
+            assert!(SessionId::parse(id.as_str()).is_some(), "still a valid id");
+            assert_eq!(id.hash().tag(), tag);
+            assert_ne!(id, SessionId::generate_for(&uid), "random past the tag");
+            assert_eq!(PageKey::generate_for(&uid).as_str()[..TAG_LEN], *tag);
+        }
+        // Names from before tags (32 hex) have none: their ids are wholly random.
+        let legacy = new_uid_in(None);
+        assert_eq!(slot_tag(&legacy), None);
+        assert_eq!(slot_tag("abc.def"), None);
+        assert_eq!(slot_tag("ab{d.def"), None);
+        assert_eq!(slot_tag("a-_9.x"), Some("a-_9"));
+        let ids: std::collections::HashSet<String> = (0..20)
+            .map(|_| SessionId::generate_for(&legacy).as_str()[..TAG_LEN].to_owned())
+            .collect();
+        assert!(ids.len() > 1, "no shared tag without one");
     }
 
     #[test]

@@ -720,7 +720,7 @@ mod tests {
             SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open"),
         );
         runtime().block_on(async {
-            let id = IdHash("a".repeat(64));
+            let id = crate::session::SessionId::generate().hash();
             let session = store.create(&id, 1_000).await.expect("create");
             store
                 .put_handoff("taken", &session.uid, 2_000)

@@ -15,6 +15,7 @@ mod multinode;
 mod origin;
 mod page_keys;
 mod process;
+mod redis_ha;
 mod redis_reconnect;
 mod secrets;
 mod soak;

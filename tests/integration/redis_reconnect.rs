@@ -6,7 +6,7 @@ use baton::session::redis::RedisStore;
 use baton::session::{AdoptOutcome, SessionStore, SetOutcome, StoreError};
 
 use crate::helpers::PrivateRedis;
-use crate::store_contract::{T0, TIMEOUTS, id};
+use crate::store_contract::{T0, TIMEOUTS, id, redis_config};
 
 /// What each call should answer, checked; the error text when it does not.
 type Check = Result<(), String>;
@@ -25,7 +25,8 @@ async fn the_first_call_of_an_idle_store_after_a_redis_restart_succeeds() {
     let mut redis = PrivateRedis::new(dir.path());
     redis.start().await;
     let url = redis.url();
-    let open = || RedisStore::open(&url, "baton-reconnect:", 1000, TIMEOUTS);
+    let config = redis_config(&url, "baton-reconnect:");
+    let open = || RedisStore::open(&config, TIMEOUTS);
 
     let setup = open().await.expect("open");
     let (a, e, x) = (id(), id(), id());
@@ -214,7 +215,7 @@ async fn a_call_whose_reply_is_lost_is_repeated_safely() {
     redis.start().await;
     let proxy = CuttingProxy::start(redis.port).await;
     let url = format!("redis://127.0.0.1:{}", proxy.port);
-    let store = RedisStore::open(&url, "baton-cut:", 1000, TIMEOUTS)
+    let store = RedisStore::open(&redis_config(&url, "baton-cut:"), TIMEOUTS)
         .await
         .expect("open");
     let a = id();

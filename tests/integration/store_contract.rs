@@ -19,6 +19,20 @@ pub fn id() -> IdHash {
     SessionId::generate().hash()
 }
 
+/// An id as the broker mints it for the existing session `uid` (to bind, or to adopt with): in
+/// its slot (`SessionId::generate_for`), which Redis Cluster requires.
+pub fn id_for(uid: &str) -> IdHash {
+    SessionId::generate_for(uid).hash()
+}
+
+/// A handoff `jti` named `name`, as the broker mints it for session `uid`: in its slot.
+pub fn jti_for(uid: &str, name: &str) -> String {
+    match baton::session::slot_tag(uid) {
+        Some(tag) => format!("{tag}.{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// Far more values than any test writes: `set` is never refused for the count.
 pub const ROOM: usize = 1000;
 
@@ -159,7 +173,12 @@ pub async fn expired_is_never_revived(store: Arc<dyn SessionStore>) {
         "idle timeout is exclusive"
     );
     assert!(set(&*store, &s.uid, "k", "v", late).await.is_none());
-    assert!(!store.bind(&s.uid, &self::id(), late).await.expect("bind"));
+    assert!(
+        !store
+            .bind(&s.uid, &id_for(&s.uid), late)
+            .await
+            .expect("bind")
+    );
     // Even asked with an earlier clock afterwards, an expired session may be gone for good; but it
     // must never come back at a later time.
     assert!(store.load(&id, late + 1).await.expect("load").is_none());
@@ -186,8 +205,9 @@ pub async fn absolute_timeout_caps_busy_sessions(store: Arc<dyn SessionStore>) {
 }
 
 pub async fn bind_shares_the_session(store: Arc<dyn SessionStore>) {
-    let (a, b) = (id(), id());
+    let a = id();
     let s = store.create(&a, T0).await.expect("create");
+    let b = id_for(&s.uid);
     set(&*store, &s.uid, "chat", "1", T0).await.expect("live");
     assert!(store.bind(&s.uid, &b, T0 + 1000).await.expect("bind"));
     let via_b = store
@@ -223,49 +243,39 @@ pub async fn bind_shares_the_session(store: Arc<dyn SessionStore>) {
 }
 
 pub async fn end_removes_every_id_and_handoff(store: Arc<dyn SessionStore>) {
-    let (a, b) = (id(), id());
+    let a = id();
     let s = store.create(&a, T0).await.expect("create");
+    let (b, jti) = (id_for(&s.uid), jti_for(&s.uid, "jti-end"));
     assert!(store.bind(&s.uid, &b, T0).await.expect("bind"));
     store
-        .put_handoff("jti-end", &s.uid, T0 + 60_000)
+        .put_handoff(&jti, &s.uid, T0 + 60_000)
         .await
         .expect("put");
     store.end(&s.uid).await.expect("end");
     assert!(store.load(&a, T0).await.expect("load").is_none());
     assert!(store.load(&b, T0).await.expect("load").is_none());
-    assert!(
-        store
-            .take_handoff("jti-end", T0)
-            .await
-            .expect("take")
-            .is_none()
-    );
+    assert!(store.take_handoff(&jti, T0).await.expect("take").is_none());
     store.end(&s.uid).await.expect("ending twice is fine");
 }
 
 pub async fn handoff_is_single_use(store: Arc<dyn SessionStore>) {
     let s = store.create(&id(), T0).await.expect("create");
+    let (j1, j2) = (jti_for(&s.uid, "jti-1"), jti_for(&s.uid, "jti-2"));
     store
-        .put_handoff("jti-1", &s.uid, T0 + 60_000)
+        .put_handoff(&j1, &s.uid, T0 + 60_000)
         .await
         .expect("put");
     assert_eq!(
-        store.take_handoff("jti-1", T0 + 1).await.expect("take"),
+        store.take_handoff(&j1, T0 + 1).await.expect("take"),
         Some(s.uid.clone())
     );
-    assert_eq!(
-        store.take_handoff("jti-1", T0 + 2).await.expect("take"),
-        None
-    );
+    assert_eq!(store.take_handoff(&j1, T0 + 2).await.expect("take"), None);
     store
-        .put_handoff("jti-2", &s.uid, T0 + 60_000)
+        .put_handoff(&j2, &s.uid, T0 + 60_000)
         .await
         .expect("put");
     assert_eq!(
-        store
-            .take_handoff("jti-2", T0 + 60_000)
-            .await
-            .expect("take"),
+        store.take_handoff(&j2, T0 + 60_000).await.expect("take"),
         None,
         "expired"
     );
@@ -277,14 +287,16 @@ pub async fn handoff_is_single_use(store: Arc<dyn SessionStore>) {
 
 pub async fn concurrent_takes_yield_one_winner(store: Arc<dyn SessionStore>) {
     let s = store.create(&id(), T0).await.expect("create");
+    let jti = jti_for(&s.uid, "jti-race");
     store
-        .put_handoff("jti-race", &s.uid, T0 + 60_000)
+        .put_handoff(&jti, &s.uid, T0 + 60_000)
         .await
         .expect("put");
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.take_handoff("jti-race", T0).await.expect("take") })
+            let jti = jti.clone();
+            tokio::spawn(async move { store.take_handoff(&jti, T0).await.expect("take") })
         })
         .collect();
     let mut winners = 0;
@@ -466,11 +478,12 @@ async fn session_with_value(store: &dyn SessionStore, now: i64) -> (IdHash, Sess
 /// adopted session itself, nothing, or a dead session are passed over.
 pub async fn adopt_replaces_the_empty_sessions_reached(store: Arc<dyn SessionStore>) {
     let (own, s) = session_with_value(&*store, T0).await;
-    let (a, b, new) = (id(), id(), id());
+    let (a, b, new) = (id(), id(), id_for(&s.uid));
     let ea = store.create(&a, T0).await.expect("create");
     store.create(&b, T0 + 1000).await.expect("create");
+    let replaced = jti_for(&ea.uid, "jti-replaced");
     store
-        .put_handoff("jti-replaced", &ea.uid, T0 + 60_000)
+        .put_handoff(&replaced, &ea.uid, T0 + 60_000)
         .await
         .expect("put");
     let dead = id();
@@ -512,7 +525,7 @@ pub async fn adopt_replaces_the_empty_sessions_reached(store: Arc<dyn SessionSto
     assert!(store.load(&a, now).await.expect("load").is_none(), "ended");
     assert!(store.load(&b, now).await.expect("load").is_none(), "ended");
     assert_eq!(
-        store.take_handoff("jti-replaced", now).await.expect("take"),
+        store.take_handoff(&replaced, now).await.expect("take"),
         None,
         "ended as by `end`: its handoff records too"
     );
@@ -522,10 +535,10 @@ pub async fn adopt_replaces_the_empty_sessions_reached(store: Arc<dyn SessionSto
 /// changes: not the empty session checked before it, not the adopted one's `last_seen`.
 pub async fn adopt_refuses_when_a_session_reached_holds_values(store: Arc<dyn SessionStore>) {
     let (_, s) = session_with_value(&*store, T0).await;
-    let own = id();
+    let own = id_for(&s.uid);
     assert!(store.bind(&s.uid, &own, T0).await.expect("bind"));
     let (v, _) = session_with_value(&*store, T0).await;
-    let (e, new) = (id(), id());
+    let (e, new) = (id(), id_for(&s.uid));
     store.create(&e, T0).await.expect("create");
     let now = T0 + 59_000;
     for reached in [vec![e.clone(), v.clone()], vec![v.clone(), e.clone()]] {
@@ -566,6 +579,7 @@ pub async fn adopt_of_a_missing_session_changes_nothing(store: Arc<dyn SessionSt
         AdoptOutcome::Missing
     );
     let (_, s) = session_with_value(&*store, T0).await;
+    let new = id_for(&s.uid);
     let late = T0 + TIMEOUTS.idle_ms;
     store.load(&e, late - 1).await.expect("load").expect("live");
     assert_eq!(
@@ -591,7 +605,7 @@ pub async fn adopt_racing_a_write_loses_nothing(store: Arc<dyn SessionStore>) {
     for round in 0..40 {
         let now = T0 + round;
         let (_, s) = session_with_value(&*store, now).await;
-        let (e, new) = (id(), id());
+        let (e, new) = (id(), id_for(&s.uid));
         let empty = store.create(&e, now).await.expect("create");
         let write = {
             let store = Arc::clone(&store);
@@ -654,18 +668,23 @@ macro_rules! store_contract {
     ($backend:ident, $make:expr) => {
         mod $backend {
             use super::*;
-            store_contract!(@tests $make;
-                create_then_load, reads_touch_in_steps, missing_id_is_none, values_round_trip, idle_timeout_slides,
-                expired_is_never_revived, absolute_timeout_caps_busy_sessions,
-                bind_shares_the_session, end_removes_every_id_and_handoff, handoff_is_single_use,
-                concurrent_takes_yield_one_winner, concurrent_writes_lose_nothing,
-                values_are_bounded, concurrent_new_keys_stop_at_the_limit,
-                adopt_replaces_the_empty_sessions_reached,
-                adopt_refuses_when_a_session_reached_holds_values,
-                adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
-                sweep_forgets_only_the_expired);
+            $crate::store_contract!(@names [@tests] $make);
         }
     };
+    // The suite, once: every name goes to the arm `$arm`.
+    (@names [$($arm:tt)*] $make:expr) => {
+        $crate::store_contract!($($arm)* $make;
+            create_then_load, reads_touch_in_steps, missing_id_is_none, values_round_trip, idle_timeout_slides,
+            expired_is_never_revived, absolute_timeout_caps_busy_sessions,
+            bind_shares_the_session, end_removes_every_id_and_handoff, handoff_is_single_use,
+            concurrent_takes_yield_one_winner, concurrent_writes_lose_nothing,
+            values_are_bounded, concurrent_new_keys_stop_at_the_limit,
+            adopt_replaces_the_empty_sessions_reached,
+            adopt_refuses_when_a_session_reached_holds_values,
+            adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
+            sweep_forgets_only_the_expired);
+    };
+    // One test per contract item.
     (@tests $make:expr; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -673,6 +692,13 @@ macro_rules! store_contract {
                 let store = $make.await;
                 super::$name(store).await;
             }
+        )*
+    };
+    // Every item in turn, inside one test (a backend whose processes the test starts itself).
+    (@inline $make:expr; $($name:ident),*) => {
+        $(
+            eprintln!("store contract: {}", stringify!($name));
+            $crate::store_contract::$name($make.await).await;
         )*
     };
 }
@@ -824,6 +850,15 @@ fn redis_url() -> String {
     std::env::var("BATON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// A one-Redis config of `url` and `prefix`, the other keys at their defaults.
+pub fn redis_config(url: &str, prefix: &str) -> baton::session::redis::RedisConfig {
+    baton::session::redis::RedisConfig {
+        redis_url: url.into(),
+        redis_prefix: prefix.into(),
+        ..Default::default()
+    }
+}
+
 async fn redis_store() -> Arc<dyn SessionStore> {
     Arc::new(redis_cleanup().await)
 }
@@ -831,7 +866,7 @@ async fn redis_store() -> Arc<dyn SessionStore> {
 async fn redis_cleanup() -> Kept<RedisKeys> {
     let url = redis_url();
     let prefix = format!("baton-test:{}:", baton::session::new_uid());
-    let store = baton::session::redis::RedisStore::open(&url, &prefix, 1000, TIMEOUTS)
+    let store = baton::session::redis::RedisStore::open(&redis_config(&url, &prefix), TIMEOUTS)
         .await
         .expect("open");
     if let Err(e) = store.ping().await {
@@ -962,9 +997,9 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         .expect("connect");
     let (old, fresh) = (id(), id());
     let s = store.create(&old, T0).await.expect("create");
-    assert!(store.bind(&s.uid, &id(), T0).await.expect("bind"));
+    assert!(store.bind(&s.uid, &id_for(&s.uid), T0).await.expect("bind"));
     store
-        .put_handoff("jti-ttl", &s.uid, T0 + 60_000)
+        .put_handoff(&jti_for(&s.uid, "jti-ttl"), &s.uid, T0 + 60_000)
         .await
         .expect("put");
     let f = store.create(&fresh, T0 + 50_000).await.expect("create");
@@ -994,7 +1029,9 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         );
     }
 
-    let fresh_hash = format!("{}s:{}", store.guard.prefix, f.uid);
+    // The session hash, under the session's slot tag (src/session/redis.rs, module doc).
+    let tag = baton::session::slot_tag(&f.uid).expect("a new session has a slot tag");
+    let fresh_hash = format!("{}{{{tag}}}s:{}", store.guard.prefix, f.uid);
     let _: () = ::redis::cmd("PERSIST")
         .arg(&fresh_hash)
         .query_async(&mut conn)
@@ -1037,4 +1074,122 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
             .expect("load")
             .is_some()
     );
+}
+
+/// One `sweep` call goes on through several `SCAN` steps until the keyspace is covered (or its
+/// step budget is spent): with more keys than one step examines, it still finds every expired
+/// session. On a Redis of the test's own, so the keyspace's size is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sweep_goes_past_one_scan_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = crate::helpers::PrivateRedis::new(dir.path());
+    redis.start().await;
+    let url = redis.url();
+    let store = baton::session::redis::RedisStore::open(&redis_config(&url, "sweep:"), TIMEOUTS)
+        .await
+        .expect("open");
+    // 1,500 other keys and 20 sessions (3 keys each): a hash table of 2,048 buckets, four times
+    // what one SCAN step examines (500), within what one sweep examines (8 steps).
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut fill = ::redis::cmd("MSET");
+    for i in 0..1500 {
+        fill.arg(format!("other:{i}")).arg("x");
+    }
+    let _: () = fill.query_async(&mut conn).await.expect("mset");
+    for _ in 0..20 {
+        store.create(&id(), T0).await.expect("create");
+    }
+    let swept = store.sweep(T0 + TIMEOUTS.idle_ms).await.expect("sweep");
+    assert_eq!(swept, 20, "one sweep finds every expired session");
+    redis.kill();
+}
+
+/// Sessions written before slot tags (keys `P s:<uid>`, `P id:<hash>`, `P ids:<uid>`,
+/// `P h:<jti>`, `P hs:<uid>`, with 32-hex uids and jtis) keep working after an upgrade on one
+/// Redis: found by their old ids, written, bound to new ids, redeemed, ended with every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_from_before_slot_tags_keep_working() {
+    let store = redis_cleanup().await;
+    let p = store.guard.prefix.clone();
+    let mut conn = ::redis::Client::open(store.guard.url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let old_id = SessionId::generate();
+    let hash = old_id.hash().as_str().to_owned();
+    let uid = baton::session::new_uid();
+    let jti = baton::session::new_uid();
+    let mut pipe = ::redis::pipe();
+    pipe.cmd("HSET")
+        .arg(format!("{p}s:{uid}"))
+        .arg("c")
+        .arg(T0)
+        .arg("l")
+        .arg(T0)
+        .arg("v:chat")
+        .arg("old")
+        .cmd("SET")
+        .arg(format!("{p}id:{hash}"))
+        .arg(&uid)
+        .cmd("SADD")
+        .arg(format!("{p}ids:{uid}"))
+        .arg(&hash)
+        .cmd("HSET")
+        .arg(format!("{p}h:{jti}"))
+        .arg("u")
+        .arg(&uid)
+        .arg("e")
+        .arg(T0 + 60_000)
+        .cmd("SADD")
+        .arg(format!("{p}hs:{uid}"))
+        .arg(&jti);
+    let _: () = pipe
+        .query_async(&mut conn)
+        .await
+        .expect("write the old layout");
+
+    let found = store
+        .load(&old_id.hash(), T0 + 1000)
+        .await
+        .expect("load")
+        .expect("found by its old id");
+    assert_eq!(
+        (found.uid.as_str(), found.values["chat"].as_str()),
+        (uid.as_str(), "old")
+    );
+    set(&store, &uid, "chat", "new", T0 + 2000)
+        .await
+        .expect("written");
+    let new_id = id_for(&uid);
+    assert!(store.bind(&uid, &new_id, T0 + 3000).await.expect("bind"));
+    let via_new = store
+        .load(&new_id, T0 + 4000)
+        .await
+        .expect("load")
+        .expect("found by the new id");
+    assert_eq!(via_new.values["chat"], "new");
+    assert_eq!(
+        store.take_handoff(&jti, T0 + 5000).await.expect("take"),
+        Some(uid.clone())
+    );
+    store.end(&uid).await.expect("end");
+    assert!(
+        store
+            .load(&old_id.hash(), T0)
+            .await
+            .expect("load")
+            .is_none()
+    );
+    assert!(store.load(&new_id, T0).await.expect("load").is_none());
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{p}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(left.is_empty(), "end deletes every key: {left:?}");
 }
