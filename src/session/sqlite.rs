@@ -773,7 +773,10 @@ mod tests {
         std::fs::create_dir(&taken).expect("mkdir");
         let err = open_err(&taken);
         assert!(
-            err.starts_with(&format!("store failure: store.sqlite_path: cannot open {}: ", taken.display())),
+            err.starts_with(&format!(
+                "store failure: store.sqlite_path: cannot open {}: ",
+                taken.display()
+            )),
             "{err}"
         );
         assert!(err.contains("Is a directory"), "the OS's reason: {err}");
