@@ -712,6 +712,77 @@ mod tests {
             .expect("runtime")
     }
 
+    /// `ping` is what `/readyz` asks. A store whose writer thread is gone (a job panicked: a bug)
+    /// cannot write anything, and an in-memory one, where every call goes to the writer, cannot
+    /// answer at all: its ping must fail rather than report the node ready.
+    #[test]
+    fn ping_fails_once_the_writer_has_stopped() {
+        let store = SqliteStore::open(":memory:", TIMEOUTS).expect("open");
+        runtime().block_on(async {
+            store.ping().await.expect("a working store answers");
+            let died = store
+                .write(|_, _| -> Result<(), StoreError> {
+                    panic!("deliberate (test): a write job panics, and the writer thread with it")
+                })
+                .await;
+            assert!(died.is_err(), "the panicking write is not acknowledged");
+            let err = store
+                .ping()
+                .await
+                .expect_err("no writer: the store cannot answer");
+            assert!(err.to_string().contains("SQLite writer"), "{err}");
+        });
+    }
+
+    /// Why a path cannot be opened, in the operator's terms (`cannot_open`): the key, the path,
+    /// and which part of it is wrong. Nothing is created on the way.
+    #[test]
+    fn an_unopenable_path_names_what_is_wrong_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open_err = |path: &Path| {
+            SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS)
+                .err()
+                .expect("cannot be opened")
+                .to_string()
+        };
+
+        // Its directory does not exist (yet): the directory is named, and not created.
+        let missing = dir.path().join("no-such-dir");
+        let err = open_err(&missing.join("baton.db"));
+        assert!(
+            err.contains(&format!(
+                "store.sqlite_path: cannot open {}: its directory {} is not usable",
+                missing.join("baton.db").display(),
+                missing.display()
+            )),
+            "{err}"
+        );
+        assert!(!missing.exists(), "no directory is created");
+
+        // Its "directory" is a file.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "not a directory").expect("write");
+        let err = open_err(&file.join("baton.db"));
+        assert!(
+            err.ends_with(&format!("{} is not a directory", file.display())),
+            "{err}"
+        );
+
+        // Its directory is fine, but the path itself is a directory: the OS's own reason.
+        let taken = dir.path().join("taken");
+        std::fs::create_dir(&taken).expect("mkdir");
+        let err = open_err(&taken);
+        assert!(
+            err.starts_with(&format!(
+                "store failure: store.sqlite_path: cannot open {}: ",
+                taken.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("Is a directory"), "the OS's reason: {err}");
+        assert!(!err.contains("not a directory"), "{err}");
+    }
+
     #[test]
     fn concurrent_writes_share_commits_and_a_failing_one_fails_alone() {
         let dir = tempfile::tempdir().expect("tempdir");

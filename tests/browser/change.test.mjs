@@ -21,9 +21,15 @@ test("change event: a set in one tab of shop fires change in the other, unsubscr
     assert.equal((await call(a, "get", "k")).value, "v");
     await call(other, "end");
     await a.waitForFunction(() => changes === 2, null, { timeout: 5000 });
-    await a.evaluate(() => off());
+    // Unsubscribed, and a second handler in its place: once that one has seen the next change,
+    // the event has reached this tab, and the first handler, had it stayed, would have run too.
+    await a.evaluate(() => {
+      off();
+      window.seen = 0;
+      client.on("change", () => seen++);
+    });
     await call(other, "set", "k", "w");
-    await other.waitForTimeout(500);
+    await a.waitForFunction(() => seen === 1, null, { timeout: 5000 });
     assert.equal(await a.evaluate(() => changes), 2);
     assert.equal(await other.evaluate(() => window.changes), undefined);
   } finally {

@@ -118,3 +118,24 @@ fn an_unusable_sqlite_path_names_its_key_and_the_os_reason_and_creates_nothing()
         "no directory is created behind the operator's back"
     );
 }
+
+/// An empty (or blank) `store.sqlite_path` is a config problem, not what SQLite would make of it:
+/// a private temporary database per connection, deleted on close, so every session would be lost
+/// and the read connections would see none of them.
+#[test]
+fn an_empty_sqlite_path_is_a_problem_named_by_check_config() {
+    for empty in ["", "  "] {
+        let (code, text) = check(
+            &format!("{GOOD}[store]\nbackend = \"sqlite\"\nsqlite_path = \"{empty}\"\n"),
+            &[],
+        );
+        assert_eq!(code, 2, "sqlite_path = {empty:?}: {text}");
+        assert!(text.contains("1 problem(s)"), "{text}");
+        // The key, where its value came from (the line of `sqlite_path`), and the rule.
+        assert!(
+            text.contains("store.sqlite_path (")
+                && text.contains("line 10): must name a file (or \":memory:\" for tests)"),
+            "{text}"
+        );
+    }
+}

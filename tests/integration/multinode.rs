@@ -155,6 +155,20 @@ timeout_ms = 1000
         node.child = Some(cmd.spawn().expect("start baton"));
     }
 
+    /// Waits (bounded, polling) until the log file `name` has a line containing `text`.
+    async fn wait_for_log(&self, name: &str, text: &str, within: Duration) {
+        let path = self.dir.path().join(name);
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            if log.lines().any(|line| line.contains(text)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no line with {text:?} in {name} within {within:?}");
+    }
+
     fn node(&self, i: usize) -> &Node {
         &self.nodes[i]
     }
@@ -192,6 +206,17 @@ fn cookie_header(headers: &HeaderMap) -> String {
 
 async fn status_of(c: &reqwest::Client, url: &str) -> Option<StatusCode> {
     c.get(url).send().await.ok().map(|r| r.status())
+}
+
+/// Reads one response head (an interim `100 Continue`, say) up to its blank line, byte by byte so
+/// that nothing after it is consumed.
+async fn read_head(conn: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = conn.read_u8().await.expect("read a response head");
+        head.push(byte);
+    }
+    String::from_utf8(head).expect("utf-8 head")
 }
 
 /// Polls `/healthz` until 200 (bounded): the process serves, whatever its store says.
@@ -423,35 +448,57 @@ async fn nodes_share_sessions_and_survive_node_and_redis_faults() {
         }
     }
 
-    // SIGTERM while a request is in flight: the node finishes it, then exits cleanly.
+    // SIGTERM while a request is in flight: the node finishes it, then exits cleanly. Each step
+    // waits for proof of the last, not for time: the request asks `Expect: 100-continue`, which
+    // the node answers only once the handler reads the body (the request is in flight); SIGTERM
+    // follows, and the body only once C has logged that it is draining and refuses new
+    // connections.
     let body = json!({ "value": "sent across a shutdown" }).to_string();
-    let (head, tail) = body.split_at(body.len() / 2);
-    let node = cluster.node(cc);
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", node.port))
+    let port = cluster.node(cc).port;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect to C");
+    // No `connection: close` from the client: the node closes the connection itself, as its
+    // shutdown asks, once it has answered (the read of the answer below ends only then).
     let request = format!(
-        "PUT /v1/session/drain HTTP/1.1\r\nhost: 127.0.0.1:{}\r\norigin: {SHOP}\r\ncookie: {shop}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
-        node.port,
+        "PUT /v1/session/drain HTTP/1.1\r\nhost: 127.0.0.1:{}\r\norigin: {SHOP}\r\ncookie: {shop}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        port,
         body.len()
     );
     conn.write_all(request.as_bytes())
         .await
         .expect("write head");
-    // Let the server read the headers and start waiting for the body.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let interim = tokio::time::timeout(Duration::from_secs(10), read_head(&mut conn))
+        .await
+        .expect("100 Continue within 10 s");
+    assert!(
+        interim.starts_with("HTTP/1.1 100 Continue\r\n"),
+        "the handler waits for the body: {interim}"
+    );
     let mut c_child = cluster.nodes[cc].child.take().expect("C running");
     signal(&c_child, "-TERM");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster
+        .wait_for_log(
+            "c.log",
+            "shutting down: draining in-flight requests",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "C, draining, accepts no new connection"
+    );
     assert!(
         c_child.try_wait().expect("try_wait").is_none(),
         "C must wait for its in-flight request"
     );
-    conn.write_all(tail.as_bytes()).await.expect("write rest");
+    conn.write_all(body.as_bytes()).await.expect("write body");
     let mut response = String::new();
     tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut response))
         .await
-        .expect("response within 10 s")
+        .expect("response, and the connection closed by C, within 10 s")
         .expect("read response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(

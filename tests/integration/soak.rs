@@ -127,9 +127,17 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     Ok(res) => tally.unexpected(format!("writer {w}: {}", res.status())),
-                    Err(_) if on_b && nodes.b_down.load(Ordering::Relaxed) => {
-                        tally.refused_by_dead_node.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Refused by the killed node: sent while it was down, or sent to it before
+                    // it died (its address is no longer node B's), whenever the refusal arrives.
+                    Err(e) if on_b => {
+                        let killed =
+                            nodes.b_down.load(Ordering::Relaxed) || *nodes.b.lock().await != base;
+                        if killed {
+                            tally.refused_by_dead_node.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        } else {
+                            tally.unexpected(format!("writer {w}: {e}"));
+                        }
                     }
                     Err(e) => tally.unexpected(format!("writer {w}: {e}")),
                 }
@@ -221,7 +229,6 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 node_b = Baton::start(&config, &[]).await;
                 *nodes.b.lock().await = node_b.url("");
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 nodes.b_down.store(false, Ordering::Relaxed);
                 step += 1;
             }

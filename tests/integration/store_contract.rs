@@ -661,6 +661,47 @@ pub async fn sweep_forgets_only_the_expired(store: Arc<dyn SessionStore>) {
     store.ping().await.expect("ping");
 }
 
+/// `sweep`'s count is of the sessions it deleted, each once: three expired sessions (with more
+/// than one id, and handoff records, which are not counted) make three, however many calls a
+/// backend takes to get to them; once they are gone, further sweeps find nothing and say 0.
+pub async fn sweep_counts_each_expired_session_once(store: Arc<dyn SessionStore>) {
+    for i in 0..3 {
+        let s = store.create(&id(), T0).await.expect("create");
+        assert!(store.bind(&s.uid, &id_for(&s.uid), T0).await.expect("bind"));
+        store
+            .put_handoff(
+                &jti_for(&s.uid, &format!("jti-sweep-{i}")),
+                &s.uid,
+                T0 + 30_000,
+            )
+            .await
+            .expect("put");
+    }
+    let fresh = id();
+    store.create(&fresh, T0 + 50_000).await.expect("create");
+    let now = T0 + TIMEOUTS.idle_ms;
+    assert_eq!(
+        store.sweep(T0 + 1000).await.expect("sweep"),
+        0,
+        "nothing has expired yet"
+    );
+    let mut swept = 0;
+    for _ in 0..1000 {
+        swept += store.sweep(now).await.expect("sweep");
+        if swept >= 3 {
+            break;
+        }
+    }
+    assert_eq!(swept, 3, "each of the three expired sessions, once");
+    // As many calls again as it took (and more): the rest of the keyspace holds nothing to sweep.
+    let mut again = 0;
+    for _ in 0..20 {
+        again += store.sweep(now).await.expect("sweep");
+    }
+    assert_eq!(again, 0, "a session is counted only when it is deleted");
+    assert!(store.load(&fresh, now).await.expect("load").is_some());
+}
+
 /// Instantiates the whole suite for one backend. `$make` is an async expression giving an
 /// `Arc<dyn SessionStore>` configured with `TIMEOUTS`, fresh for each test.
 #[macro_export]
@@ -682,7 +723,7 @@ macro_rules! store_contract {
             adopt_replaces_the_empty_sessions_reached,
             adopt_refuses_when_a_session_reached_holds_values,
             adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
-            sweep_forgets_only_the_expired);
+            sweep_forgets_only_the_expired, sweep_counts_each_expired_session_once);
     };
     // One test per contract item.
     (@tests $make:expr; $($name:ident),*) => {
