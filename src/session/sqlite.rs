@@ -669,6 +669,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // A read alone would answer from a reader connection even when no write can be made
+        // (`SELECT 1` does not touch the file): the node is ready only while its writer runs.
+        if self.jobs.is_closed() {
+            return Err(StoreError::Unavailable(
+                "the SQLite writer has stopped".into(),
+            ));
+        }
         self.read(|conn, _| {
             conn.prepare_cached("SELECT 1")
                 .and_then(|mut s| s.query_row([], |_| Ok(())))
@@ -713,11 +720,19 @@ mod tests {
     }
 
     /// `ping` is what `/readyz` asks. A store whose writer thread is gone (a job panicked: a bug)
-    /// cannot write anything, and an in-memory one, where every call goes to the writer, cannot
-    /// answer at all: its ping must fail rather than report the node ready.
+    /// cannot write anything: its ping must fail rather than report the node ready, on a file
+    /// (whose readers could still answer) as in memory (where every call goes to the writer).
     #[test]
     fn ping_fails_once_the_writer_has_stopped() {
-        let store = SqliteStore::open(":memory:", TIMEOUTS).expect("open");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("baton.db");
+        for path in [":memory:", file.to_str().expect("utf-8")] {
+            ping_fails_once_the_writer_has_stopped_on(path);
+        }
+    }
+
+    fn ping_fails_once_the_writer_has_stopped_on(path: &str) {
+        let store = SqliteStore::open(path, TIMEOUTS).expect("open");
         runtime().block_on(async {
             store.ping().await.expect("a working store answers");
             let died = store
