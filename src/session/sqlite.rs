@@ -840,6 +840,7 @@ mod tests {
             }
             assert_eq!((done, failed), (56, 8), "only the duplicates fail");
             let groups = store.commits() - before;
+            assert!(groups >= 1, "the writes were committed, and counted");
             assert!(
                 groups < 56,
                 "{groups} commits for 56 concurrent writes: not grouped"
@@ -847,6 +848,52 @@ mod tests {
             let stored = store.load(&id, 1_000).await.expect("load").expect("live");
             // Keys k1..k7 and k9..k15 (i % 8 == 0 went to the duplicates).
             assert_eq!(stored.values.len(), 14, "every good write landed");
+        });
+    }
+
+    /// Reader connections told apart by their database's `user_version`.
+    fn numbered_readers() -> Readers {
+        let conns = (0..READERS)
+            .map(|i| {
+                let conn = Connection::open_in_memory().expect("open");
+                conn.pragma_update(None, "user_version", i).expect("number");
+                Mutex::new(conn)
+            })
+            .collect();
+        Readers {
+            conns,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn which(conn: &Connection) -> Result<usize, StoreError> {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(internal)
+    }
+
+    /// A read takes the next free reader in turn, skipping a busy one; when every reader is busy
+    /// it waits for the one its turn names rather than failing or picking out of range.
+    #[test]
+    fn a_read_skips_busy_readers_and_waits_its_turn_when_all_are_busy() {
+        let readers = numbered_readers();
+        let busy = readers.conns[0].lock().expect("lock");
+        assert_eq!(readers.with(which).expect("read"), 1, "reader 0 is busy");
+        drop(busy);
+        assert_eq!(readers.with(which).expect("read"), 1, "turn 1, free");
+
+        readers.next.store(6, Ordering::Relaxed);
+        let conns = &readers.conns;
+        std::thread::scope(|scope| {
+            let (locked, all_busy) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let all: Vec<_> = conns.iter().map(|c| c.lock().expect("lock")).collect();
+                locked.send(()).expect("send");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                drop(all);
+            });
+            all_busy.recv().expect("every reader busy");
+            // Whether the read finds them all busy or already free, its turn (6) names reader 2.
+            assert_eq!(readers.with(which).expect("read"), 6 % READERS);
         });
     }
 
