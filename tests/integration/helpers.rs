@@ -222,6 +222,16 @@ pub async fn error_code(res: reqwest::Response) -> (u16, String) {
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
+/// A client for brokers run as processes: no redirects followed, and a bound on every request so
+/// that a broker that stopped answering fails the test instead of hanging it.
+pub fn process_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

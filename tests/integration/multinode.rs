@@ -17,7 +17,9 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::helpers::{PrivateRedis, free_port, log_file, signal, wait_exit};
+use crate::helpers::{
+    PrivateRedis, free_port, log_file, process_client as client, signal, wait_exit,
+};
 use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -172,14 +174,6 @@ timeout_ms = 1000
     fn node(&self, i: usize) -> &Node {
         &self.nodes[i]
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
 }
 
 /// `name=value` of each `Set-Cookie`, ready for a `Cookie` header.

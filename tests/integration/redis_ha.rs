@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 
-use crate::helpers::{free_port, log_file, redis_ping};
+use crate::helpers::{free_port, log_file, process_client as client, redis_ping};
 use crate::process::Baton;
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
@@ -414,14 +414,6 @@ impl RedisCluster {
         self.nodes[i] = Proc::spawn_on(REDIS_SERVER, &dir, port, &cluster_args());
         wait_ping(port).await;
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
 }
 
 fn cookies(headers: &reqwest::header::HeaderMap) -> String {
