@@ -170,6 +170,17 @@ local function value_count(uid)
   return n
 end
 
+-- Sets `field` to `value` in the live session `uid` (created at `c`), touching it in the same
+-- HSET, unless the field is new and the session already holds `max` values: then false, nothing
+-- written.
+local function put(uid, c, field, value, max)
+  local s = skey(uid)
+  if redis.call('HEXISTS', s, field) == 0 and value_count(uid) >= max then return false end
+  redis.call('HSET', s, 'l', ARGV[2], field, value)
+  redis.call('PEXPIRE', s, math.min(idle, c + absolute - now))
+  return true
+end
+
 -- Makes id `m` reach the live session `uid` (created at `c`) until its absolute deadline.
 local function link(uid, m, c)
   local ttl = c + absolute - now
@@ -208,13 +219,10 @@ return r
 /// ARGV 6 uid, 7 key, 8 value, 9 max values. Returns {'done', HGETALL...}, {'full'} (nothing
 /// written, nothing touched) or nil (missing).
 const SET_VALUE: &str = r#"
-local uid, field = ARGV[6], 'v:' .. ARGV[7]
-if not live(uid) then return false end
-if redis.call('HEXISTS', skey(uid), field) == 0 and value_count(uid) >= tonumber(ARGV[9]) then
-  return {'full'}
-end
-touch(uid)
-redis.call('HSET', skey(uid), field, ARGV[8])
+local uid = ARGV[6]
+local c = live(uid)
+if not c then return false end
+if not put(uid, c, 'v:' .. ARGV[7], ARGV[8], tonumber(ARGV[9])) then return {'full'} end
 local r = redis.call('HGETALL', skey(uid))
 table.insert(r, 1, 'done')
 return r
@@ -678,34 +686,14 @@ impl RedisStore {
             }
             c
         };
-        let (by_hash, by_text) = (invoke("EVALSHA", &lua.hash), invoke("EVAL", &lua.code));
-        let acks = self.replica_acks;
-        let wait_ms = self.replica_ack_timeout_ms;
-        let send = |mut conn: Conn, call: &Cmd| {
-            let call = call.clone();
-            async move {
-                if acks == 0 {
-                    let value: Value = call.query_async(&mut conn).await?;
-                    Ok::<_, RedisError>((value, None))
-                } else {
-                    let (value, acked): (Value, i64) = redis::pipe()
-                        .add_command(call)
-                        .cmd("WAIT")
-                        .arg(acks)
-                        .arg(wait_ms)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(wait_refused)?;
-                    Ok((value, Some(acked)))
-                }
-            }
-        };
-        let (by_hash, by_text) = (&by_hash, &by_text);
+        // The script's text (a few kB) is only copied into a command when the node asks for it.
+        let (by_hash, invoke) = (&invoke("EVALSHA", &lua.hash), &invoke);
+        let (acks, wait_ms) = (self.replica_acks, self.replica_ack_timeout_ms);
         let (value, acked) = self
             .bounded(|conn| async move {
-                match send(conn.clone(), by_hash).await {
+                match send(conn.clone(), by_hash, acks, wait_ms).await {
                     Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        send(conn, by_text).await
+                        send(conn, &invoke("EVAL", &lua.code), acks, wait_ms).await
                     }
                     result => result,
                 }
@@ -878,6 +866,29 @@ impl RedisStore {
         }
         Ok(None)
     }
+}
+
+/// Sends `call` on `conn`, and with `acks` `WAIT` right behind it in one pipeline: its reply and,
+/// with `acks`, how many replicas acknowledged (`RedisStore::run`).
+async fn send(
+    mut conn: Conn,
+    call: &Cmd,
+    acks: u32,
+    wait_ms: u64,
+) -> redis::RedisResult<(Value, Option<i64>)> {
+    if acks == 0 {
+        let value: Value = call.query_async(&mut conn).await?;
+        return Ok((value, None));
+    }
+    let (value, acked): (Value, i64) = redis::pipe()
+        .add_command(call.clone())
+        .cmd("WAIT")
+        .arg(acks)
+        .arg(wait_ms)
+        .query_async(&mut conn)
+        .await
+        .map_err(wait_refused)?;
+    Ok((value, Some(acked)))
 }
 
 /// A pipeline of a script and `WAIT` where only `WAIT` failed: the node is a replica (Redis
