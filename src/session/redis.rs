@@ -49,12 +49,12 @@
 //! holds a failed connection until a call fails on it. So a call that fails that way is sent once
 //! more, on the new connection, within the same `timeout_ms` (`RedisStore::bounded`). That is
 //! safe because every call here may run twice: `create` names its uid before the first attempt,
-//! the others write the same thing again (a retried `set_value` finds its key already there, a
-//! retried `adopt` finds the empty sessions already ended), and `take_handoff` marks the record
-//! with a claim unique to the call, so only the same call gets the uid a second time. For the
-//! same reason a call that timed out and still runs in Redis later does no harm: 503 means "not
-//! acknowledged", not "not applied" (a redeem retried by the browser is a new call and answers
-//! `invalid_token`, which fails safe).
+//! the others write the same thing again (a retried `set_value` or `load_and_set` finds its key
+//! already there, a retried `adopt` finds the empty sessions already ended), and `take_handoff`
+//! marks the record with a claim unique to the call, so only the same call gets the uid a second
+//! time. For the same reason a call that timed out and still runs in Redis later does no harm:
+//! 503 means "not acknowledged", not "not applied" (a redeem retried by the browser is a new call
+//! and answers `invalid_token`, which fails safe).
 //!
 //! Durability is Redis's: an `Ok` has reached Redis's memory and, with `appendfsync always`, its
 //! disk, and with `replica_acks = N` that of N replicas. See docs/deployment.md.
@@ -228,6 +228,27 @@ table.insert(r, 1, 'done')
 return r
 "#;
 
+/// ARGV 6 id, 7 key, 8 value, 9 max values, 10 touch step (ms): `LOAD` then `SET_VALUE` on the
+/// session found, in one step. Returns {'done', uid, HGETALL...}, {'full'} (nothing written; only
+/// `LOAD`'s touch) or nil (the id reaches no live session).
+const LOAD_AND_SET: &str = r#"
+local uid, k = find(ARGV[6])
+if not uid then return false end
+local c = live(uid)
+if not c then
+  redis.call('DEL', k)
+  return false
+end
+if not put(uid, c, 'v:' .. ARGV[7], ARGV[8], tonumber(ARGV[9])) then
+  touch(uid, tonumber(ARGV[10]))
+  return {'full'}
+end
+local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, uid)
+table.insert(r, 1, 'done')
+return r
+"#;
+
 /// ARGV 6 uid, 7 key. Returns HGETALL or nil.
 const REMOVE_VALUE: &str = r#"
 if not touch(ARGV[6]) then return false end
@@ -364,6 +385,7 @@ struct Scripts {
     create: Lua,
     load: Lua,
     set_value: Lua,
+    load_and_set: Lua,
     remove_value: Lua,
     end: Lua,
     bind: Lua,
@@ -381,6 +403,7 @@ impl Scripts {
             create: Lua::new(CREATE),
             load: Lua::new(LOAD),
             set_value: Lua::new(SET_VALUE),
+            load_and_set: Lua::new(LOAD_AND_SET),
             remove_value: Lua::new(REMOVE_VALUE),
             end: Lua::new(END),
             bind: Lua::new(BIND),
@@ -1061,6 +1084,40 @@ impl SessionStore for RedisStore {
                 session(uid.to_owned(), reply).map(SetOutcome::Done)
             }
             _ => Err(corrupt("set_value reply")),
+        }
+    }
+
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        let (max_values, step) = (
+            max_values.to_string(),
+            self.timeouts.touch_step_ms().to_string(),
+        );
+        let reply: Option<Vec<String>> = self
+            .run(
+                &self.scripts.load_and_set,
+                now,
+                &[self.id_key(id)],
+                &[&Self::member(id), key, value, &max_values, &step],
+            )
+            .await?;
+        let Some(mut reply) = reply else {
+            return Ok(None);
+        };
+        match reply.first().map(String::as_str) {
+            Some("full") => Ok(Some(SetOutcome::Full)),
+            Some("done") if reply.len() >= 2 => {
+                let fields = reply.split_off(2);
+                let uid = reply.swap_remove(1);
+                session(uid, fields).map(|s| Some(SetOutcome::Done(s)))
+            }
+            _ => Err(corrupt("load_and_set reply")),
         }
     }
 
