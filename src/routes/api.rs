@@ -266,19 +266,9 @@ async fn put_value(
     if body.value.len() > limits.max_value_bytes {
         return Err(ApiError::ValueTooLarge(limits.max_value_bytes));
     }
-    let r = req.resolve_or_create().await?;
     // The store counts and writes in one atomic step: a check here would race other writers.
-    let session = match req
-        .store
-        .set_value(
-            &r.session.uid,
-            &key,
-            &body.value,
-            req.now,
-            limits.max_values,
-        )
-        .await?
-    {
+    let (outcome, binding) = req.set_value(&key, &body.value, limits.max_values).await?;
+    let session = match outcome {
         SetOutcome::Done(session) => session,
         SetOutcome::Full => return Err(ApiError::TooManyValues(limits.max_values)),
         // Gone since it was resolved (expired, ended, replaced by a handoff): the value is
@@ -286,7 +276,7 @@ async fn put_value(
         SetOutcome::Missing => return Err(ApiError::NoSession),
     };
     let body = json!({ "values": session.values });
-    Ok(req.respond(body, &super::extract::Resolved { session, ..r }))
+    Ok(req.respond(body, &super::extract::Resolved { session, binding }))
 }
 
 /// Removes `key`; 204 whether or not there was a session or a value (the value is gone either

@@ -16,7 +16,9 @@ use crate::cookie::{self, RequestCookies};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
-use crate::session::{AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, Timestamp};
+use crate::session::{
+    AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, SetOutcome, Timestamp,
+};
 
 /// The origin the request acts for, once the API's `guard` has allowed it.
 #[derive(Clone, Debug)]
@@ -173,31 +175,54 @@ impl SessionRequest {
     pub async fn resolve(&self) -> Result<Option<Resolved>, ApiError> {
         for (hash, cookie_id) in self.creds.candidates() {
             if let Some(session) = self.store.load(&hash, self.now).await? {
-                let c = &self.creds.cookies;
-                let binding = match cookie_id {
-                    Some(id)
-                        if c.unpartitioned.as_ref() != Some(id)
-                            || c.partitioned.as_ref() != Some(id) =>
-                    {
-                        Binding::Cookies(id.clone())
-                    }
-                    _ => Binding::Keep,
-                };
+                let binding = self.binding(cookie_id);
                 return Ok(Some(Resolved { session, binding }));
             }
         }
         Ok(None)
     }
 
-    /// The session the request reaches, or a new empty one bound to it.
-    pub async fn resolve_or_create(&self) -> Result<Resolved, ApiError> {
-        if let Some(r) = self.resolve().await? {
-            return Ok(r);
+    /// What the answer re-issues when the store key of `cookie_id` won (`None`: the page key):
+    /// both cookies, unless they already both carry that id.
+    fn binding(&self, cookie_id: Option<&SessionId>) -> Binding {
+        let c = &self.creds.cookies;
+        match cookie_id {
+            Some(id)
+                if c.unpartitioned.as_ref() != Some(id) || c.partitioned.as_ref() != Some(id) =>
+            {
+                Binding::Cookies(id.clone())
+            }
+            _ => Binding::Keep,
+        }
+    }
+
+    /// Sets `key` to `value` in the session the request reaches (the one `resolve` finds), or
+    /// else in a new one bound to it: one store call for a session found
+    /// (`SessionStore::load_and_set`), `create` then `set_value` otherwise. The outcome, and what
+    /// the answer must (re-)issue.
+    pub async fn set_value(
+        &self,
+        key: &str,
+        value: &str,
+        max_values: usize,
+    ) -> Result<(SetOutcome, Binding), ApiError> {
+        for (hash, cookie_id) in self.creds.candidates() {
+            let found = self
+                .store
+                .load_and_set(&hash, key, value, self.now, max_values)
+                .await?;
+            if let Some(outcome) = found {
+                return Ok((outcome, self.binding(cookie_id)));
+            }
         }
         let (hash, binding) = self.creds.fresh(None);
         let session = self.store.create(&hash, self.now).await?;
         bump(&self.metrics.sessions_created);
-        Ok(Resolved { session, binding })
+        let outcome = self
+            .store
+            .set_value(&session.uid, key, value, self.now, max_values)
+            .await?;
+        Ok((outcome, binding))
     }
 
     /// Makes the live session `uid` reachable by this request under a fresh id, in place of every

@@ -57,6 +57,18 @@ impl SessionStore for Metered {
         self.timed("set_value", call).await
     }
 
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        let call = self.inner.load_and_set(id, key, value, now, max_values);
+        self.timed("load_and_set", call).await
+    }
+
     async fn remove_value(
         &self,
         uid: &str,

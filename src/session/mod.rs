@@ -383,6 +383,28 @@ pub trait SessionStore: Send + Sync + 'static {
         max_values: usize,
     ) -> Result<SetOutcome, StoreError>;
 
+    /// A write that reaches its session by `id`: what `load(id, now)` and then, on the session
+    /// found, `set_value(uid, key, value, now, max_values)` do. `None` when `id` reaches no live
+    /// session (nothing changed, as `load`); otherwise the outcome of `set_value`, after the
+    /// touch of `load`. A backend may do both in one atomic step (one round trip, on Redis),
+    /// and then never answers `Missing`. Every wrapper of a store must pass this call on, or the
+    /// inner store's own version is never used.
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        let Some(session) = self.load(id, now).await? else {
+            return Ok(None);
+        };
+        self.set_value(&session.uid, key, value, now, max_values)
+            .await
+            .map(Some)
+    }
+
     /// Removes `key` from the live session `uid`; `None` when it is missing or expired.
     async fn remove_value(
         &self,

@@ -49,12 +49,12 @@
 //! holds a failed connection until a call fails on it. So a call that fails that way is sent once
 //! more, on the new connection, within the same `timeout_ms` (`RedisStore::bounded`). That is
 //! safe because every call here may run twice: `create` names its uid before the first attempt,
-//! the others write the same thing again (a retried `set_value` finds its key already there, a
-//! retried `adopt` finds the empty sessions already ended), and `take_handoff` marks the record
-//! with a claim unique to the call, so only the same call gets the uid a second time. For the
-//! same reason a call that timed out and still runs in Redis later does no harm: 503 means "not
-//! acknowledged", not "not applied" (a redeem retried by the browser is a new call and answers
-//! `invalid_token`, which fails safe).
+//! the others write the same thing again (a retried `set_value` or `load_and_set` finds its key
+//! already there, a retried `adopt` finds the empty sessions already ended), and `take_handoff`
+//! marks the record with a claim unique to the call, so only the same call gets the uid a second
+//! time. For the same reason a call that timed out and still runs in Redis later does no harm:
+//! 503 means "not acknowledged", not "not applied" (a redeem retried by the browser is a new call
+//! and answers `invalid_token`, which fails safe).
 //!
 //! Durability is Redis's: an `Ok` has reached Redis's memory and, with `appendfsync always`, its
 //! disk, and with `replica_acks = N` that of N replicas. See docs/deployment.md.
@@ -170,6 +170,17 @@ local function value_count(uid)
   return n
 end
 
+-- Sets `field` to `value` in the live session `uid` (created at `c`), touching it in the same
+-- HSET, unless the field is new and the session already holds `max` values: then false, nothing
+-- written.
+local function put(uid, c, field, value, max)
+  local s = skey(uid)
+  if redis.call('HEXISTS', s, field) == 0 and value_count(uid) >= max then return false end
+  redis.call('HSET', s, 'l', ARGV[2], field, value)
+  redis.call('PEXPIRE', s, math.min(idle, c + absolute - now))
+  return true
+end
+
 -- Makes id `m` reach the live session `uid` (created at `c`) until its absolute deadline.
 local function link(uid, m, c)
   local ttl = c + absolute - now
@@ -208,14 +219,32 @@ return r
 /// ARGV 6 uid, 7 key, 8 value, 9 max values. Returns {'done', HGETALL...}, {'full'} (nothing
 /// written, nothing touched) or nil (missing).
 const SET_VALUE: &str = r#"
-local uid, field = ARGV[6], 'v:' .. ARGV[7]
-if not live(uid) then return false end
-if redis.call('HEXISTS', skey(uid), field) == 0 and value_count(uid) >= tonumber(ARGV[9]) then
+local uid = ARGV[6]
+local c = live(uid)
+if not c then return false end
+if not put(uid, c, 'v:' .. ARGV[7], ARGV[8], tonumber(ARGV[9])) then return {'full'} end
+local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, 'done')
+return r
+"#;
+
+/// ARGV 6 id, 7 key, 8 value, 9 max values, 10 touch step (ms): `LOAD` then `SET_VALUE` on the
+/// session found, in one step. Returns {'done', uid, HGETALL...}, {'full'} (nothing written; only
+/// `LOAD`'s touch) or nil (the id reaches no live session).
+const LOAD_AND_SET: &str = r#"
+local uid, k = find(ARGV[6])
+if not uid then return false end
+local c = live(uid)
+if not c then
+  redis.call('DEL', k)
+  return false
+end
+if not put(uid, c, 'v:' .. ARGV[7], ARGV[8], tonumber(ARGV[9])) then
+  touch(uid, tonumber(ARGV[10]))
   return {'full'}
 end
-touch(uid)
-redis.call('HSET', skey(uid), field, ARGV[8])
 local r = redis.call('HGETALL', skey(uid))
+table.insert(r, 1, uid)
 table.insert(r, 1, 'done')
 return r
 "#;
@@ -356,6 +385,7 @@ struct Scripts {
     create: Lua,
     load: Lua,
     set_value: Lua,
+    load_and_set: Lua,
     remove_value: Lua,
     end: Lua,
     bind: Lua,
@@ -373,6 +403,7 @@ impl Scripts {
             create: Lua::new(CREATE),
             load: Lua::new(LOAD),
             set_value: Lua::new(SET_VALUE),
+            load_and_set: Lua::new(LOAD_AND_SET),
             remove_value: Lua::new(REMOVE_VALUE),
             end: Lua::new(END),
             bind: Lua::new(BIND),
@@ -678,34 +709,14 @@ impl RedisStore {
             }
             c
         };
-        let (by_hash, by_text) = (invoke("EVALSHA", &lua.hash), invoke("EVAL", &lua.code));
-        let acks = self.replica_acks;
-        let wait_ms = self.replica_ack_timeout_ms;
-        let send = |mut conn: Conn, call: &Cmd| {
-            let call = call.clone();
-            async move {
-                if acks == 0 {
-                    let value: Value = call.query_async(&mut conn).await?;
-                    Ok::<_, RedisError>((value, None))
-                } else {
-                    let (value, acked): (Value, i64) = redis::pipe()
-                        .add_command(call)
-                        .cmd("WAIT")
-                        .arg(acks)
-                        .arg(wait_ms)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(wait_refused)?;
-                    Ok((value, Some(acked)))
-                }
-            }
-        };
-        let (by_hash, by_text) = (&by_hash, &by_text);
+        // The script's text (a few kB) is only copied into a command when the node asks for it.
+        let (by_hash, invoke) = (&invoke("EVALSHA", &lua.hash), &invoke);
+        let (acks, wait_ms) = (self.replica_acks, self.replica_ack_timeout_ms);
         let (value, acked) = self
             .bounded(|conn| async move {
-                match send(conn.clone(), by_hash).await {
+                match send(conn.clone(), by_hash, acks, wait_ms).await {
                     Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        send(conn, by_text).await
+                        send(conn, &invoke("EVAL", &lua.code), acks, wait_ms).await
                     }
                     result => result,
                 }
@@ -880,6 +891,29 @@ impl RedisStore {
     }
 }
 
+/// Sends `call` on `conn`, and with `acks` `WAIT` right behind it in one pipeline: its reply and,
+/// with `acks`, how many replicas acknowledged (`RedisStore::run`).
+async fn send(
+    mut conn: Conn,
+    call: &Cmd,
+    acks: u32,
+    wait_ms: u64,
+) -> redis::RedisResult<(Value, Option<i64>)> {
+    if acks == 0 {
+        let value: Value = call.query_async(&mut conn).await?;
+        return Ok((value, None));
+    }
+    let (value, acked): (Value, i64) = redis::pipe()
+        .add_command(call.clone())
+        .cmd("WAIT")
+        .arg(acks)
+        .arg(wait_ms)
+        .query_async(&mut conn)
+        .await
+        .map_err(wait_refused)?;
+    Ok((value, Some(acked)))
+}
+
 /// A pipeline of a script and `WAIT` where only `WAIT` failed: the node is a replica (Redis
 /// refuses `WAIT` there: a demoted primary, or a Cluster client routing to a replica while it
 /// has no primary for the slot), so the script's answer is not one a primary confirmed. Told
@@ -1050,6 +1084,40 @@ impl SessionStore for RedisStore {
                 session(uid.to_owned(), reply).map(SetOutcome::Done)
             }
             _ => Err(corrupt("set_value reply")),
+        }
+    }
+
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        let (max_values, step) = (
+            max_values.to_string(),
+            self.timeouts.touch_step_ms().to_string(),
+        );
+        let reply: Option<Vec<String>> = self
+            .run(
+                &self.scripts.load_and_set,
+                now,
+                &[self.id_key(id)],
+                &[&Self::member(id), key, value, &max_values, &step],
+            )
+            .await?;
+        let Some(mut reply) = reply else {
+            return Ok(None);
+        };
+        match reply.first().map(String::as_str) {
+            Some("full") => Ok(Some(SetOutcome::Full)),
+            Some("done") if reply.len() >= 2 => {
+                let fields = reply.split_off(2);
+                let uid = reply.swap_remove(1);
+                session(uid, fields).map(|s| Some(SetOutcome::Done(s)))
+            }
+            _ => Err(corrupt("load_and_set reply")),
         }
     }
 

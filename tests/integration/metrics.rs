@@ -34,7 +34,12 @@ async fn metrics_are_served_on_the_admin_listener_only() {
         "not on the public listener"
     );
     let res = app.put("chat", "x", SHOP, None).await;
-    app.get(SHOP, Some(&cookie_header(res.headers()))).await;
+    let cookies = cookie_header(res.headers());
+    app.get(SHOP, Some(&cookies)).await;
+    assert_eq!(
+        app.put("chat", "y", SHOP, Some(&cookies)).await.status(),
+        200
+    );
     app.fetch("/cookie-provider.js").await;
     let samples = parse(&app.metrics().await);
 
@@ -48,7 +53,7 @@ async fn metrics_are_served_on_the_admin_listener_only() {
         count(
             r#"baton_http_request_duration_seconds_count{method="PUT",route="/v1/session/{key}"}"#
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         count(
@@ -68,7 +73,8 @@ async fn metrics_are_served_on_the_admin_listener_only() {
     assert!(count("process_max_fds") >= count("process_open_fds"));
     assert!(count("process_start_time_seconds") > 1.7e9);
     assert_eq!(count("baton_sessions_created_total"), 1.0);
-    // Store calls by operation: the PUT created a session and set a value, the GET loaded it.
+    // Store calls by operation: the first PUT created a session and set a value, the GET loaded
+    // it, the second PUT found it and set the value in one call.
     assert_eq!(
         count(r#"baton_store_call_duration_seconds_count{op="create"}"#),
         1.0
@@ -78,5 +84,9 @@ async fn metrics_are_served_on_the_admin_listener_only() {
         1.0
     );
     assert!(count(r#"baton_store_call_duration_seconds_count{op="load"}"#) >= 1.0);
+    assert_eq!(
+        count(r#"baton_store_call_duration_seconds_count{op="load_and_set"}"#),
+        1.0
+    );
     app.stop().await;
 }

@@ -414,6 +414,62 @@ pub async fn values_are_bounded(store: Arc<dyn SessionStore>) {
 /// The limit is checked in the same atomic step as the write: 40 new keys written at once into a
 /// session holding 60 of at most 64 leave exactly 64, and exactly 4 writers are told `Done`;
 /// replacements racing them all succeed.
+/// `load_and_set` is `load` then `set_value` on the session found: `None` (nothing written) when
+/// the id reaches no live session, a dead one never revived; the write touches; `Full` touches
+/// only as `load` does, in steps.
+pub async fn load_and_set_loads_then_sets(store: Arc<dyn SessionStore>) {
+    let step = (TIMEOUTS.idle_ms / 60).clamp(1, 30_000);
+    let put = |id: IdHash, key: &'static str, now: i64, max: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .load_and_set(&id, key, "v", now, max)
+                .await
+                .expect("load_and_set")
+        }
+    };
+    assert_eq!(
+        put(id(), "k", T0, ROOM).await,
+        None,
+        "an id that reaches nothing"
+    );
+
+    let a = id();
+    let s = store.create(&a, T0).await.expect("create");
+    match put(a.clone(), "k", T0 + 1000, 1).await {
+        Some(SetOutcome::Done(after)) => {
+            assert_eq!(after.uid, s.uid);
+            assert_eq!(after.values["k"], "v");
+            assert_eq!((after.created_at, after.last_seen), (T0, T0 + 1000));
+        }
+        other => panic!("a live session: {other:?}"),
+    }
+    assert!(matches!(
+        put(a.clone(), "k", T0 + 1001, 1).await,
+        Some(SetOutcome::Done(_))
+    ));
+    // A new key past the limit: refused, and touched only once a read would be.
+    let early = T0 + 1001 + step - 1;
+    assert_eq!(put(a.clone(), "x", early, 1).await, Some(SetOutcome::Full));
+    let due = T0 + 1001 + step;
+    assert_eq!(put(a.clone(), "x", due, 1).await, Some(SetOutcome::Full));
+    let loaded = store.load(&a, due + 1).await.expect("load").expect("live");
+    assert_eq!(loaded.last_seen, due, "the refused write touched as a read");
+    assert_eq!(loaded.values.keys().collect::<Vec<_>>(), vec!["k"]);
+
+    // Dead by the idle timeout: nothing written, never revived.
+    let dead = due + TIMEOUTS.idle_ms;
+    assert_eq!(put(a.clone(), "k", dead, ROOM).await, None);
+    assert_eq!(store.load(&a, dead).await.expect("load"), None);
+    assert_eq!(
+        store
+            .set_value(&s.uid, "k", "v", dead, ROOM)
+            .await
+            .expect("set"),
+        SetOutcome::Missing
+    );
+}
+
 pub async fn concurrent_new_keys_stop_at_the_limit(store: Arc<dyn SessionStore>) {
     const MAX: usize = 64;
     let id = id();
@@ -433,12 +489,16 @@ pub async fn concurrent_new_keys_stop_at_the_limit(store: Arc<dyn SessionStore>)
             } else {
                 format!("new{i}")
             };
+            // Half of them reach the session by its id, as a PUT does.
+            let id = id.clone();
             tokio::spawn(async move {
-                let outcome = store
-                    .set_value(&uid, &key, "w", T0 + 1, MAX)
-                    .await
-                    .expect("set");
-                (key, outcome)
+                let outcome = if i % 2 == 0 {
+                    store.set_value(&uid, &key, "w", T0 + 1, MAX).await
+                } else {
+                    let found = store.load_and_set(&id, &key, "w", T0 + 1, MAX).await;
+                    found.map(|o| o.expect("live"))
+                };
+                (key, outcome.expect("set"))
             })
         })
         .collect();
@@ -719,7 +779,7 @@ macro_rules! store_contract {
             expired_is_never_revived, absolute_timeout_caps_busy_sessions,
             bind_shares_the_session, end_removes_every_id_and_handoff, handoff_is_single_use,
             concurrent_takes_yield_one_winner, concurrent_writes_lose_nothing,
-            values_are_bounded, concurrent_new_keys_stop_at_the_limit,
+            values_are_bounded, load_and_set_loads_then_sets, concurrent_new_keys_stop_at_the_limit,
             adopt_replaces_the_empty_sessions_reached,
             adopt_refuses_when_a_session_reached_holds_values,
             adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
@@ -985,6 +1045,18 @@ impl<G: Send + Sync + 'static> SessionStore for Kept<G> {
         max_values: usize,
     ) -> Result<SetOutcome, StoreError> {
         self.store.set_value(uid, key, value, now, max_values).await
+    }
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: i64,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        self.store
+            .load_and_set(id, key, value, now, max_values)
+            .await
     }
     async fn remove_value(
         &self,
