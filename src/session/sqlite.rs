@@ -741,10 +741,18 @@ mod tests {
                 })
                 .await;
             assert!(died.is_err(), "the panicking write is not acknowledged");
-            let err = store
-                .ping()
-                .await
-                .expect_err("no writer: the store cannot answer");
+            // The write learns of the panic while the writer thread is still unwinding; its queue
+            // closes when the unwinding ends, moments later. Polled, with a bound far beyond that.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let err = loop {
+                match store.ping().await {
+                    Err(e) => break e,
+                    Ok(()) if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    Ok(()) => panic!("no writer for 5 s, and ping still says ready"),
+                }
+            };
             assert!(err.to_string().contains("SQLite writer"), "{err}");
         });
     }
