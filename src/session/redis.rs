@@ -1399,6 +1399,149 @@ mod tests {
         }
     }
 
+    /// Which failures make a node drop its connection and look for the primary again
+    /// (`node_lost`), and which mean the node it reached is a replica (`is_demoted`): a script
+    /// error or a wrong type is neither, so it never costs a reconnect.
+    #[test]
+    fn lost_and_demoted_nodes_are_told_from_other_failures() {
+        use std::io::ErrorKind as Io;
+        for e in [
+            io(Io::Other),
+            io(Io::TimedOut),
+            io(Io::ConnectionRefused),
+            io(Io::BrokenPipe),
+            server("READONLY You can't write against a read only replica."),
+            server("MASTERDOWN Link with MASTER is down"),
+            server("LOADING Redis is loading the dataset in memory"),
+        ] {
+            assert!(node_lost(&e), "{e} means the node may be gone");
+        }
+        for e in [
+            server("ERR user_script:1: corrupt session record"),
+            server("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            server("NOSCRIPT No matching script."),
+            server("OOM command not allowed when used memory > 'maxmemory'."),
+        ] {
+            assert!(!node_lost(&e), "{e} comes from a working primary");
+        }
+        assert!(is_demoted(&server(
+            "READONLY You can't write against a read only replica."
+        )));
+        for e in [
+            io(Io::BrokenPipe),
+            server("MASTERDOWN Link with MASTER is down"),
+            server("ERR user_script:1: corrupt session record"),
+        ] {
+            assert!(!is_demoted(&e), "{e} is not a replica's answer");
+        }
+    }
+
+    /// Each mistake in `[store]` for Redis is named with its key; each valid shape passes.
+    #[test]
+    fn redis_settings_name_each_mistake() {
+        let problems = |c: RedisConfig| {
+            let mut out = Vec::new();
+            c.problems(&mut out);
+            out
+        };
+        let url = |u: &str| RedisConfig {
+            redis_url: u.into(),
+            ..RedisConfig::default()
+        };
+        for ok in [
+            url("redis://redis.internal:6379"),
+            url("rediss://redis.internal:6380"),
+            RedisConfig {
+                redis_sentinels: vec!["redis://s1:26379".into()],
+                redis_master_name: "baton".into(),
+                ..RedisConfig::default()
+            },
+            RedisConfig {
+                redis_cluster_nodes: vec!["redis://r1:6379".into()],
+                ..RedisConfig::default()
+            },
+            // Without replica acks their timeout is not used, so it is not judged.
+            RedisConfig {
+                replica_ack_timeout_ms: 5000,
+                ..url("redis://r:6379")
+            },
+            RedisConfig {
+                replica_acks: 1,
+                replica_ack_timeout_ms: 999,
+                ..url("redis://r:6379")
+            },
+        ] {
+            assert_eq!(problems(ok), Vec::<String>::new());
+        }
+        let one = |c: RedisConfig, says: &str| {
+            let out = problems(c);
+            assert!(
+                out.len() == 1 && out[0].contains(says),
+                "expected one problem saying {says:?}, got {out:?}"
+            );
+        };
+        one(RedisConfig::default(), "needs redis_url");
+        one(
+            url("http://redis.internal:6379"),
+            "must start with redis://",
+        );
+        one(url("redis.internal:6379"), "must start with redis://");
+        one(
+            RedisConfig {
+                redis_cluster_nodes: vec!["redis://r1:6379".into()],
+                ..url("redis://r:6379")
+            },
+            "exactly one of",
+        );
+        one(
+            RedisConfig {
+                redis_sentinels: vec!["redis://s1:26379".into(), "tcp://s2:26379".into()],
+                redis_master_name: "baton".into(),
+                ..RedisConfig::default()
+            },
+            "store.redis_sentinels: each must start",
+        );
+        one(
+            RedisConfig {
+                redis_sentinels: vec!["redis://s1:26379".into()],
+                ..RedisConfig::default()
+            },
+            "store.redis_master_name: redis_sentinels needs",
+        );
+        one(
+            RedisConfig {
+                redis_master_name: "baton".into(),
+                ..url("redis://r:6379")
+            },
+            "only with redis_sentinels",
+        );
+        one(
+            RedisConfig {
+                redis_cluster_nodes: vec!["redis://r1:6379".into()],
+                redis_prefix: "{baton}:".into(),
+                ..RedisConfig::default()
+            },
+            "store.redis_prefix",
+        );
+        one(
+            RedisConfig {
+                timeout_ms: 0,
+                ..url("redis://r:6379")
+            },
+            "store.timeout_ms",
+        );
+        for ack in [0, 1000, 2000] {
+            one(
+                RedisConfig {
+                    replica_acks: 1,
+                    replica_ack_timeout_ms: ack,
+                    ..url("redis://r:6379")
+                },
+                "store.replica_ack_timeout_ms",
+            );
+        }
+    }
+
     #[test]
     fn logs_never_show_a_password() {
         let config = RedisConfig {
