@@ -623,6 +623,14 @@ impl RedisStore {
         });
     }
 
+    /// `CLUSTER <sub>` (`SLOTS`, `INFO`), bounded like every call.
+    async fn cluster<T: FromRedisValue>(&self, sub: &'static str) -> Result<T, StoreError> {
+        self.bounded(|mut conn| async move {
+            redis::cmd("CLUSTER").arg(sub).query_async(&mut conn).await
+        })
+        .await
+    }
+
     /// Runs `call` on the current connection, all of it within `timeout`. When the connection
     /// turns out to be dropped (Redis restarted, a proxy or failover cut it, or the last attempt
     /// to reconnect failed while Redis was down), or with Sentinel the node is gone or no longer
@@ -821,14 +829,7 @@ impl RedisStore {
         if !self.connector.is_cluster() {
             return Ok(vec![String::new()]);
         }
-        let slots: Vec<Vec<Value>> = self
-            .bounded(|mut conn| async move {
-                redis::cmd("CLUSTER")
-                    .arg("SLOTS")
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
+        let slots: Vec<Vec<Value>> = self.cluster("SLOTS").await?;
         let mut nodes: Vec<String> = Vec::new();
         for range in slots {
             // [start, end, [host, port, id, ...], replicas...]
@@ -1258,14 +1259,7 @@ impl SessionStore for RedisStore {
     /// `cluster-require-full-coverage yes`, it refuses every call otherwise).
     async fn ping(&self) -> Result<(), StoreError> {
         if self.connector.is_cluster() {
-            let info: String = self
-                .bounded(|mut conn| async move {
-                    redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?;
+            let info: String = self.cluster("INFO").await?;
             return if info.contains("cluster_state:ok") {
                 Ok(())
             } else {
