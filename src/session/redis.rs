@@ -570,12 +570,12 @@ fn is_demoted(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
-/// Whether a failed call means the node may be gone or no longer the primary.
+/// Whether a failed call means the node may be gone or no longer the primary. Any failure of
+/// the connection itself counts: in redis 1.x a timeout, a dropped connection and a refused one
+/// are each an `ErrorKind::Io` error (`is_timeout`, `is_connection_dropped` and
+/// `is_connection_refusal` only sort io errors further), so `is_io_error` covers them all.
 fn node_lost(e: &RedisError) -> bool {
     e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
         || matches!(
             e.kind(),
             ErrorKind::Server(
