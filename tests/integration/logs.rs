@@ -174,3 +174,40 @@ async fn a_bad_config_is_logged_like_everything_else() {
         "{error}"
     );
 }
+
+/// At start a Redis node connects at once and says whether Redis answered (`RedisStore::probe`),
+/// so an operator sees a wrong address before the first customer does, and the line never shows
+/// the password.
+#[tokio::test]
+async fn a_redis_node_says_at_start_whether_redis_answers() {
+    let with_redis = |url: &str| {
+        config().replace(
+            "sqlite_path = \":memory:\"",
+            &format!(
+                "backend = \"redis\"\nredis_url = \"{url}\"\nredis_prefix = \"baton-test-logs-{}:\"",
+                std::process::id()
+            ),
+        )
+    };
+    let up = Baton::start(
+        &with_redis("redis://127.0.0.1:6379"),
+        &[("RUST_LOG", "info")],
+    )
+    .await;
+    up.line("connected to redis").await;
+    up.stop();
+
+    // A port nothing listens on, and a password that must not be shown.
+    let closed = crate::helpers::free_port();
+    let down = Baton::start(
+        &with_redis(&format!("redis://:hunter2@127.0.0.1:{closed}")),
+        &[("RUST_LOG", "info")],
+    )
+    .await;
+    let line = down
+        .line("redis is not reachable yet; /readyz says not ready until it is")
+        .await;
+    assert_eq!(line["level"], "WARN", "{line}");
+    let (_, out) = down.stop();
+    assert!(!out.contains("hunter2"), "{out}");
+}
