@@ -889,3 +889,24 @@ async fn cluster_passes_the_store_contract() {
     let urls = cluster.urls();
     crate::store_contract!(@names [@inline] cluster_store(&urls));
 }
+
+/// On Cluster, one `sweep` reaches every primary: each is scanned on its own (`SCAN` is per
+/// node), not whichever node a keyless command happens to be routed to. Thirty sessions in
+/// random slots (their tags are random) land on all three primaries but with odds of about
+/// 1 in 65,000; on a fresh cluster each primary's keys fit in one `SCAN` batch, so one sweep
+/// must reap them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sweep_reaches_every_cluster_primary() {
+    use crate::store_contract::{T0, TIMEOUTS, id};
+    let cluster = RedisCluster::start().await;
+    let store = cluster_store(&cluster.urls()).await;
+    for _ in 0..30 {
+        store.create(&id(), T0).await.expect("create");
+    }
+    let after = T0 + TIMEOUTS.idle_ms;
+    assert_eq!(
+        store.sweep(after).await.expect("sweep"),
+        30,
+        "one sweep, every primary"
+    );
+}
