@@ -937,10 +937,9 @@ fn wait_refused(e: RedisError) -> RedisError {
 
 /// Which Redis failures mean "not now" (503, retry) rather than "broken" (500).
 fn store_error(e: RedisError) -> StoreError {
+    // Any failure of the connection (a timeout, a drop, a refusal: each an Io error, see
+    // `node_lost`), or Redis saying it cannot serve now.
     let unavailable = e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
         || matches!(
             e.kind(),
             ErrorKind::AuthenticationFailed

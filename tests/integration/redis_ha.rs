@@ -910,3 +910,37 @@ async fn one_sweep_reaches_every_cluster_primary() {
         "one sweep, every primary"
     );
 }
+
+/// On Cluster an id can only join its session's slot: one minted for another slot is refused by
+/// the store as the caller's mistake it is, before any script (which Redis would refuse with
+/// `CROSSSLOT`), and binds or adopts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_refuses_an_id_of_another_slot() {
+    use crate::store_contract::{T0, id, id_for};
+    let cluster = RedisCluster::start().await;
+    let store = cluster_store(&cluster.urls()).await;
+    let s = store.create(&id(), T0).await.expect("create");
+    let stranger = loop {
+        let other = id();
+        if other.tag() != id_for(&s.uid).tag() {
+            break other;
+        }
+    };
+    let refused = |r: Result<String, baton::session::StoreError>| {
+        let e = r.expect_err("another slot");
+        assert!(e.to_string().contains("another slot"), "{e}");
+    };
+    refused(
+        store
+            .bind(&s.uid, &stranger, T0)
+            .await
+            .map(|b| format!("{b}")),
+    );
+    refused(
+        store
+            .adopt(&s.uid, &stranger, &[], T0)
+            .await
+            .map(|_| "adopted".to_owned()),
+    );
+    assert!(store.load(&stranger, T0).await.expect("load").is_none());
+}
