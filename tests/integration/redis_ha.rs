@@ -856,6 +856,13 @@ async fn sentinel_replica_acks_that_do_not_come_answer_503() {
             && took < Duration::from_millis(STORE_TIMEOUT_MS),
         "took {took:?}"
     );
+    // Nor is the node ready: a primary without that many replicas in sync takes no call.
+    let ready = http
+        .get(nodes[0].url("/readyz"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     drop(nodes);
     // With the two that exist, the same write is acknowledged.
     let nodes = brokers(&set.store_config(2)).await;
