@@ -63,6 +63,25 @@ if [ "$(cat "$st_venv/.requirements.sha" 2>/dev/null)" != "$st_want" ]; then
   echo "$st_want" > "$st_venv/.requirements.sha"
 fi
 
+# The identity snippets' test (tests/identity/): PyJWT, pinned in tests/identity/requirements.txt,
+# in a venv of its own (python3-venv is installed above when missing); Java runs from the JDK.
+command -v java >/dev/null 2>&1 || {
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q openjdk-17-jdk-headless
+}
+id_venv=${BATON_IDENTITY_VENV:-$HOME/.cache/baton/identity-py}
+id_want=$(sha256sum tests/identity/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$id_venv/.requirements.sha" 2>/dev/null)" != "$id_want" ]; then
+  echo "setup: installing PyJWT (tests/identity/requirements.txt) into $id_venv"
+  rm -rf "$id_venv"
+  mkdir -p "$(dirname "$id_venv")"
+  python3 -m venv "$id_venv"
+  "$id_venv/bin/pip" install -q --disable-pip-version-check --no-input -r tests/identity/requirements.txt
+  echo "$id_want" > "$id_venv/.requirements.sha"
+fi
+
 # The contract suite needs the Redis at 127.0.0.1:6379 (or BATON_TEST_REDIS_URL).
 if [ -z "${BATON_TEST_REDIS_URL:-}" ] && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "setup: starting redis-server on 127.0.0.1:6379"

@@ -22,6 +22,8 @@ echo "== TypeScript types (static/cookie-provider.d.ts)"
 npx --no-install tsc -p tests/types/tsconfig.json
 echo "== origin corpus in JavaScript"
 node --test tests/js/
+echo "== identity snippets of docs/identity.md (Node, Python, Java), each checked by baton"
+BATON_BIN="$PWD/target/debug/baton" node --test tests/identity/
 echo "== OpenAPI conformance (schemathesis against the real binary)"
 scripts/schemathesis.sh "$PWD/target/debug/baton"
 echo "== GMS load-balancer configurations (nginx, HAProxy; Chromium with third-party cookies blocked)"

@@ -68,6 +68,48 @@ pub enum Command {
         #[arg(long, env = "BATON_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Identity assertions (docs/identity.md): new keys, a test assertion, a check of one.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdentityCommand {
+    /// Print a new `[[identity.keys]]` HS256 key (to share with one partner) and a subject secret.
+    Keygen,
+    /// Print a test assertion signed now with a configured HS256 key, as a partner's backend
+    /// would render it.
+    Token {
+        /// The TOML config file whose [identity] keys sign and whose public origin is `aud`.
+        #[arg(long, env = "BATON_CONFIG")]
+        config: PathBuf,
+        /// The partner page's origin (`iss`), e.g. https://shop.example.com.
+        #[arg(long)]
+        iss: String,
+        /// The partner's customer id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Which key signs; without it, the first HS256 key.
+        #[arg(long)]
+        kid: Option<String>,
+        /// Lifetime in seconds (`exp - iat`).
+        #[arg(long, default_value_t = 300)]
+        ttl: i64,
+    },
+    /// Check an assertion as the broker would for a page at --page: print a JSON verdict (the
+    /// refusal's code, or the key and the subject's hash); exit 0 when valid, 1 when refused.
+    Verify {
+        /// The TOML config file whose [identity] keys and [trust] origins decide.
+        #[arg(long, env = "BATON_CONFIG")]
+        config: PathBuf,
+        /// The origin of the page presenting the assertion.
+        #[arg(long)]
+        page: String,
+        /// The assertion; `-` or nothing reads it from stdin.
+        token: Option<String>,
+    },
 }
 
 fn env_vars() -> Vec<(String, String)> {
@@ -91,6 +133,7 @@ pub fn run(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::Identity { command } => identity(command),
         Command::Assets { config } => match load_config(config.as_deref(), None) {
             Ok(config) => {
                 println!("{}", assets_report(&config.server.public_origin));
@@ -317,5 +360,107 @@ pub fn keygen() -> String {
     let kid = format!("k{}", &crate::session::new_uid()[..8]);
     format!(
         "# Add to baton.toml (newest key first; keep old ones until their tokens expired):\n[[handoff.keys]]\nkid = \"{kid}\"\nsecret = \"{secret}\""
+    )
+}
+
+/// `baton identity …`: the exit code.
+fn identity(command: IdentityCommand) -> i32 {
+    use crate::clock::Clock;
+    use crate::identity::IdentityKeys;
+    let (config_path, page) = match &command {
+        IdentityCommand::Keygen => {
+            println!("{}", identity_keygen());
+            return 0;
+        }
+        IdentityCommand::Token { config, iss, .. } => (config, iss),
+        IdentityCommand::Verify { config, page, .. } => (config, page),
+    };
+    let config = match load_config(Some(config_path), None) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("baton: invalid configuration:\n{errors}");
+            return 2;
+        }
+    };
+    let Some(keys) = IdentityKeys::from_config(&config) else {
+        eprintln!(
+            "baton: {} has no [[identity.keys]]; run `baton identity keygen` for one",
+            config_path.display()
+        );
+        return 2;
+    };
+    let page = match crate::origin::Origin::parse(page) {
+        Ok(origin) => origin,
+        Err(denied) => {
+            eprintln!("baton: {page:?} is not an origin: {denied}");
+            return 2;
+        }
+    };
+    let now = crate::clock::SystemClock.now();
+    match command {
+        IdentityCommand::Keygen => 0,
+        IdentityCommand::Token { sub, kid, ttl, .. } => {
+            match keys.mint_test_assertion(kid.as_deref(), &page, &sub, now, ttl) {
+                Ok(token) => {
+                    println!("{token}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("baton: {e}");
+                    2
+                }
+            }
+        }
+        IdentityCommand::Verify { token, .. } => {
+            let token = match token.filter(|t| t != "-") {
+                Some(token) => token,
+                None => {
+                    let mut input = String::new();
+                    if std::io::stdin().read_to_string(&mut input).is_err() {
+                        eprintln!("baton: cannot read stdin");
+                        return 2;
+                    }
+                    input.trim().to_owned()
+                }
+            };
+            match keys.verify(&token, &page, &config.trust.origins, now) {
+                Ok(identity) => {
+                    println!(
+                        "{}",
+                        json!({
+                            "valid": true,
+                            "kid": identity.kid,
+                            "issuer": identity.issuer.as_str(),
+                            "subject": identity.subject.to_hex(),
+                            "expires_at": identity.expires_at / 1000,
+                        })
+                    );
+                    0
+                }
+                Err(rejection) => {
+                    println!(
+                        "{}",
+                        json!({
+                            "valid": false,
+                            "error": rejection.code(),
+                            "message": rejection.to_string(),
+                        })
+                    );
+                    1
+                }
+            }
+        }
+    }
+}
+
+/// An `[[identity.keys]]` HS256 entry and a subject secret, each 256 fresh random bits.
+pub fn identity_keygen() -> String {
+    let secret = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
+    let subject = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
+    let kid = format!("i{}", &crate::session::new_uid()[..8]);
+    format!(
+        "# Add to baton.toml: the key, once per partner (give the partner its kid and secret);\n\
+         # subject_secret once per deployment, kept for as long as identities are kept.\n\
+         [identity]\nsubject_secret = \"{subject}\"\n\n[[identity.keys]]\nkid = \"{kid}\"\nsecret = \"{secret}\""
     )
 }

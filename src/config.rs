@@ -35,6 +35,7 @@ pub struct Config {
     pub store: crate::session::StoreConfig,
     pub handoff: HandoffConfig,
     pub log: LogConfig,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -110,6 +111,56 @@ pub struct HandoffConfig {
     /// `false` turns handoff off (sessions then cross sites only where the browser shares the
     /// broker's cookie); it is also how an https deployment says it means to run without keys.
     pub enabled: bool,
+}
+
+/// `[identity]`: the keys partners sign identity assertions with (`crate::identity`). No keys:
+/// identity binding is off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Verifying keys, any order: each `kid` names one key of one algorithm.
+    pub keys: Vec<IdentityKeyConfig>,
+    /// What customer ids are hashed with before the store sees them; required with keys.
+    #[serde(deserialize_with = "subject_secret")]
+    pub subject_secret: Option<crate::identity::SubjectSecret>,
+    /// Longest `exp - iat` accepted, in seconds (at most 600).
+    pub max_lifetime_secs: u64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            subject_secret: None,
+            max_lifetime_secs: crate::identity::MAX_LIFETIME_SECS,
+        }
+    }
+}
+
+/// An `[[identity.keys]]` entry: `kid` with `secret` (HS256, the default) or with
+/// `alg = "ES256"` and `public_key`. Which of the two it must have is a rule of
+/// `IdentityConfig::problems`, so each mistake is named by its key. `Debug` never shows a secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityKeyConfig {
+    #[serde(deserialize_with = "kid")]
+    pub kid: String,
+    #[serde(default)]
+    pub alg: crate::identity::IdentityAlg,
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub secret: Option<Vec<u8>>,
+    #[serde(default, deserialize_with = "es256_public_key")]
+    pub public_key: Option<crate::identity::Es256PublicKey>,
+}
+
+impl std::fmt::Debug for IdentityKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "IdentityKeyConfig({}, {:?}, <redacted>)",
+            self.kid, self.alg
+        )
+    }
 }
 
 impl Default for ServerConfig {
@@ -235,6 +286,25 @@ fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
             "{kid:?} must be 1 to 64 characters from A-Z a-z 0-9 - _ ."
         )))
     }
+}
+
+fn secret_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    secret(d).map(Some)
+}
+
+fn subject_secret<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::identity::SubjectSecret>, D::Error> {
+    secret(d).map(|s| Some(crate::identity::SubjectSecret::new(s)))
+}
+
+fn es256_public_key<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::identity::Es256PublicKey>, D::Error> {
+    let raw = String::deserialize(d)?;
+    crate::identity::Es256PublicKey::from_pem(&raw)
+        .map(Some)
+        .map_err(D::Error::custom)
 }
 
 fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -382,6 +452,56 @@ impl HandoffConfig {
     }
 }
 
+impl IdentityConfig {
+    fn problems(&self, out: &mut Vec<String>) {
+        use crate::identity::{IdentityAlg, MAX_LIFETIME_SECS};
+        if self.max_lifetime_secs == 0 || self.max_lifetime_secs > MAX_LIFETIME_SECS {
+            out.push(format!(
+                "identity.max_lifetime_secs: must be between 1 and {MAX_LIFETIME_SECS}: an assertion is a bearer credential for its lifetime"
+            ));
+        }
+        for (i, key) in self.keys.iter().enumerate() {
+            let at = format!("identity.keys[{i}]");
+            if self.keys[..i].iter().any(|k| k.kid == key.kid) {
+                out.push(format!("{at}.kid: {:?} is used twice", key.kid));
+            }
+            match key.alg {
+                IdentityAlg::HS256 => {
+                    if key.secret.is_none() {
+                        out.push(format!("{at}.secret: missing: an HS256 key needs the secret shared with the partner; run `baton identity keygen` for one, or write alg = \"ES256\" and public_key for a partner's public key"));
+                    }
+                    if key.public_key.is_some() {
+                        out.push(format!("{at}.public_key: only an ES256 key has a public key; write alg = \"ES256\" (and no secret), or remove public_key"));
+                    }
+                }
+                IdentityAlg::ES256 => {
+                    if key.public_key.is_none() {
+                        out.push(format!("{at}.public_key: missing: an ES256 key needs the partner's P-256 public key in PEM (-----BEGIN PUBLIC KEY-----)"));
+                    }
+                    if key.secret.is_some() {
+                        out.push(format!("{at}.secret: an ES256 key has no shared secret (the partner keeps its private key); remove secret"));
+                    }
+                }
+            }
+        }
+        match &self.subject_secret {
+            None if !self.keys.is_empty() => out.push("identity.subject_secret: missing: identity keys are configured, so set the secret customer ids are hashed with (base64url of at least 32 random bytes; `baton identity keygen` prints one), and keep it for as long as identities are kept".into()),
+            Some(subject) => {
+                for (i, key) in self.keys.iter().enumerate() {
+                    let same = key
+                        .secret
+                        .as_ref()
+                        .is_some_and(|s| crate::identity::SubjectSecret::new(s.clone()) == *subject);
+                    if same {
+                        out.push(format!("identity.subject_secret: the same as identity.keys[{i}].secret; use a separate secret (keys rotate, the subject hash must not)"));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
+
 impl Config {
     /// The rules between sections.
     fn cross_problems(&self, out: &mut Vec<String>) {
@@ -506,9 +626,10 @@ impl Config {
         let mut store = section("store");
         let handoff = section("handoff");
         let log = section("log");
+        let identity = section("identity");
         for unknown in table.keys() {
             errors.push(format!(
-                "{unknown}: unknown section (known: server, trust, session, store, handoff, log)"
+                "{unknown}: unknown section (known: server, trust, session, store, handoff, log, identity)"
             ));
         }
         // Defaults that depend on other keys: the public origin on the listen port, and the
@@ -538,10 +659,18 @@ impl Config {
         let handoff =
             handoff.and_then(|t| parse_section::<HandoffConfig>("handoff", t, &[], &mut errors));
         let log = log.and_then(|t| parse_section::<LogConfig>("log", t, &[], &mut errors));
-        match (server, trust, session, store, handoff, log) {
-            (Some(server), Some(trust), Some(session), Some(store), Some(handoff), Some(log))
-                if errors.is_empty() =>
-            {
+        let identity =
+            identity.and_then(|t| parse_section::<IdentityConfig>("identity", t, &[], &mut errors));
+        match (server, trust, session, store, handoff, log, identity) {
+            (
+                Some(server),
+                Some(trust),
+                Some(session),
+                Some(store),
+                Some(handoff),
+                Some(log),
+                Some(identity),
+            ) if errors.is_empty() => {
                 let config = Self {
                     server,
                     trust,
@@ -549,6 +678,7 @@ impl Config {
                     store,
                     handoff,
                     log,
+                    identity,
                 };
                 let problems = config.problems();
                 if problems.is_empty() {
@@ -576,6 +706,7 @@ impl Config {
         self.session.problems(&mut out);
         self.store.problems(&mut out);
         self.handoff.problems(&mut out);
+        self.identity.problems(&mut out);
         self.cross_problems(&mut out);
         out
     }
@@ -940,6 +1071,153 @@ mod tests {
         let config =
             Config::load(Some(&path), env(&[])).expect("an explicit empty list is a choice");
         assert!(config.warnings().iter().any(|w| w.contains("no site")));
+    }
+
+    const SECRET_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE";
+    const SECRET_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI";
+    /// A P-256 public key (of the private scalar 7 × 32, by `openssl ec -pubout`).
+    const ES_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEHhhTL9R1TALzBB2cdc6zO4P/2BrH\nzk/ogsyxyYvFiW6kbDEcTi/0DdlqNlPm5FRF0y3+SG7O11x6kMahiIHAow==\n-----END PUBLIC KEY-----\n";
+
+    fn identity(section: &str) -> Result<Config, ConfigErrors> {
+        parse(&format!("[identity]\n{section}"))
+    }
+
+    #[test]
+    fn identity_is_off_without_keys_and_needs_nothing() {
+        let config = parse("").expect("valid");
+        assert!(config.identity.keys.is_empty());
+        assert_eq!(config.identity.max_lifetime_secs, 600);
+        assert!(crate::identity::IdentityKeys::from_config(&config).is_none());
+    }
+
+    #[test]
+    fn identity_keys_of_both_algorithms_load() {
+        let config = identity(&format!(
+            "subject_secret = \"{SECRET_B}\"\nmax_lifetime_secs = 120\n[[identity.keys]]\nkid = \"a\"\nsecret = \"{SECRET_A}\"\n[[identity.keys]]\nkid = \"e\"\nalg = \"ES256\"\npublic_key = \"\"\"\n{ES_PEM}\"\"\"\n"
+        ))
+        .expect("valid");
+        let keys = &config.identity.keys;
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].alg, crate::identity::IdentityAlg::HS256);
+        assert_eq!(keys[0].secret.as_deref(), Some(&[1u8; 32][..]));
+        assert_eq!(keys[1].alg, crate::identity::IdentityAlg::ES256);
+        assert!(keys[1].public_key.is_some());
+        assert_eq!(config.identity.max_lifetime_secs, 120);
+        let shown = format!("{:?}", config.identity);
+        assert!(
+            !shown.contains(SECRET_A) && !shown.contains(SECRET_B),
+            "{shown}"
+        );
+        assert!(crate::identity::IdentityKeys::from_config(&config).is_some());
+    }
+
+    #[test]
+    fn identity_keys_and_subject_secret_come_from_the_environment_too() {
+        let config = Config::load(
+            None,
+            env(&[
+                (
+                    "BATON_IDENTITY__KEYS",
+                    &format!("[{{kid = \"a\", secret = \"{SECRET_A}\"}}]"),
+                ),
+                ("BATON_IDENTITY__SUBJECT_SECRET", SECRET_B),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.identity.keys[0].kid, "a");
+        assert_eq!(
+            config.identity.subject_secret,
+            Some(crate::identity::SubjectSecret::new(vec![2; 32]))
+        );
+    }
+
+    /// The one problem `section` has, which must name `key` and say `fix`, and never show a
+    /// secret.
+    fn identity_problem(section: &str, key: &str, fix: &str) {
+        let err = identity(section).expect_err(section);
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 1, "{text}");
+        assert!(text.starts_with(&format!("{key}: ")), "{key} in {text}");
+        assert!(text.contains(fix), "{fix:?} in {text}");
+        for secret in [SECRET_A, SECRET_B, "c2hvcnQ"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+
+    #[test]
+    fn each_identity_mistake_is_named_by_its_key_with_its_fix() {
+        let b = format!("subject_secret = \"{SECRET_B}\"\n");
+        let a = format!("kid = \"a\"\nsecret = \"{SECRET_A}\"\n");
+        identity_problem(
+            &format!("[[identity.keys]]\n{a}"),
+            "identity.subject_secret",
+            "missing",
+        );
+        identity_problem(
+            &format!("subject_secret = \"c2hvcnQ\"\n[[identity.keys]]\n{a}"),
+            "identity.subject_secret",
+            "baton keygen",
+        );
+        identity_problem(
+            &format!("subject_secret = \"{SECRET_A}\"\n[[identity.keys]]\n{a}"),
+            "identity.subject_secret",
+            "use a separate secret",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\nkid = \"a\"\nsecret = \"c2hvcnQ\"\n"),
+            "identity.keys[0].secret",
+            "at least 32",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\nkid = \"a\"\n"),
+            "identity.keys[0].secret",
+            "missing",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\n{a}[[identity.keys]]\n{a}"),
+            "identity.keys[1].kid",
+            "used twice",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\nkid = \"a b\"\nsecret = \"{SECRET_A}\"\n"),
+            "identity.keys[0].kid",
+            "1 to 64 characters",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\n{a}alg = \"RS256\"\n"),
+            "identity.keys[0].alg",
+            "HS256",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\nkid = \"e\"\nalg = \"ES256\"\n"),
+            "identity.keys[0].public_key",
+            "missing",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\nkid = \"e\"\nalg = \"ES256\"\npublic_key = \"nope\"\n"),
+            "identity.keys[0].public_key",
+            "P-256 public key in PEM",
+        );
+        identity_problem(
+            &format!(
+                "{b}[[identity.keys]]\n{a}alg = \"ES256\"\npublic_key = \"\"\"\n{ES_PEM}\"\"\"\n"
+            ),
+            "identity.keys[0].secret",
+            "remove secret",
+        );
+        identity_problem(
+            &format!("{b}[[identity.keys]]\n{a}public_key = \"\"\"\n{ES_PEM}\"\"\"\n"),
+            "identity.keys[0].public_key",
+            "only an ES256 key",
+        );
+        for lifetime in [0, 601] {
+            identity_problem(
+                &format!("max_lifetime_secs = {lifetime}\n"),
+                "identity.max_lifetime_secs",
+                "between 1 and 600",
+            );
+        }
+        identity_problem("expiry = 5\n", "identity.expiry", "unknown field");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum ApiError {
     SessionConflict,
     #[error("cross-site handoff is not configured on this broker")]
     HandoffDisabled,
+    /// A partner's identity assertion was refused; the rejection gives the code and the status.
+    #[error("{0}")]
+    IdentityRefused(crate::identity::IdentityRejection),
     #[error("too many requests; retry later")]
     RateLimited,
     #[error("the session store is unavailable; retry later")]
@@ -69,6 +72,7 @@ impl ApiError {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable | Self::HandoffDisabled => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::IdentityRefused(rejection) => rejection.status(),
         }
     }
 
@@ -92,6 +96,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal => "internal",
+            Self::IdentityRefused(rejection) => rejection.code(),
         }
     }
 }
@@ -108,6 +113,12 @@ impl From<StoreError> for ApiError {
                 Self::Internal
             }
         }
+    }
+}
+
+impl From<crate::identity::IdentityRejection> for ApiError {
+    fn from(rejection: crate::identity::IdentityRejection) -> Self {
+        Self::IdentityRefused(rejection)
     }
 }
 

@@ -2,7 +2,8 @@
 //! company owns, through a hidden iframe, partitioned cookies and single-use handoff tokens.
 //!
 //! Where to look: `origin` (who is trusted), `cookie` (the one cookie builder), `session` (the
-//! store contract and backends), `handoff` (cross-site tokens), `routes` (HTTP), `config`
+//! store contract and backends), `handoff` (cross-site tokens), `identity` (partners' signed
+//! assertions of who the customer is), `routes` (HTTP), `config`
 //! (TOML + env, validated once), `startup` (`Application::build`).
 
 pub mod assets;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod cookie;
 pub mod error;
 pub mod handoff;
+pub mod identity;
 pub mod metrics;
 pub mod origin;
 pub mod ratelimit;

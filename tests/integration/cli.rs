@@ -139,3 +139,104 @@ fn an_empty_sqlite_path_is_a_problem_named_by_check_config() {
         );
     }
 }
+
+/// A config with `baton identity keygen`'s own output in it (as an operator pastes it), trusting
+/// the shop and the support site.
+fn identity_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let (code, keygen) = run(&["identity", "keygen"], &[]).finish();
+    assert_eq!(code, Some(0), "{keygen}");
+    let path = dir.join("baton.toml");
+    let config = GOOD.replace(
+        "[trust]\norigins = [\"https://shop.example.com\"]",
+        "[trust]\norigins = [\"https://shop.example.com\", \"https://support.example.org\"]",
+    );
+    std::fs::write(&path, format!("{config}\n{keygen}\n")).expect("write");
+    path
+}
+
+#[test]
+fn identity_token_output_verifies_with_the_config_for_its_page_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = identity_config(dir.path());
+    let config = path.to_str().expect("utf-8");
+    let (code, text) = run(&["check-config", "--config", config], &[]).finish();
+    assert_eq!(
+        code,
+        Some(0),
+        "keygen's output is a valid [identity]: {text}"
+    );
+    let (code, token) = run(
+        &[
+            "identity",
+            "token",
+            "--config",
+            config,
+            "--iss",
+            "https://shop.example.com",
+            "--sub",
+            "customer-42",
+            "--ttl",
+            "120",
+        ],
+        &[],
+    )
+    .finish();
+    assert_eq!(code, Some(0), "{token}");
+    let token = token.trim();
+    // The library, independently of the CLI's own verify, with the same config.
+    let loaded = baton::config::Config::load(Some(&path), Vec::new()).expect("config");
+    let keys = baton::identity::IdentityKeys::from_config(&loaded).expect("identity keys");
+    let now = baton::clock::Clock::now(&baton::clock::SystemClock);
+    let shop = baton::origin::Origin::parse("https://shop.example.com").expect("origin");
+    let identity = keys
+        .verify(token, &shop, &loaded.trust.origins, now)
+        .expect("the minted assertion verifies");
+    assert_eq!(identity.subject, keys.subject_secret().hash("customer-42"));
+    assert!(
+        !token.contains("customer-42"),
+        "sub is base64url, not clear text"
+    );
+
+    let verify = |page: &str| {
+        let (code, text) = run(
+            &[
+                "identity", "verify", "--config", config, "--page", page, token,
+            ],
+            &[],
+        )
+        .finish();
+        let verdict: serde_json::Value = serde_json::from_str(text.trim()).expect("json");
+        (code, verdict)
+    };
+    let (code, verdict) = verify("https://shop.example.com");
+    assert_eq!(code, Some(0), "{verdict}");
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["subject"], identity.subject.to_hex());
+    // A trusted site that is not the assertion's issuer.
+    let (code, verdict) = verify("https://support.example.org");
+    assert_eq!(code, Some(1), "{verdict}");
+    assert_eq!(verdict["error"], "identity_issuer");
+}
+
+#[test]
+fn identity_token_refuses_without_identity_keys() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, GOOD).expect("write");
+    let (code, text) = run(
+        &[
+            "identity",
+            "token",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--iss",
+            "https://shop.example.com",
+            "--sub",
+            "c",
+        ],
+        &[],
+    )
+    .finish();
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no [[identity.keys]]"), "{text}");
+}
