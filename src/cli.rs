@@ -1,6 +1,11 @@
 //! The command line: `serve`, `check-config`, `check-origin`, `keygen`. `main` only parses
 //! arguments and calls `run`, so every command is testable as a library call. (The demo is its
 //! own binary, `baton-demo`, outside the product.)
+//!
+//! Output goes through `emit` and `complain`, never `println!`/`eprintln!`, which panic when the
+//! reader has gone (`baton keygen | head -0`: Rust ignores SIGPIPE, so the write fails with
+//! `BrokenPipe`). A reader that has gone is no failure of the command: it exits quietly with the
+//! status its answer had (0, or 2 for a bad config), as `head` users expect.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -122,29 +127,46 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig { config } => check_config(&config),
         Command::CheckOrigin { config, origins } => check_origin(&config, &origins),
-        Command::Keygen => {
-            println!("{}", keygen());
-            0
-        }
+        Command::Keygen => emit(&format!("{}\n", keygen()), 0),
         Command::Healthcheck { url } => match block_on(async { i32::from(!ready(&url).await) }) {
             0 => 0,
             _ => {
-                eprintln!("baton: {url} is not ready");
+                complain(&format!("baton: {url} is not ready"));
                 1
             }
         },
         Command::Identity { command } => identity(command),
         Command::Assets { config } => match load_config(config.as_deref(), None) {
-            Ok(config) => {
-                println!("{}", assets_report(&config.server.public_origin));
-                0
-            }
+            Ok(config) => emit(
+                &format!("{}\n", assets_report(&config.server.public_origin)),
+                0,
+            ),
             Err(errors) => {
-                eprintln!("baton: invalid configuration:\n{errors}");
+                complain(&format!("baton: invalid configuration:\n{errors}"));
                 2
             }
         },
     }
+}
+
+/// Writes `text` to stdout and gives `code`, the command's status: also when the reader has gone
+/// (`BrokenPipe`), since the answer stands whether or not all of it was read. Any other write
+/// failure (a full disk) is one: said on stderr, status 1.
+fn emit(text: &str, code: i32) -> i32 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            complain(&format!("baton: cannot write the output: {e}"));
+            1
+        }
+    }
+}
+
+/// Writes `text` and a newline to stderr; if that fails too, there is no one left to tell.
+fn complain(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// The config `serve` runs on: the file (or, without one, the development defaults: a
@@ -215,7 +237,7 @@ pub fn block_on(body: impl std::future::Future<Output = i32>) -> i32 {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(body),
         Err(e) => {
-            eprintln!("baton: cannot start the runtime: {e}");
+            complain(&format!("baton: cannot start the runtime: {e}"));
             1
         }
     }
@@ -235,23 +257,25 @@ pub async fn serve_until_stopped(app: crate::Application) -> i32 {
 fn check_config(path: &std::path::Path) -> i32 {
     match load_config(Some(path), None) {
         Ok(config) => {
+            let mut text = String::new();
             for warning in config.warnings() {
-                println!("warning: {warning}");
+                text.push_str(&format!("warning: {warning}\n"));
             }
-            println!(
-                "{}: valid ({} trusted origin pattern(s), public origin {})",
+            text.push_str(&format!(
+                "{}: valid ({} trusted origin pattern(s), public origin {})\n{}\n",
                 path.display(),
                 config.trust.origins.patterns().len(),
-                config.server.public_origin
-            );
-            println!("{}", assets_report(&config.server.public_origin));
-            0
+                config.server.public_origin,
+                assets_report(&config.server.public_origin)
+            ));
+            emit(&text, 0)
         }
         Err(errors) => {
-            eprintln!("{}: {} problem(s):", path.display(), errors.0.len());
+            let mut text = format!("{}: {} problem(s):", path.display(), errors.0.len());
             for e in &errors.0 {
-                eprintln!("  - {e}");
+                text.push_str(&format!("\n  - {e}"));
             }
+            complain(&text);
             2
         }
     }
@@ -263,22 +287,23 @@ fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
         Ok(trust) => trust.origins,
         Err(errors) => {
             for e in errors.0 {
-                eprintln!("baton: {e}");
+                complain(&format!("baton: {e}"));
             }
             return 2;
         }
     };
-    let mut out = std::io::stdout().lock();
     if origins.len() == 1 && origins[0] == "-" {
         let mut input = String::new();
         if std::io::stdin().read_to_string(&mut input).is_err() {
-            eprintln!("baton: cannot read stdin");
+            complain("baton: cannot read stdin");
             return 2;
         }
         let list: Vec<String> = match serde_json::from_str(&input) {
             Ok(list) => list,
             Err(e) => {
-                eprintln!("baton: stdin must be a JSON array of strings: {e}");
+                complain(&format!(
+                    "baton: stdin must be a JSON array of strings: {e}"
+                ));
                 return 2;
             }
         };
@@ -289,9 +314,9 @@ fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
                 Err(d) => json!({ "origin": o, "allowed": false, "reason": d.code() }),
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(results));
-        return 0;
+        return emit(&format!("{}\n", serde_json::Value::Array(results)), 0);
     }
+    let mut text = String::new();
     for origin in origins {
         // Origins may hold spaces or control characters; quote those so each stays one line.
         let shown = if origin.bytes().all(|b| (0x21..=0x7e).contains(&b)) && !origin.is_empty() {
@@ -299,12 +324,12 @@ fn check_origin(path: &std::path::Path, origins: &[String]) -> i32 {
         } else {
             serde_json::to_string(origin).unwrap_or_default()
         };
-        let _ = match trusted.check(origin) {
-            Ok(_) => writeln!(out, "allow {shown}"),
-            Err(d) => writeln!(out, "deny {shown} {}: {d}", d.code()),
-        };
+        text.push_str(&match trusted.check(origin) {
+            Ok(_) => format!("allow {shown}\n"),
+            Err(d) => format!("deny {shown} {}: {d}\n", d.code()),
+        });
     }
-    0
+    emit(&text, 0)
 }
 
 /// Where partner pages get the library: the stable URL, and the versioned one with its integrity.

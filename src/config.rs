@@ -13,6 +13,12 @@
 //! section that fails is parsed again one key (and one array element) at a time to find the
 //! others. Nothing insecure has a silent default: no trusted origin is assumed, and a handoff
 //! signing key is generated only for a development setup.
+//!
+//! No problem shows a secret. A file that is not valid TOML is reported by its line, column and
+//! nearest key with the parser's description, never with the source line (the line of a
+//! `secret` or a `redis_url` is a secret: the `toml` crate's own `Display` prints it). A bad
+//! value from a `BATON_*` variable, the channel SECURITY.md recommends for secrets, is reported
+//! by its variable and what is wrong, never with the value.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -534,9 +540,9 @@ impl Config {
                 .map_err(|e| one(format!("cannot read {}: {e}", path.display())))?,
             None => String::new(),
         };
-        let mut table = text.parse::<toml::Table>().map_err(|e| {
+        let mut table = text.parse::<toml::Table>().map_err(|_| {
             let name = path.map(|p| p.display().to_string()).unwrap_or_default();
-            one(format!("{name} is not valid TOML: {e}"))
+            one(syntax_error(&name, &text))
         })?;
         let from_env = apply_env(&mut table, env)?;
         // A file is a deployment: one that does not say which sites it serves is a mistake, not
@@ -568,18 +574,36 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> crate::telemetry::LogFormat {
-        let mut format = crate::telemetry::LogFormat::default();
-        let _ = Self::load_with(path, env, |table| {
-            if let Some(f) = table
-                .get("log")
-                .and_then(|l| l.get("format"))
-                .and_then(|f| f.clone().try_into().ok())
-            {
-                format = f;
-            }
-            table.clear();
-        });
-        format
+        use toml::de::{DeTable, DeValue};
+        let text = path
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        // Recovering: a file that is not valid TOML is exactly what must be reported in the
+        // format the collector reads.
+        let (doc, _) = DeTable::parse_recoverable(&text);
+        let in_file = doc
+            .get_ref()
+            .get("log")
+            .and_then(|log| match log.get_ref() {
+                DeValue::Table(t) => t.get("format"),
+                _ => None,
+            })
+            .and_then(|f| match f.get_ref() {
+                DeValue::String(s) => Some(toml::Value::String(s.to_string())),
+                _ => None,
+            });
+        let mut table = toml::Table::new();
+        if let Some(format) = in_file {
+            let mut log = toml::Table::new();
+            log.insert("format".into(), format);
+            table.insert("log".into(), toml::Value::Table(log));
+        }
+        let _ = apply_env(&mut table, env);
+        table
+            .get("log")
+            .and_then(|l| l.get("format"))
+            .and_then(|f| f.clone().try_into().ok())
+            .unwrap_or_default()
     }
 
     /// Only `[trust]` of the config at `path` (with overrides), for `check-origin`: a config whose
@@ -819,13 +843,21 @@ fn is_secure_context(origin: &Origin) -> bool {
     }
 }
 
+/// Where a key's value came from when a `BATON_*` variable set it: the variable, the value it
+/// gave (to keep out of messages), and, when the value looked like TOML but was not, why.
+struct FromEnv {
+    var: String,
+    value: toml::Value,
+    not_toml: Option<String>,
+}
+
 /// Applies `BATON_SECTION__KEY=value`. The value is read as a TOML value when it parses as one
 /// (numbers, booleans, arrays, inline tables), else as a plain string.
-/// Applies the overrides; returns which key (`section.key`) each variable set.
+/// Applies the overrides; returns which variable set each key (`section.key`).
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<std::collections::HashMap<String, String>, ConfigErrors> {
+) -> Result<std::collections::HashMap<String, FromEnv>, ConfigErrors> {
     let mut errors = Vec::new();
     let mut set = std::collections::HashMap::new();
     for (name, raw) in env {
@@ -841,17 +873,39 @@ fn apply_env(
             errors.push(format!("{name}: expected BATON_SECTION__KEY"));
             continue;
         }
-        let value = format!("v = {raw}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or(toml::Value::String(raw));
+        const PREFIX: &str = "v = ";
+        let (value, not_toml) = match format!("{PREFIX}{raw}").parse::<toml::Table>() {
+            Ok(mut t) => match t.remove("v") {
+                Some(v) => (v, None),
+                None => (toml::Value::String(raw), None),
+            },
+            Err(e) => {
+                // Only the parser's description and the column: never the text.
+                let looked_like_toml = raw.trim_start().starts_with(['[', '{']);
+                let why = looked_like_toml.then(|| {
+                    let column = e.span().map_or(0, |s| s.start.saturating_sub(PREFIX.len()));
+                    format!(
+                        "read as a string, since as TOML it fails at character {}: {}",
+                        column + 1,
+                        e.message()
+                    )
+                });
+                (toml::Value::String(raw), why)
+            }
+        };
         let entry = table
             .entry(section.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         match entry.as_table_mut() {
             Some(t) => {
-                set.insert(format!("{section}.{key}"), name.clone());
+                set.insert(
+                    format!("{section}.{key}"),
+                    FromEnv {
+                        var: name.clone(),
+                        value: value.clone(),
+                        not_toml,
+                    },
+                );
                 t.insert(key, value);
             }
             None => errors.push(format!("{name}: [{section}] is not a table in the config")),
@@ -865,27 +919,146 @@ fn apply_env(
 }
 
 /// `error` (`path: message`) with where the value came from: `BATON_X__Y (x.y): message` for a
-/// value from the environment, `path (file line N): message` for one from the file.
+/// value from the environment, `path (file line N): message` for one from the file. Whatever its
+/// source, the message never shows a value a variable gave (see `without_values`): a problem may
+/// be reported under another key than the variable's (an enum's tag is checked beside each key).
 fn locate(
     error: String,
     file: Option<(&Path, &str)>,
-    from_env: &std::collections::HashMap<String, String>,
+    from_env: &std::collections::HashMap<String, FromEnv>,
 ) -> String {
+    let hide = |message: &str| without_values(message, from_env.values().map(|e| &e.value));
     let Some((path, message)) = error.split_once(": ") else {
-        return error;
+        return hide(&error);
     };
+    let message = hide(message);
     // `section.key`, without an index or a deeper field.
     let mut parts = path.splitn(2, '.');
     let (Some(section), Some(rest)) = (parts.next(), parts.next()) else {
-        return error;
+        return format!("{path}: {message}");
     };
     let key = rest.split(['[', '.']).next().unwrap_or(rest);
-    if let Some(var) = from_env.get(&format!("{section}.{key}")) {
-        return format!("{var} ({path}): {message}");
+    if let Some(env) = from_env.get(&format!("{section}.{key}")) {
+        return match &env.not_toml {
+            Some(why) => format!("{} ({path}): {message} (the value was {why})", env.var),
+            None => format!("{} ({path}): {message}", env.var),
+        };
     }
     match file.and_then(|(name, text)| line_of(text, path).map(|line| (name, line))) {
         Some((name, line)) => format!("{path} ({} line {line}): {message}", name.display()),
-        None => error,
+        None => format!("{path}: {message}"),
+    }
+}
+
+/// What stands in a message for a value from the environment.
+const NOT_SHOWN: &str = "(value not shown)";
+
+/// `message` with every piece of `values` it quotes replaced by `NOT_SHOWN`: serde and the checks
+/// here quote a string as Rust's `Debug` does (`string "…"`), and a number or an enum's variant
+/// in backticks. Any
+/// longer piece of a value still left in it after that (a check that quoted it another way)
+/// gives a message that says only that the value is not valid.
+fn without_values<'a>(message: &str, values: impl IntoIterator<Item = &'a toml::Value>) -> String {
+    let mut strings = Vec::new();
+    let mut others = Vec::new();
+    for value in values {
+        leaves(value, &mut strings, &mut others);
+    }
+    let mut out = message.to_owned();
+    // Longest first, so a short leaf never breaks up a longer one's quoted form.
+    strings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in strings.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(&format!("{s:?}"), NOT_SHOWN);
+    }
+    for o in strings.iter().chain(&others).filter(|s| !s.is_empty()) {
+        out = out.replace(&format!("`{o}`"), NOT_SHOWN);
+    }
+    let leaks = strings
+        .iter()
+        .chain(&others)
+        .any(|s| s.len() >= 4 && out.contains(s.as_str()));
+    if leaks {
+        return format!(
+            "not a valid value for this key {NOT_SHOWN}; config/baton.toml describes its form"
+        );
+    }
+    out
+}
+
+/// The strings, and the numbers and dates as text, in `value` (not booleans, nor the names of
+/// an inline table's keys: neither is a secret, and they are words a message uses).
+fn leaves(value: &toml::Value, strings: &mut Vec<String>, others: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => strings.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| leaves(v, strings, others)),
+        toml::Value::Table(t) => t.values().for_each(|v| leaves(v, strings, others)),
+        toml::Value::Boolean(_) => {}
+        other => others.push(other.to_string()),
+    }
+}
+
+/// A file that is not valid TOML, reported by line, column and the nearest key before the error
+/// (from the parser's recovered document: a key, never source text) with the parser's
+/// description. The `toml` crate's `Display` of the error would print the source line, which may
+/// hold a secret.
+fn syntax_error(name: &str, text: &str) -> String {
+    use toml::de::DeTable;
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    let Some(error) = errors.first() else {
+        return format!("{name} is not valid TOML");
+    };
+    let Some(offset) = error.span().map(|s| s.start.min(text.len())) else {
+        return format!("{name} is not valid TOML: {}", error.message());
+    };
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    let mut keys = Vec::new();
+    key_starts(doc.get_ref(), "", &mut keys);
+    let near = keys
+        .into_iter()
+        .filter(|(_, start)| *start <= offset)
+        .max_by_key(|(_, start)| *start)
+        .map(|(key, _)| format!(", near {key}"))
+        .unwrap_or_default();
+    format!(
+        "{name} is not valid TOML: line {line}, column {column}{near}: {}",
+        error.message()
+    )
+}
+
+/// Every key path in `table` (`handoff.keys[0].kid`) with where it starts. Only names of the
+/// shape baton's keys have: a quoted key could be any text.
+fn key_starts(table: &toml::de::DeTable<'_>, prefix: &str, out: &mut Vec<(String, usize)>) {
+    use toml::de::DeValue;
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    for (key, value) in table {
+        if !plain(key.get_ref()) {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        out.push((path.clone(), key.span().start));
+        match value.get_ref() {
+            DeValue::Table(t) => key_starts(t, &path, out),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(t) = item.get_ref() {
+                        let element = format!("{path}[{i}]");
+                        out.push((element.clone(), item.span().start));
+                        key_starts(t, &element, out);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -1144,6 +1317,39 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "SeCrEt-4f2b9a71c0d3e8a6b5f4c3d2e1a0b9c8d7e6";
+
+    /// The `toml` crate's `Display` of a syntax error prints the source line: here, the secret.
+    #[test]
+    fn a_syntax_error_names_its_line_column_and_key_and_never_the_source_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("b.toml");
+        for (text, line, key) in [
+            (
+                format!(
+                    "[trust]\norigins = []\n[[handoff.keys]]\nkid = \"k\"\nsecret = \"{SECRET}\n"
+                ),
+                5,
+                "near handoff.keys[0].secret",
+            ),
+            (
+                format!(
+                    "[trust]\norigins = []\n[store]\nbackend = \"redis\"\nredis_url = \"redis://:{SECRET}@redis:6379\" x\n"
+                ),
+                5,
+                "near store.redis_url",
+            ),
+        ] {
+            std::fs::write(&path, &text).expect("write");
+            let err = Config::load(Some(&path), env(&[])).expect_err("not TOML");
+            let shown = err.to_string();
+            assert!(!shown.contains("SeCrEt"), "the secret is shown: {shown}");
+            assert!(shown.contains(&format!("line {line}, column ")), "{shown}");
+            assert!(shown.contains(key), "{shown}");
+            assert!(shown.contains("b.toml is not valid TOML"), "{shown}");
+        }
+    }
+
     #[test]
     fn each_identity_mistake_is_named_by_its_key_with_its_fix() {
         let b = format!("subject_secret = \"{SECRET_B}\"\n");
@@ -1218,6 +1424,47 @@ mod tests {
             );
         }
         identity_problem("expiry = 5\n", "identity.expiry", "unknown field");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_is_named_by_its_variable_and_never_shown() {
+        for (name, value, says) in [
+            // Not TOML (the closing bracket is missing), so read as a string.
+            (
+                "BATON_HANDOFF__KEYS",
+                format!("[{{ kid = \"k\", secret = \"{SECRET}\" }}"),
+                "unclosed array",
+            ),
+            (
+                "BATON_HANDOFF__KEYS",
+                format!("[{{ kid = \"k\", secret = \"{SECRET}\", x = 1 }}]"),
+                "handoff.keys[0]",
+            ),
+            (
+                "BATON_SESSION__IDLE_TIMEOUT_SECS",
+                SECRET.to_owned(),
+                "expected u64",
+            ),
+            (
+                "BATON_STORE__BACKEND",
+                SECRET.to_owned(),
+                "expected `sqlite` or `redis`",
+            ),
+            (
+                "BATON_SERVER__LISTEN",
+                SECRET.to_owned(),
+                "is not an address:port",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(name, &value)])).expect_err("invalid");
+            let shown = err.to_string();
+            assert!(
+                !shown.contains("SeCrEt"),
+                "{name}: the value is shown: {shown}"
+            );
+            assert!(shown.contains(name), "{name} is not named: {shown}");
+            assert!(shown.contains(says), "{name}: not {says:?}: {shown}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! It binds the listener first (so `listen = "127.0.0.1:0"` works and tests learn the port), opens
 //! the store the config names, renders the assets, and starts the background sweeper, which the
-//! application owns: it stops when the application is dropped, run or not.
+//! application owns: it stops when the application is dropped, run or not. A run ends by stopping
+//! the sweeper and closing the store, and returns only then: what the store leaves on disk after
+//! `run_until` returns is quiescent (a SQLite file without its `-wal` and `-shm`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +27,9 @@ pub struct Application {
     router: axum::Router,
     /// `/metrics`, on `server.admin_listen` when set.
     admin: Option<(TcpListener, axum::Router)>,
-    _sweeper: Sweeper,
+    sweeper: Sweeper,
+    /// The store the routes use, kept to close it once the run has ended.
+    store: Arc<dyn SessionStore>,
     limits: crate::server::Limits,
 }
 
@@ -84,6 +88,7 @@ impl Application {
         ));
         let limiter =
             crate::ratelimit::RateLimiter::from_config(&config.server, Arc::clone(&metrics));
+        let closing = Arc::clone(&store);
         let sweeper = Sweeper::start(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -109,7 +114,8 @@ impl Application {
             addr,
             router: routes::router(state, limiter),
             admin,
-            _sweeper: sweeper,
+            sweeper,
+            store: closing,
             limits,
         })
     }
@@ -140,7 +146,7 @@ impl Application {
     }
 
     /// Serves until `stop` completes (tests pass their own trigger), then drains for up to the
-    /// grace period. The sweeper (in `self`) lives until this returns, and stops then.
+    /// grace period, stops the sweeper and closes the store; returns once the store is closed.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -170,6 +176,10 @@ impl Application {
         let public =
             crate::server::serve(self.listener, self.router, self.limits, stopped(rx.clone()));
         let ((), public, admin) = tokio::join!(stopper, public, admin);
+        // A request abandoned after the grace period may still hold the store; it then fails as
+        // on a store that is down, which it is.
+        self.sweeper.stop().await;
+        self.store.close().await;
         public.and(admin)
     }
 }
@@ -193,6 +203,15 @@ impl Sweeper {
                 }
             }
         }))
+    }
+}
+
+impl Sweeper {
+    /// Stops the sweeper and waits until it has: a sweep in progress is cancelled here rather
+    /// than failing later on a closed store (a write it already queued is still finished).
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
     }
 }
 

@@ -120,4 +120,8 @@ impl SessionStore for Metered {
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.timed("sweep", self.inner.sweep(now)).await
     }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
 }

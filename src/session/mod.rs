@@ -460,6 +460,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// call and go on from there on the next, so every expired session is gone after enough
     /// calls. Expired handoff records of live sessions may be left to the backend's own expiry.
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Closes the store when the application stops: the writes already made are finished, then
+    /// connections are closed; calls after it fail. Returns once that is done, so what the store
+    /// leaves on disk is quiescent. The default does nothing, for a backend whose connections
+    /// close when dropped and leave nothing to settle (Redis).
+    async fn close(&self) {}
 }
 
 #[cfg(test)]

@@ -16,6 +16,12 @@
 //! the page cache, less than handing it to another thread would cost. Statements are prepared once
 //! per connection (`prepare_cached`). An in-memory database (`:memory:`, tests) cannot be shared
 //! between connections, so there every call goes to the writer.
+//!
+//! **Closing: readers first, the writer last, awaited.** `close` (the application calls it when it
+//! stops) drops the read connections, then has the writer finish the writes already queued and
+//! close its connection, and returns only then. The writer is the last connection, so its close
+//! checkpoints the WAL into the database and removes the `-wal` and `-shm` files: after `close`
+//! the directory holds one quiescent file, which a backup (or a test) can read.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -112,6 +118,13 @@ type Deliver = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// back) and how to deliver its answer.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Deliver) + Send>;
 
+/// What the writer thread is sent: a write, or the last message, after which it closes its
+/// connection and says so.
+enum Msg {
+    Job(Job),
+    Close(oneshot::Sender<()>),
+}
+
 /// Most jobs in one group: bounds the latency a group adds to its first job.
 const MAX_GROUP: usize = 256;
 /// Read-only connections beside the writer.
@@ -120,15 +133,18 @@ const READERS: usize = 4;
 const QUEUE: usize = 4096;
 
 pub struct SqliteStore {
-    jobs: mpsc::Sender<Job>,
+    /// Before `jobs`: fields drop in order, so a store dropped without `close` also closes its
+    /// readers before its writer, which is then the last connection and removes the WAL.
     readers: Option<Readers>,
+    jobs: mpsc::Sender<Msg>,
     timeouts: Timeouts,
     /// Groups committed so far (each one sync).
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Readers {
-    conns: Vec<Mutex<Connection>>,
+    /// `None` once closed.
+    conns: Vec<Mutex<Option<Connection>>>,
     next: AtomicUsize,
 }
 
@@ -138,18 +154,29 @@ impl Readers {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let run = |conn: &Option<Connection>| match conn {
+            Some(conn) => f(conn),
+            None => Err(StoreError::Unavailable("the SQLite store is closed".into())),
+        };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.conns.len();
         for i in 0..n {
             if let Ok(conn) = self.conns[(start + i) % n].try_lock() {
-                return f(&conn);
+                return run(&conn);
             }
         }
         // A read holds its connection for microseconds: a poisoned lock held nothing half done.
         let conn = self.conns[start % n]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        f(&conn)
+        run(&conn)
+    }
+
+    /// Closes every read connection, each once the read on it (if any) has ended.
+    fn close(&self) {
+        for conn in &self.conns {
+            conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
     }
 }
 
@@ -218,7 +245,7 @@ impl SqliteStore {
                     )
                     .map_err(|e| cannot_open(path, e))?;
                     prepare(&conn)?;
-                    Ok(Mutex::new(conn))
+                    Ok(Mutex::new(Some(conn)))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             Some(Readers {
@@ -231,11 +258,19 @@ impl SqliteStore {
         let counted = std::sync::Arc::clone(&commits);
         std::thread::Builder::new()
             .name("baton-sqlite-writer".into())
-            .spawn(move || write_loop(writer, queue, &counted))
+            .spawn(move || {
+                let closing = write_loop(&writer, queue, &counted);
+                if let Err((_, e)) = writer.close() {
+                    tracing::warn!(error = %e, "closing the SQLite database failed");
+                }
+                if let Some(done) = closing {
+                    let _ = done.send(());
+                }
+            })
             .map_err(internal)?;
         Ok(Self {
-            jobs,
             readers,
+            jobs,
             timeouts,
             commits,
         })
@@ -261,7 +296,7 @@ impl SqliteStore {
             (failed, deliver)
         });
         self.jobs
-            .send(job)
+            .send(Msg::Job(job))
             .await
             .map_err(|_| internal("the SQLite writer has stopped"))?;
         rx.await
@@ -288,25 +323,39 @@ impl SqliteStore {
     }
 }
 
-/// The writer thread: groups of jobs, one transaction and one sync per group, until every sender
-/// is gone (the store was dropped).
+/// The writer thread: groups of jobs, one transaction and one sync per group, until `close` (its
+/// answer is returned, to send once the connection is closed) or until every sender is gone (the
+/// store was dropped). The queue is dropped on return, so a write sent after `close` fails.
 fn write_loop(
-    conn: Connection,
-    mut queue: mpsc::Receiver<Job>,
+    conn: &Connection,
+    mut queue: mpsc::Receiver<Msg>,
     commits: &std::sync::atomic::AtomicU64,
-) {
-    while let Some(first) = queue.blocking_recv() {
+) -> Option<oneshot::Sender<()>> {
+    while let Some(msg) = queue.blocking_recv() {
+        let first = match msg {
+            Msg::Job(job) => job,
+            Msg::Close(done) => return Some(done),
+        };
         let mut group = vec![first];
+        let mut closing = None;
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(Msg::Job(job)) => group.push(job),
+                Ok(Msg::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        if run_group(&conn, group) {
+        if run_group(conn, group) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
+        if closing.is_some() {
+            return closing;
+        }
     }
+    None
 }
 
 /// Runs one group; true when it was committed.
@@ -684,6 +733,20 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    /// Readers first, so that the writer is the last connection: its close checkpoints the WAL
+    /// and removes `-wal` and `-shm`. Returns once the writer thread has closed its connection
+    /// (at once if it had already stopped).
+    async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Msg::Close(done)).await.is_ok() {
+            // An error here is the writer gone another way (a panic), its connection with it.
+            let _ = closed.await;
+        }
+    }
+
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |conn, _| {
             exec(
@@ -859,13 +922,51 @@ mod tests {
         });
     }
 
+    /// The files beside the database (`-wal`, `-shm`) are what an open database has and a closed
+    /// one does not: `close` returns only once the writer, the last connection, has closed, so
+    /// they are gone when it returns, and the written session is in the database file itself.
+    #[test]
+    fn close_returns_once_the_database_is_closed_and_its_wal_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("baton.db");
+        let names = || -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let store = SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open");
+        let id = crate::session::SessionId::generate().hash();
+        runtime().block_on(async {
+            let uid = store.create(&id, 1_000).await.expect("create").uid;
+            store
+                .set_value(&uid, "k", "v", 1_000, 8)
+                .await
+                .expect("set");
+            assert!(names().len() > 1, "an open WAL database: {:?}", names());
+            store.close().await;
+            assert_eq!(names(), ["baton.db"], "closed: no -wal, no -shm");
+            assert!(store.ping().await.is_err(), "a closed store is not ready");
+            assert!(store.load(&id, 1_000).await.is_err(), "nor readable");
+            assert!(store.create(&id, 1_000).await.is_err(), "nor writable");
+        });
+        let reopened = SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open");
+        let session = runtime()
+            .block_on(reopened.load(&id, 1_000))
+            .expect("load")
+            .expect("the write is in the database file");
+        assert_eq!(session.values.get("k").map(String::as_str), Some("v"));
+    }
+
     /// Reader connections told apart by their database's `user_version`.
     fn numbered_readers() -> Readers {
         let conns = (0..READERS)
             .map(|i| {
                 let conn = Connection::open_in_memory().expect("open");
                 conn.pragma_update(None, "user_version", i).expect("number");
-                Mutex::new(conn)
+                Mutex::new(Some(conn))
             })
             .collect();
         Readers {

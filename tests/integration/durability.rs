@@ -1,8 +1,10 @@
 //! The real binary, killed with SIGKILL in the middle of writes: every write it acknowledged is
-//! there after a restart.
+//! there after a restart. And a stop, in-process or by SIGTERM, returns only once the store is
+//! closed: the SQLite files are then quiescent, one database file without `-wal` or `-shm`.
 
 use std::time::Duration;
 
+use crate::helpers::{spawn_with, test_config};
 use crate::process::Baton;
 
 const SHOP: &str = "http://shop.localhost:9001";
@@ -124,4 +126,52 @@ async fn acknowledged_writes_survive_kill_9() {
     }
     eprintln!("{total} acknowledged writes checked after kill -9");
     assert!(total >= ENOUGH, "too few writes to mean anything: {total}");
+}
+
+/// The names in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The SQLite writer's connection is the last to close, and its close checkpoints the WAL and
+/// removes `-wal` and `-shm`: so their absence right after `stop` returns says the store was
+/// closed before it returned, not some moment later on another thread (which is how a test
+/// reading the files after `stop` once found one vanishing under it).
+#[tokio::test]
+async fn an_application_stop_returns_once_the_store_is_closed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("baton.db");
+    let app = spawn_with(test_config(), db.to_str().expect("utf-8")).await;
+    let res = app.put("chat", "kept", SHOP, None).await;
+    assert_eq!(res.status(), 200);
+    assert!(files_in(dir.path()).len() > 1, "an open WAL database");
+    app.stop().await;
+    assert_eq!(files_in(dir.path()), ["baton.db"], "no -wal, no -shm");
+}
+
+/// The process's shutdown closes the store too, before it exits.
+#[tokio::test]
+async fn sigterm_closes_the_store_before_the_process_exits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = format!(
+        "[server]\npublic_origin = \"http://broker.localhost:9000\"\n[trust]\norigins = [\"{SHOP}\"]\n[store]\nsqlite_path = \"{}\"\n",
+        dir.path().join("baton.db").display()
+    );
+    let broker = Baton::start(&config, &[]).await;
+    let res = reqwest::Client::new()
+        .put(broker.url("/v1/session/chat"))
+        .header("origin", SHOP)
+        .json(&serde_json::json!({ "value": "kept" }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 200);
+    let (code, text) = broker.stop();
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(files_in(dir.path()), ["baton.db"], "no -wal, no -shm");
 }

@@ -464,4 +464,7 @@ impl SessionStore for Faulty {
         self.check()?;
         self.0.sweep(now).await
     }
+    async fn close(&self) {
+        self.0.close().await;
+    }
 }

@@ -143,6 +143,7 @@ async fn the_store_holds_only_a_hash_bound_to_the_origin() {
     let db = dir.path().join("baton.db");
     let app = spawn_with(test_config(), db.to_str().expect("utf-8")).await;
     let key = page_session(&app, SHOP, "hashed").await;
+    // `stop` returns once the store is closed: no file here changes or vanishes from now on.
     app.stop().await;
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(dir.path()).expect("dir") {

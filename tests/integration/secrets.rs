@@ -1,6 +1,7 @@
 //! What the broker keeps and shows of its secrets: the store holds hashes of session ids and page
 //! keys, never the values browsers and pages hold; a failure's detail reaches the log, never a
-//! response.
+//! response; a config problem names its key and where it is, never the secret on its line or in
+//! its variable (`check-config`, and `serve`'s log in both formats).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use baton::session::{PageKey, SessionId, StoreError};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::process::run;
 
 /// Every byte the SQLite store has written: the database and its write-ahead log.
 fn database_bytes(path: &std::path::Path) -> Vec<u8> {
@@ -111,5 +113,89 @@ async fn a_failure_answers_its_code_and_never_its_detail() {
             assert_eq!(body, json!({ "error": code, "message": message }), "{url}");
         }
         app.stop().await;
+    }
+}
+
+/// In each config below, where an operator's secret would be.
+const SECRET: &str = "Hush-7c41e9d2a05b8f36e1d4c7a9b2e5f8a1c4d7e0b3";
+
+const BASE: &str = "[server]\nlisten = \"127.0.0.1:0\"\npublic_origin = \"https://broker.example.com\"\n[trust]\norigins = [\"https://shop.example.com\"]\n";
+
+/// Runs `baton <command> --config <config>` with `env` and gives its exit code and everything it
+/// wrote (stdout and stderr).
+fn baton_with(command: &str, config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, config).expect("write");
+    run(&[command, "--config", path.to_str().expect("utf-8")], env).finish()
+}
+
+/// Each way a secret could reach a problem: a TOML syntax error on the line of a handoff secret,
+/// one on the line of a Redis URL with a password, and a malformed `BATON_HANDOFF__KEYS`. Each is
+/// checked by `check-config` and by `serve` in text and in JSON logs: the problem is reported
+/// (exit 2, with what names it), and the secret appears nowhere in what the process wrote.
+#[test]
+fn a_config_problem_never_shows_the_secret_on_its_line_or_in_its_variable() {
+    let handoff_line = format!("{BASE}[[handoff.keys]]\nkid = \"k\"\nsecret = \"{SECRET}\n");
+    let redis_line = format!(
+        "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"redis://:{SECRET}@redis:6379\" !\n"
+    );
+    let keys_var = format!("[{{ kid = \"k\", secret = \"{SECRET}\" }}");
+    /// What the case is, the config file, the environment, and what names the problem.
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 3] = [
+        (
+            "a syntax error on a handoff secret's line",
+            handoff_line,
+            vec![],
+            "line 8, column",
+        ),
+        (
+            "a syntax error on a Redis URL's line",
+            redis_line,
+            vec![],
+            "near store.redis_url",
+        ),
+        (
+            "a malformed BATON_HANDOFF__KEYS",
+            BASE.to_owned(),
+            vec![("BATON_HANDOFF__KEYS", keys_var.as_str())],
+            "BATON_HANDOFF__KEYS (handoff.keys)",
+        ),
+    ];
+    for (case, config, env, names) in &cases {
+        for (command, format) in [
+            ("check-config", None),
+            ("serve", Some("text")),
+            ("serve", Some("json")),
+        ] {
+            let mut env = env.clone();
+            if let Some(format) = format {
+                // From the environment: a file that is not TOML cannot say it.
+                env.push(("BATON_LOG__FORMAT", format));
+            }
+            let (code, text) = baton_with(command, config, &env);
+            let what = format!("{case}, {command} {}", format.unwrap_or(""));
+            assert_eq!(code, Some(2), "{what}: {text}");
+            assert!(
+                text.contains(names),
+                "{what}: the problem is not named: {text}"
+            );
+            assert!(
+                !text.contains(SECRET),
+                "{what}: the secret is shown: {text}"
+            );
+            assert!(
+                !text.contains("Hush-7c41"),
+                "{what}: part of the secret is shown: {text}"
+            );
+            if format == Some("json") {
+                assert!(
+                    text.lines()
+                        .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+                    "{what}: a JSON log is JSON on every line: {text}"
+                );
+            }
+        }
     }
 }
