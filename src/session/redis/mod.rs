@@ -81,7 +81,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, ServerErrorKind, Value};
 pub use self::config::RedisConfig;
 use self::conn::{Conn, Connector};
 use self::errors::{corrupt, is_demoted, node_lost, other_slot, store_error, wait_refused};
-use self::reply::session;
+use self::reply::{Written, session, written};
 use self::scripts::{Lua, Scripts};
 use super::{
     AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
@@ -412,16 +412,11 @@ impl SessionStore for RedisStore {
                 &[uid, key, value, &max_values],
             )
             .await?;
-        let Some(mut reply) = reply else {
-            return Ok(SetOutcome::Missing);
-        };
-        match reply.first().map(String::as_str) {
-            Some("full") => Ok(SetOutcome::Full),
-            Some("done") => {
-                reply.remove(0);
-                session(uid.to_owned(), reply).map(SetOutcome::Done)
-            }
-            _ => Err(corrupt("set_value reply")),
+        match written(reply, Some(uid), "set_value reply")? {
+            Written::Missing => Ok(SetOutcome::Missing),
+            Written::Full => Ok(SetOutcome::Full),
+            Written::Done(s) => Ok(SetOutcome::Done(s)),
+            Written::Conflict => Err(corrupt("set_value reply")),
         }
     }
 
@@ -445,17 +440,12 @@ impl SessionStore for RedisStore {
                 &[&Self::member(id), key, value, &max_values, &step],
             )
             .await?;
-        let Some(mut reply) = reply else {
-            return Ok(None);
-        };
-        match reply.first().map(String::as_str) {
-            Some("full") => Ok(Some(SetOutcome::Full)),
-            Some("done") if reply.len() >= 2 => {
-                let fields = reply.split_off(2);
-                let uid = reply.swap_remove(1);
-                session(uid, fields).map(|s| Some(SetOutcome::Done(s)))
-            }
-            _ => Err(corrupt("load_and_set reply")),
+        // `Missing` cannot come from the script: it finds the session and writes in one step.
+        match written(reply, None, "load_and_set reply")? {
+            Written::Missing => Ok(None),
+            Written::Full => Ok(Some(SetOutcome::Full)),
+            Written::Done(s) => Ok(Some(SetOutcome::Done(s))),
+            Written::Conflict => Err(corrupt("load_and_set reply")),
         }
     }
 
@@ -541,16 +531,11 @@ impl SessionStore for RedisStore {
         let reply: Option<Vec<String>> = self
             .run(&self.scripts.adopt, now, &[self.session_key(uid)], &args)
             .await?;
-        let Some(mut reply) = reply else {
-            return Ok(AdoptOutcome::Missing);
-        };
-        match reply.first().map(String::as_str) {
-            Some("conflict") => Ok(AdoptOutcome::Conflict),
-            Some("done") => {
-                reply.remove(0);
-                session(uid.to_owned(), reply).map(AdoptOutcome::Done)
-            }
-            _ => Err(corrupt("adopt reply")),
+        match written(reply, Some(uid), "adopt reply")? {
+            Written::Missing => Ok(AdoptOutcome::Missing),
+            Written::Conflict => Ok(AdoptOutcome::Conflict),
+            Written::Done(s) => Ok(AdoptOutcome::Done(s)),
+            Written::Full => Err(corrupt("adopt reply")),
         }
     }
 

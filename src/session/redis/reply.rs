@@ -28,9 +28,86 @@ pub(super) fn session(uid: String, fields: Vec<String>) -> Result<Session, Store
     })
 }
 
+/// What a write script (`SET_VALUE`, `LOAD_AND_SET`, `ADOPT`) answered: nil (the session is
+/// missing), `{'full'}`, `{'conflict'}` or `{'done', [uid,] HGETALL...}`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Written {
+    Missing,
+    Full,
+    Conflict,
+    Done(Session),
+}
+
+/// Reads a write script's reply. `uid`: the session the call named, or `None` when the script
+/// found it by an id and names it right after `'done'`. `call` names the script in the error a
+/// reply of another shape gives.
+pub(super) fn written(
+    reply: Option<Vec<String>>,
+    uid: Option<&str>,
+    call: &str,
+) -> Result<Written, StoreError> {
+    let Some(reply) = reply else {
+        return Ok(Written::Missing);
+    };
+    let mut it = reply.into_iter();
+    match it.next().as_deref() {
+        Some("full") => Ok(Written::Full),
+        Some("conflict") => Ok(Written::Conflict),
+        Some("done") => {
+            let uid = match uid {
+                Some(uid) => uid.to_owned(),
+                None => it.next().ok_or_else(|| corrupt(call))?,
+            };
+            session(uid, it.collect()).map(Written::Done)
+        }
+        _ => Err(corrupt(call)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strings(list: &[&str]) -> Option<Vec<String>> {
+        Some(list.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    /// Every shape a write script answers, with and without the uid in the reply; anything else
+    /// is a corrupt reply, never a guess.
+    #[test]
+    fn a_write_reply_is_read_the_same_for_every_script() {
+        let done = |uid: &str| {
+            Written::Done(Session {
+                uid: uid.into(),
+                values: Values::from([("k".to_owned(), "v".to_owned())]),
+                created_at: 1,
+                last_seen: 2,
+            })
+        };
+        let fields = ["c", "1", "l", "2", "v:k", "v"];
+        let named = |head: &[&str]| strings(&[head, &fields[..]].concat());
+        assert_eq!(written(None, Some("u"), "t").ok(), Some(Written::Missing));
+        assert_eq!(
+            written(strings(&["full"]), None, "t").ok(),
+            Some(Written::Full)
+        );
+        assert_eq!(
+            written(strings(&["conflict"]), Some("u"), "t").ok(),
+            Some(Written::Conflict)
+        );
+        assert_eq!(
+            written(named(&["done"]), Some("u"), "t").ok(),
+            Some(done("u"))
+        );
+        assert_eq!(
+            written(named(&["done", "w"]), None, "t").ok(),
+            Some(done("w"))
+        );
+        for bad in [strings(&[]), strings(&["done"]), strings(&["other"])] {
+            let e = written(bad.clone(), None, "t").expect_err("corrupt");
+            assert!(matches!(e, StoreError::Internal(_)), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_session_is_read_from_its_hash_fields() {
