@@ -201,6 +201,8 @@ fn check_config(path: &std::path::Path) -> i32 {
                 config.trust.origins.patterns().len(),
                 config.server.public_origin
             );
+            // Where the sessions go, as the start-up line says it (credentials masked).
+            println!("store: {:?}", config.store);
             println!("{}", assets_report(&config.server.public_origin));
             0
         }

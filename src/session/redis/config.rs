@@ -14,11 +14,13 @@ pub struct RedisConfig {
     pub redis_url: String,
     /// Sentinels, each `redis://[user:password@]host:26379` (or `rediss://`). The user, password,
     /// db and TLS of the first one also apply to the Redis nodes the sentinels name.
+    #[serde(deserialize_with = "url_list")]
     pub redis_sentinels: Vec<String>,
     /// The name the sentinels monitor the primary by (`sentinel monitor <name> ...`).
     pub redis_master_name: String,
     /// Some nodes of a Redis Cluster (the rest are discovered), each `redis://[user:password@]
     /// host:port` (or `rediss://`).
+    #[serde(deserialize_with = "url_list")]
     pub redis_cluster_nodes: Vec<String>,
     /// Prefix of every key baton writes, so several deployments can share one Redis.
     pub redis_prefix: String,
@@ -53,17 +55,61 @@ fn is_redis_url(url: &str) -> bool {
     url.starts_with("redis://") || url.starts_with("rediss://")
 }
 
-/// `url` without its password, for logs.
+/// A list of Redis URLs. serde's own "invalid type" message quotes the value it got, and a URL
+/// given as a plain string instead of a list may hold a password, which `check-config` would
+/// then print: this says what is wrong without the value.
+fn url_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let toml::Value::Array(items) = toml::Value::deserialize(d)? else {
+        return Err(D::Error::custom(
+            "must be a list of URLs, such as [\"redis://host:6379\"]",
+        ));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            toml::Value::String(url) => Ok(url),
+            _ => Err(D::Error::custom("each must be a URL string")),
+        })
+        .collect()
+}
+
+/// What a credential, or anything that may be one, is shown as.
+const MASK: &str = "***";
+
+/// `url` as logs, `check-config` and errors may show it: scheme, host, port and db, with every
+/// credential masked. The user and password of the userinfo are masked (a user name is half a
+/// credential and tells an attacker which ACL user to aim at). So is every value of the query:
+/// the redis crate reads credentials from it in some forms (`user`, `pass`), an operator may put
+/// `?password=` there, and a list of which names are secret would fall behind the crate; the
+/// names stay (they say which options are set), except a part without `=`, which is masked
+/// whole since it has no name. A fragment, never used by Redis, is masked too.
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparseable url>".into(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<unparseable url>".into();
+    };
+    if !u.username().is_empty() {
+        let _ = u.set_username(MASK);
     }
+    if u.password().is_some() {
+        let _ = u.set_password(Some(MASK));
+    }
+    if let Some(query) = u.query() {
+        let masked = query
+            .split('&')
+            .map(|part| match part.split_once('=') {
+                Some((name, _)) => format!("{name}={MASK}"),
+                None => MASK.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        u.set_query(Some(&masked));
+    }
+    if u.fragment().is_some() {
+        u.set_fragment(Some(MASK));
+    }
+    u.to_string()
 }
 
 impl RedisConfig {
@@ -106,12 +152,13 @@ impl RedisConfig {
         }
     }
 
-    /// The URL without its password, for logs.
+    /// `redis_url` without any credential, for logs (`redact`).
     pub fn redacted_url(&self) -> String {
         redact(&self.redis_url)
     }
 
-    /// Where Redis is, without passwords, for logs.
+    /// Where Redis is, without any credential (`redact` on every address), for logs,
+    /// `check-config` and the start-up line.
     pub fn describe(&self) -> String {
         let list = |l: &[String]| l.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ");
         if !self.redis_sentinels.is_empty() {
@@ -253,38 +300,60 @@ mod tests {
 
     #[test]
     fn logs_never_show_a_password() {
-        let config = RedisConfig {
-            redis_url: "redis://user:s3cret@redis.internal:6379/2".into(),
+        let url = |u: &str| RedisConfig {
+            redis_url: u.into(),
             ..RedisConfig::default()
         };
-        assert_eq!(
-            config.redacted_url(),
-            "redis://user:***@redis.internal:6379/2"
-        );
-        assert_eq!(config.describe(), config.redacted_url());
-        let plain = RedisConfig {
-            redis_url: "redis://redis.internal:6379".into(),
-            ..RedisConfig::default()
-        };
-        assert_eq!(plain.redacted_url(), "redis://redis.internal:6379");
+        for (given, shown) in [
+            (
+                "redis://user:s3cret@redis.internal:6379/2",
+                "redis://***:***@redis.internal:6379/2",
+            ),
+            ("redis://:s3cret@r:6379", "redis://:***@r:6379"),
+            ("redis://s3cret@r:6379", "redis://***@r:6379"),
+            (
+                "redis://r:6379/0?password=s3cret",
+                "redis://r:6379/0?password=***",
+            ),
+            (
+                "rediss://r:6380?user=s3cret&password=s3cret&protocol=resp3",
+                "rediss://r:6380?user=***&password=***&protocol=***",
+            ),
+            ("redis://r:6379?s3cret", "redis://r:6379?***"),
+            (
+                "redis://r:6379?pass=s3cret#s3cret",
+                "redis://r:6379?pass=***#***",
+            ),
+            ("redis://r:6379", "redis://r:6379"),
+            ("redis://s3cret:s3cret@[::1", "<unparseable url>"),
+        ] {
+            let config = url(given);
+            assert_eq!(config.redacted_url(), shown, "{given}");
+            assert_eq!(config.describe(), shown, "{given}");
+        }
         let sentinel = RedisConfig {
             redis_sentinels: vec![
-                "redis://:pw1@10.0.0.1:26379".into(),
-                "rediss://10.0.0.2:26379".into(),
+                "redis://:s3cret@10.0.0.1:26379".into(),
+                "rediss://10.0.0.2:26379?password=s3cret".into(),
             ],
             redis_master_name: "baton".into(),
             ..RedisConfig::default()
         };
-        let shown = sentinel.describe();
         assert_eq!(
-            shown,
-            "sentinel \"baton\" via [redis://:***@10.0.0.1:26379, rediss://10.0.0.2:26379]"
+            sentinel.describe(),
+            "sentinel \"baton\" via [redis://:***@10.0.0.1:26379, rediss://10.0.0.2:26379?password=***]"
         );
         let cluster = RedisConfig {
-            redis_cluster_nodes: vec!["redis://:pw@10.0.0.3:7000".into()],
+            redis_cluster_nodes: vec![
+                "redis://u:s3cret@10.0.0.3:7000".into(),
+                "redis://10.0.0.4:7000?user=u&password=s3cret".into(),
+            ],
             ..RedisConfig::default()
         };
-        assert_eq!(cluster.describe(), "cluster [redis://:***@10.0.0.3:7000]");
+        assert_eq!(
+            cluster.describe(),
+            "cluster [redis://***:***@10.0.0.3:7000, redis://10.0.0.4:7000?user=***&password=***]"
+        );
     }
 
     fn problems(config: &RedisConfig) -> Vec<String> {
