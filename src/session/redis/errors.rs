@@ -59,6 +59,10 @@ pub(super) fn store_error(e: RedisError) -> StoreError {
                 // The sentinels know no reachable primary (mid-failover, or a wrong
                 // `redis_master_name`: the log line says which).
                 | ErrorKind::MasterNameNotFoundBySentinel
+                // The cluster client has no connection to route the call to: every node it knows
+                // is gone (the whole cluster down, or cut off from this node), so it cannot even
+                // refresh its slot map. As with one Redis down, "not now" (issue 20, finding 6).
+                | ErrorKind::ClusterConnectionNotFound
                 | ErrorKind::Server(
                     ServerErrorKind::BusyLoading
                         | ServerErrorKind::TryAgain
@@ -132,6 +136,25 @@ mod tests {
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "no primary by that name",
             )),
+            // What the cluster client says with no node to reach (redis 1.x, cluster_async):
+            // no connection for the slot, none for a multi-node call, none at all; the initial
+            // nodes all refusing; its task gone.
+            RedisError::from((ErrorKind::ClusterConnectionNotFound, "No connections found")),
+            RedisError::from((
+                ErrorKind::ClusterConnectionNotFound,
+                "Couldn't find any connection",
+            )),
+            RedisError::from((
+                ErrorKind::ClusterConnectionNotFound,
+                "No nodes found for multi-node operation",
+            )),
+            RedisError::from((
+                ErrorKind::Io,
+                "Failed to create initial connections",
+                "Io: Connection refused (os error 111)".to_owned(),
+            )),
+            RedisError::from((ErrorKind::Io, "Cluster connection task were dropped")),
+            io(Io::BrokenPipe),
         ];
         for e in unavailable {
             let shown = e.to_string();
