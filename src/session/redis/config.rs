@@ -192,9 +192,9 @@ impl RedisConfig {
 mod tests {
     use super::*;
 
-    /// Each mistake in `[store]` for Redis is named with its key; each valid shape passes.
+    /// Each valid shape of `[store]` for Redis passes.
     #[test]
-    fn redis_settings_name_each_mistake() {
+    fn valid_redis_settings_pass() {
         let problems = |c: RedisConfig| {
             let mut out = Vec::new();
             c.problems(&mut out);
@@ -229,6 +229,20 @@ mod tests {
         ] {
             assert_eq!(problems(ok), Vec::<String>::new());
         }
+    }
+
+    /// Each mistake in `[store]` for Redis is named with its key.
+    #[test]
+    fn redis_settings_name_each_mistake() {
+        let problems = |c: RedisConfig| {
+            let mut out = Vec::new();
+            c.problems(&mut out);
+            out
+        };
+        let url = |u: &str| RedisConfig {
+            redis_url: u.into(),
+            ..RedisConfig::default()
+        };
         let one = |c: RedisConfig, says: &str| {
             let out = problems(c);
             assert!(
