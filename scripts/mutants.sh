@@ -3,7 +3,7 @@
 # time (a `>` into `>=`, a `||` into `&&`, a function body into a constant…) and runs the tests;
 # a change no test notices is a survivor, i.e. a rule nothing checks.
 #
-#   scripts/mutants.sh [cargo-mutants options]   e.g. `-e src/session/redis.rs` leaves a file out
+#   scripts/mutants.sh [cargo-mutants options]   e.g. `-e src/session/redis/mod.rs` leaves a file out
 #   scripts/mutants.sh --report                  the figures and the check of the last run again
 #
 # Which files and tests: `.cargo/mutants.toml`. Needs `cargo install cargo-mutants --locked`, jq,

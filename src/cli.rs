@@ -262,10 +262,15 @@ fn check_config(path: &std::path::Path) -> i32 {
                 text.push_str(&format!("warning: {warning}\n"));
             }
             text.push_str(&format!(
-                "{}: valid ({} trusted origin pattern(s), public origin {})\n{}\n",
+                "{}: valid ({} trusted origin pattern(s), public origin {})\n",
                 path.display(),
                 config.trust.origins.patterns().len(),
                 config.server.public_origin,
+            ));
+            // Where the sessions go, as the start-up line says it (credentials masked).
+            text.push_str(&format!("store: {:?}\n", config.store));
+            text.push_str(&format!(
+                "{}\n",
                 assets_report(&config.server.public_origin)
             ));
             emit(&text, 0)

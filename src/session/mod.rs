@@ -8,7 +8,6 @@
 
 pub mod metered;
 pub mod redis;
-mod redis_conn;
 pub mod sqlite;
 
 use std::sync::Arc;

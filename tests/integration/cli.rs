@@ -31,6 +31,43 @@ fn a_valid_config_passes_and_prints_what_partners_need() {
     assert!(text.contains("integrity: sha384-"), "{text}");
 }
 
+/// Issue 20, finding 4: every form a Redis credential can take (userinfo user and password, the
+/// query), for one Redis, the sentinels and the cluster nodes, is masked where `check-config`
+/// prints the store; and a problem in those keys never quotes the value.
+#[test]
+fn check_config_never_prints_a_redis_credential() {
+    let store = |keys: &str| format!("{GOOD}[store]\nbackend = \"redis\"\n{keys}\n");
+    for (keys, shown) in [
+        (
+            "redis_url = \"redis://alice-s3cret:pw-s3cret@r:6379/0?password=q-s3cret\"",
+            "store: redis redis://***:***@r:6379/0?password=*** prefix",
+        ),
+        (
+            "redis_sentinels = [\"redis://:pw-s3cret@s:26379?user=u-s3cret\"]\nredis_master_name = \"m\"",
+            "store: redis sentinel \"m\" via [redis://:***@s:26379?user=***]",
+        ),
+        (
+            "redis_cluster_nodes = [\"redis://u-s3cret:pw-s3cret@c:7000\", \"redis://c:7001?password=q-s3cret\"]",
+            "store: redis cluster [redis://***:***@c:7000, redis://c:7001?password=***]",
+        ),
+    ] {
+        let (code, text) = check(&store(keys), &[]);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains(shown), "missing {shown:?} in:\n{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+    for keys in [
+        "redis_sentinels = \"redis://:pw-s3cret@s:26379\"\nredis_master_name = \"m\"",
+        "redis_cluster_nodes = [\"redis://:pw-s3cret@c:7000\", 7]",
+        "redis_url = \"http://u:pw-s3cret@r:6379?password=q-s3cret\"",
+    ] {
+        let (code, text) = check(&store(keys), &[]);
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("store.redis_"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}
+
 #[test]
 fn every_problem_in_one_run_with_its_key_and_its_source() {
     let config = "[server]\npublic_origin = \"https://broker.example.com\"\nlisten = \"nowhere\"\n\n[session]\nmax_values = \"64\"\n\n[handoff]\nttl_secs = 60\n";

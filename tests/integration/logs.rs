@@ -197,17 +197,52 @@ async fn a_redis_node_says_at_start_whether_redis_answers() {
     up.line("connected to redis").await;
     up.stop();
 
-    // A port nothing listens on, and a password that must not be shown.
+    // A port nothing listens on, and credentials in every form, none of which may be shown: the
+    // userinfo's user and password and the query (issue 20, finding 4), for each topology.
     let closed = crate::helpers::free_port();
-    let down = Baton::start(
-        &with_redis(&format!("redis://:hunter2@127.0.0.1:{closed}")),
-        &[("RUST_LOG", "info")],
-    )
-    .await;
+    let single = format!("redis://alice-x:hunter2@127.0.0.1:{closed}/0?password=hunter3");
+    let down = Baton::start(&with_redis(&single), &[("RUST_LOG", "info")]).await;
     let line = down
         .line("redis is not reachable yet; /readyz says not ready until it is")
         .await;
     assert_eq!(line["level"], "WARN", "{line}");
+    let listening = down.line("baton is listening").await;
+    assert_eq!(
+        listening["fields"]["store"]
+            .as_str()
+            .map(|s| s.split(" prefix").next()),
+        Some(Some(
+            format!("redis redis://***:***@127.0.0.1:{closed}/0?password=***").as_str()
+        )),
+        "{listening}"
+    );
     let (_, out) = down.stop();
-    assert!(!out.contains("hunter2"), "{out}");
+    for secret in ["hunter2", "hunter3", "alice-x"] {
+        assert!(!out.contains(secret), "{secret}: {out}");
+    }
+    for keys in [
+        format!(
+            "redis_sentinels = [\"redis://:hunter4@127.0.0.1:{closed}?password=hunter5\"]\nredis_master_name = \"m\""
+        ),
+        format!(
+            "redis_cluster_nodes = [\"redis://bob-x:hunter6@127.0.0.1:{closed}?user=hunter7\"]"
+        ),
+    ] {
+        let config = config().replace(
+            "sqlite_path = \":memory:\"",
+            &format!("backend = \"redis\"\n{keys}"),
+        );
+        let down = Baton::start(&config, &[("RUST_LOG", "info")]).await;
+        let listening = down.line("baton is listening").await;
+        assert!(
+            listening["fields"]["store"]
+                .as_str()
+                .is_some_and(|s| s.contains(":***@127.0.0.1")),
+            "{listening}"
+        );
+        let (_, out) = down.stop();
+        for secret in ["hunter4", "hunter5", "hunter6", "hunter7", "bob-x"] {
+            assert!(!out.contains(secret), "{secret}: {out}");
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! the primary is killed with SIGKILL, and the test checks that calls fail fast (503, never past
 //! the store timeout), that the nodes resume by themselves, how long that took (printed:
 //! docs/deployment.md reports it), that `/readyz` follows, and, with `replica_acks = 1`, that no
-//! acknowledged write is lost. The Cluster also runs the store contract suite.
+//! acknowledged write is lost. The Cluster also runs the store contract suite, and a whole Cluster
+//! down must answer 503 `store_unavailable` like one Redis down.
 //!
 //! A missing `redis-server`, `redis-sentinel` or `redis-cli` fails these tests: they never skip.
 
@@ -950,4 +951,62 @@ async fn a_cluster_refuses_an_id_of_another_slot() {
             .map(|_| "adopted".to_owned()),
     );
     assert!(store.load(&stranger, T0).await.expect("load").is_none());
+}
+
+/// Issue 20, finding 6: a whole Cluster down answers like one Redis or Sentinel down, 503
+/// `store_unavailable` on every call and `/readyz` 503, never a 500. With every node gone the
+/// cluster client has no connection to route to (`ClusterConnectionNotFound`, or an io error
+/// while it reconnects): each is "not now", not "broken".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_down_answers_503_store_unavailable() {
+    let mut cluster = RedisCluster::start().await;
+    let nodes = brokers(&cluster.store_config(0)).await;
+    let http = client();
+    let put = |cookie: Option<&str>| {
+        let mut req = http
+            .put(nodes[0].url("/v1/session/k"))
+            .header("origin", ORIGIN)
+            .json(&json!({ "value": "v" }));
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send()
+    };
+    let res = put(None).await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = cookies(res.headers());
+    for node in &mut cluster.nodes {
+        node.kill9();
+    }
+    // A session's write, a new session, a read and a second round: every one a 503.
+    for round in 0..2 {
+        for res in [
+            put(Some(&cookie)).await.expect("send"),
+            put(None).await.expect("send"),
+            http.get(nodes[0].url("/v1/session"))
+                .header("origin", ORIGIN)
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .expect("send"),
+        ] {
+            let status = res.status();
+            let body: Value = res.json().await.expect("json");
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable")),
+                "round {round}: {body}"
+            );
+        }
+        let ready = http
+            .get(nodes[0].url("/readyz"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            ready.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "round {round}"
+        );
+    }
 }

@@ -1142,7 +1142,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         );
     }
 
-    // The session hash, under the session's slot tag (src/session/redis.rs, module doc).
+    // The session hash, under the session's slot tag (src/session/redis/mod.rs, module doc).
     let tag = baton::session::slot_tag(&f.uid).expect("a new session has a slot tag");
     let fresh_hash = format!("{}{{{tag}}}s:{}", store.guard.prefix, f.uid);
     let _: () = ::redis::cmd("PERSIST")

@@ -32,7 +32,7 @@ const RECONNECT_RETRIES: usize = 2;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 
 /// Where the store's Redis is.
-pub enum Topology<'a> {
+pub(super) enum Topology<'a> {
     Single(&'a str),
     Sentinel {
         sentinels: &'a [String],
