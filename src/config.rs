@@ -69,7 +69,8 @@ pub struct ServerConfig {
     /// Open connections at most (also bounded by the open-file limit); at the bound the longest
     /// idle one is closed for a new one.
     pub max_connections: usize,
-    /// API requests per client per minute; 0 disables the limit.
+    /// Requests per client per minute on the public listener (the health checks aside); 0
+    /// disables the limit.
     pub rate_limit_per_minute: u32,
     /// The header the proxies in front append the client address to (`x-forwarded-for`).
     #[serde(deserialize_with = "header_name")]

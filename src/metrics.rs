@@ -140,7 +140,7 @@ impl Default for Metrics {
             "handoffs_refused",
             "Handoff tokens refused (invalid, expired, replayed, wrong audience)",
         );
-        let rate_limited = counter("rate_limited", "API requests refused with 429 rate_limited");
+        let rate_limited = counter("rate_limited", "Requests refused with 429 rate_limited");
         let origin_denied = counter(
             "origin_denied",
             "API requests refused with 403 origin_denied (Origin or page origin not trusted)",
