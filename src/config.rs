@@ -70,10 +70,14 @@ pub struct ServerConfig {
     pub header_timeout_secs: u64,
     /// A request body that sends nothing for this long gets 408.
     pub body_timeout_secs: u64,
+    /// A response not handed to the network within this time (a client that does not read it)
+    /// closes its connection.
+    pub write_timeout_secs: u64,
     /// Open connections at most (also bounded by the open-file limit); at the bound the longest
     /// idle one is closed for a new one.
     pub max_connections: usize,
-    /// API requests per client per minute; 0 disables the limit.
+    /// Requests per client per minute on the public listener (the health checks aside); 0
+    /// disables the limit.
     pub rate_limit_per_minute: u32,
     /// The header the proxies in front append the client address to (`x-forwarded-for`).
     #[serde(deserialize_with = "header_name")]
@@ -180,6 +184,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 10,
             header_timeout_secs: 75,
             body_timeout_secs: 10,
+            write_timeout_secs: 30,
             max_connections: 10_000,
             rate_limit_per_minute: 6000,
             client_ip_header: None,
@@ -368,6 +373,7 @@ impl ServerConfig {
         for (key, value) in [
             ("header_timeout_secs", self.header_timeout_secs),
             ("body_timeout_secs", self.body_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
         ] {
             if value == 0 {
                 out.push(format!("server.{key}: must be at least 1"));
@@ -399,6 +405,10 @@ impl ServerConfig {
 
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.body_timeout_secs.max(1))
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs.max(1))
     }
 }
 

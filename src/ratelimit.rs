@@ -1,4 +1,5 @@
-//! Per-client request budget for the API (429 `rate_limited`), and who "the client" is.
+//! Per-client request budget for the public listener (429 `rate_limited`; every route but the
+//! health checks, see `routes::router`), and who "the client" is.
 //!
 //! **The client's address** has one rule. It is the TCP peer, unless the peer is one of
 //! `server.trusted_proxies`: then it is read from `server.client_ip_header` (every line of it, in

@@ -97,8 +97,10 @@ impl Application {
         let server = &config.server;
         let limits = crate::server::Limits {
             header_timeout: server.header_timeout(),
+            write_timeout: server.write_timeout(),
             max_connections: crate::server::connection_budget(server.max_connections),
             shutdown_grace: server.shutdown_grace(),
+            metrics: Some(Arc::clone(&metrics)),
         };
         let admin = admin_listener.map(|l| (l, routes::admin_router(Arc::clone(&metrics))));
         let state = AppState::new(Parts {
@@ -162,6 +164,7 @@ impl Application {
         // A scraper or two: a small bound, the same timeouts.
         let admin_limits = crate::server::Limits {
             max_connections: 64,
+            metrics: None,
             ..self.limits.clone()
         };
         let admin_stop = stopped(rx.clone());

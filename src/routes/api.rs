@@ -88,6 +88,8 @@ fn declared_too_large(req: &Request, limit: usize) -> bool {
 }
 
 static DENIALS: Throttle = Throttle::new();
+/// A stuck store times out every request at once: one line a second says so.
+static TIMEOUTS: Throttle = Throttle::new();
 
 fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiError> {
     let public_origin = &config.server.public_origin;
@@ -134,36 +136,41 @@ fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiErro
     })
 }
 
-/// Every `/v1` request, in order: the `Origin` check (403 before anything else), the preflight
-/// answer, the rate limit (429), a declared body too large (413), then the handler under the
-/// request deadline (503: a stuck store); every answer then gets CORS for a trusted caller and
-/// `Cache-Control: no-store`.
+/// Every `/v1` request, in order: the rate limit (429, before anything else, so that refusals and
+/// preflights spend the budget too), the `Origin` check (403), the preflight answer, a declared
+/// body too large (413), then the handler under the request deadline (503: a stuck store); every
+/// answer then gets CORS for a trusted caller and `Cache-Control: no-store`.
 async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
-    let origin = match caller_origin(&g.config, req.headers()) {
-        Ok(origin) => origin,
-        Err(e) => {
+    let origin = caller_origin(&g.config, req.headers());
+    let limited = g.limiter.as_ref().and_then(|l| l.check(&req).err());
+    let mut res = match (limited, origin.as_ref()) {
+        (Some(refused), _) => refused.into_response(),
+        (None, Err(_)) => {
             bump(&g.metrics.origin_denied);
-            let mut res = e.into_response();
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return res;
+            ApiError::OriginDenied.into_response()
         }
-    };
-    let mut res = if req.method() == Method::OPTIONS {
-        preflight(&g.allow_headers)
-    } else if let Some(refused) = g.limiter.as_ref().and_then(|l| l.check(&req).err()) {
-        refused.into_response()
-    } else if declared_too_large(&req, g.body_limit) {
-        ApiError::BodyTooLarge.into_response()
-    } else {
-        req.extensions_mut().insert(Caller(origin.clone()));
-        match tokio::time::timeout(g.request_timeout, next.run(req)).await {
-            Ok(res) => res,
-            Err(_) => {
-                tracing::warn!(limit = ?g.request_timeout, "request timed out");
-                ApiError::StoreUnavailable.into_response()
+        (None, Ok(_)) if req.method() == Method::OPTIONS => preflight(&g.allow_headers),
+        (None, Ok(_)) if declared_too_large(&req, g.body_limit) => {
+            ApiError::BodyTooLarge.into_response()
+        }
+        (None, Ok(origin)) => {
+            req.extensions_mut().insert(Caller(origin.clone()));
+            match tokio::time::timeout(g.request_timeout, next.run(req)).await {
+                Ok(res) => res,
+                Err(_) => {
+                    if let Some(suppressed) = TIMEOUTS.allow() {
+                        tracing::warn!(limit = ?g.request_timeout, suppressed, "request timed out");
+                    }
+                    ApiError::StoreUnavailable.into_response()
+                }
             }
         }
+    };
+    let Ok(origin) = origin else {
+        // No CORS for an untrusted caller, but never cached.
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return res;
     };
     let h = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(origin.as_str()) {

@@ -20,11 +20,22 @@ use crate::state::AppState;
 use crate::telemetry::shown;
 
 pub fn router(state: AppState, limiter: Option<crate::ratelimit::RateLimiter>) -> Router {
-    Router::new()
+    // Every request on the public listener spends its client's budget: pages, scripts, unknown
+    // paths here, and `/v1` in its guard (so that a 429 there carries CORS like every `/v1`
+    // answer). Not the health checks: they come from the load balancer's few addresses at its own
+    // steady pace, and behind a proxy that is not in `trusted_proxies` they would share one budget
+    // with every client, so a busy node would be taken out of service for being busy.
+    let pages = Router::new()
         .merge(assets::routes(&state.assets))
+        .fallback(|| async { ApiError::NotFound });
+    let pages = match limiter.clone() {
+        Some(limiter) => pages.layer(middleware::from_fn_with_state(limiter, limit)),
+        None => pages,
+    };
+    // Added after the limit's layer, so outside it (`/v1` has its own).
+    pages
         .merge(health::routes())
         .nest("/v1", api::routes(&state, limiter))
-        .fallback(|| async { ApiError::NotFound })
         // Outermost, so that every answer, the deadline's 503 included, gets the headers and is
         // counted.
         .layer(middleware::from_fn_with_state(state.metrics.clone(), edge))
@@ -37,6 +48,18 @@ pub fn admin_router(metrics: Arc<Metrics>) -> Router {
         .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(|| async { ApiError::NotFound })
         .with_state(metrics)
+}
+
+/// 429 for a client whose budget is spent.
+async fn limit(
+    State(limiter): State<crate::ratelimit::RateLimiter>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match limiter.check(&req) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// What every response of baton carries, the demo's pages included: no MIME sniffing, and no
@@ -56,8 +79,9 @@ pub fn base_headers(h: &mut axum::http::HeaderMap) {
 /// such as the iframe page, set their own; everything else may not be framed and may load
 /// nothing), the API's error shape for a bare 405, and its count in `/metrics`.
 ///
-/// It also writes the access line, at `info` on target `baton::access`: method, route template,
-/// status, latency and the caller's origin (sanitised) — never a cookie, a key or a token.
+/// It also writes the access line, at `info` on target `baton::access`: method and the caller's
+/// origin (both as the client sent them, so escaped and capped by `shown`), route template,
+/// status, latency — never a path, a cookie, a key or a token.
 async fn edge(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = req.method().clone();
@@ -96,10 +120,10 @@ async fn edge(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> 
     let took = started.elapsed();
     let route = route.as_deref().unwrap_or("unmatched");
     let status = res.status().as_u16();
-    metrics.record(method.as_str(), route, status, took);
+    metrics.record(&method, route, status, took);
     tracing::info!(
         target: "baton::access",
-        method = %method,
+        method = %shown(method.as_str().as_bytes()),
         route,
         status,
         latency_ms = took.as_secs_f64() * 1e3,

@@ -208,7 +208,8 @@ async fn a_client_not_behind_a_trusted_proxy_cannot_pick_its_address() {
 #[tokio::test]
 async fn every_v1_answer_has_the_same_cache_and_cors_headers() {
     let mut config = test_config();
-    config.server.rate_limit_per_minute = 2;
+    // The 403, 404 and 405 below spend it; the fourth request is over it.
+    config.server.rate_limit_per_minute = 3;
     let app = spawn_with(config, ":memory:").await;
     // 403: no CORS (the caller is not trusted), but never cached.
     let res = app
@@ -238,5 +239,206 @@ async fn every_v1_answer_has_the_same_cache_and_cors_headers() {
         assert_eq!(h["access-control-allow-credentials"], "true", "{status}");
         assert_eq!(h["content-type"], "application/json", "{status}");
     }
+    app.stop().await;
+}
+
+/// A session filled to the default limits with values JSON must escape six-fold: its answer is
+/// about 6 MB, more than the kernel's socket buffers hold. Gives the cookie header to read it.
+pub async fn fill_a_large_session(client: &reqwest::Client, base: &str) -> String {
+    let value = "\u{1}".repeat(16384);
+    let mut cookie: Option<String> = None;
+    for i in 0..64 {
+        let mut req = client
+            .put(format!("{base}/v1/session/k{i}"))
+            .header("origin", SHOP)
+            .json(&serde_json::json!({ "value": value }));
+        if let Some(c) = &cookie {
+            req = req.header("cookie", c);
+        }
+        let res = req.send().await.expect("send");
+        assert_eq!(res.status(), 200, "value {i}");
+        if cookie.is_none() {
+            cookie = Some(cookie_header(res.headers()));
+        }
+    }
+    cookie.expect("a session")
+}
+
+/// A client that asks for the large session and never reads the answer, with a small receive
+/// buffer so that the answer waits in the server, not in this socket.
+pub async fn slow_reader(addr: std::net::SocketAddr, cookie: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let head = format!(
+        "GET /v1/session HTTP/1.1\r\nHost: x\r\nOrigin: {SHOP}\r\nCookie: {cookie}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream
+}
+
+/// The first bytes of the answer (its status line), or nothing when the server closed the
+/// connection first: either way the server has dealt with the request.
+async fn status_line(stream: &mut TcpStream) -> String {
+    let mut buf = [0u8; 12];
+    let mut got = 0;
+    while got < buf.len() {
+        match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf[got..]))
+            .await
+            .expect("answered or closed within 30 s")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    String::from_utf8_lossy(&buf[..got]).into_owned()
+}
+
+/// `name value` of one sample line of a scrape.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn slow_readers_beyond_max_connections_are_closed_and_fresh_requests_answered() {
+    const MAX: usize = 20;
+    let config = format!(
+        "[server]\npublic_origin = \"http://broker.localhost:9000\"\nrate_limit_per_minute = 0\n\
+         max_connections = {MAX}\nheader_timeout_secs = 120\nwrite_timeout_secs = 120\n\
+         [trust]\norigins = [\"{SHOP}\"]\n[store]\nsqlite_path = \":memory:\"\n\
+         [[handoff.keys]]\nkid = \"k\"\nsecret = \"{}\"\n",
+        "A".repeat(43)
+    );
+    let baton = crate::process::Baton::start(&config, &[]).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let admin = format!("http://{}/metrics", baton.admin.expect("admin listener"));
+    let scrape = || async {
+        client
+            .get(&admin)
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    };
+    let cookie = fill_a_large_session(&client, &baton.url("")).await;
+    let before = sample(&scrape().await, "process_open_fds").expect("open fds");
+
+    // Twice the bound of clients that never read a 6 MB answer (timeouts far away: only the
+    // bound can close them).
+    let mut readers = Vec::new();
+    let mut answered = 0;
+    for _ in 0..2 * MAX {
+        let mut s = slow_reader(baton.addr, &cookie).await;
+        if status_line(&mut s).await.starts_with("HTTP/1.1 200") {
+            answered += 1;
+        }
+        readers.push(s);
+    }
+    assert!(answered > MAX, "the slow readers got answers: {answered}");
+    // Fresh requests are answered, and the broker holds at most the bound (and the one it has
+    // just accepted) beside what it held before.
+    for _ in 0..5 {
+        let res = client
+            .get(baton.url("/healthz"))
+            .send()
+            .await
+            .expect("fresh");
+        assert_eq!(res.status(), 200);
+    }
+    let after = sample(&scrape().await, "process_open_fds").expect("open fds");
+    assert!(
+        after <= before + MAX as f64 + 1.0,
+        "open files: {before} before, {after} with {} slow readers (bound {MAX})",
+        readers.len()
+    );
+    drop(readers);
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_closed_after_the_write_timeout() {
+    let mut config = test_config();
+    config.server.write_timeout_secs = 1;
+    config.server.header_timeout_secs = 120;
+    config.session.max_value_bytes = 16384;
+    config.session.max_values = 64;
+    let app = spawn_with(config, ":memory:").await;
+    let cookie = fill_a_large_session(&app.client, &app.base).await;
+    let mut reader = slow_reader(addr(&app).parse().expect("addr"), &cookie).await;
+    assert_eq!(status_line(&mut reader).await, "HTTP/1.1 200");
+    // The reader reads nothing more until the server counts the timeout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = app.metrics().await;
+        if sample(
+            &metrics,
+            r#"baton_connection_events_total{event="write_timeout"}"#,
+        ) == Some(1.0)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no write timeout:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Closed: what the kernel buffered arrives, then the end, well short of the 6 MB answer.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf))
+            .await
+            .expect("closed, not kept open")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got < 6_000_000, "the whole answer arrived ({got} bytes)");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_covers_refused_origins_preflights_and_pages() {
+    let mut config = test_config();
+    config.server.rate_limit_per_minute = 3;
+    let app = spawn_with(config, ":memory:").await;
+    for _ in 0..3 {
+        assert_eq!(app.fetch("/iframe.html").await.status(), 200);
+    }
+    // The health checks are not limited: the load balancer must see a busy node as alive.
+    assert_eq!(app.fetch("/healthz").await.status(), 200);
+    let refused_origin = app
+        .req(Method::GET, "/v1/session", Some(EVIL), None)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused_origin.status(), 429, "refused origin");
+    assert!(
+        refused_origin
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let preflight = app
+        .req(Method::OPTIONS, "/v1/session", Some(SHOP), None)
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(preflight.status(), 429, "preflight");
+    assert_eq!(preflight.headers()["access-control-allow-origin"], SHOP);
+    assert_eq!(app.fetch("/iframe.html").await.status(), 429, "page");
+    assert_eq!(
+        app.fetch("/no-such-page").await.status(),
+        429,
+        "unknown path"
+    );
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("baton_rate_limited_total 4"), "{metrics}");
     app.stop().await;
 }

@@ -246,3 +246,94 @@ async fn a_redis_node_says_at_start_whether_redis_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_made_up_method_is_escaped_and_capped_in_the_access_line() {
+    let baton = Baton::start(&config(), &[("RUST_LOG", "info")]).await;
+    let method = format!("{}~'|", "M".repeat(100_000));
+    let res = send(
+        reqwest::Client::new()
+            .request(
+                Method::from_bytes(method.as_bytes()).expect("a token"),
+                baton.url("/healthz"),
+            )
+            .header(
+                "origin",
+                reqwest::header::HeaderValue::from_bytes(b"https://evil.example\xff")
+                    .expect("obs-text is a valid value"),
+            ),
+    )
+    .await;
+    assert_eq!(res.status(), 405);
+    let (_, text) = baton.stop();
+    let access = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["target"] == "baton::access")
+        .unwrap_or_else(|| panic!("no access line:\n{}", &text[..text.len().min(2000)]));
+    let shown = access["fields"]["method"].as_str().expect("method");
+    assert!(
+        shown.starts_with("MMMM"),
+        "{}",
+        &shown[..shown.len().min(300)]
+    );
+    assert!(shown.len() < 260, "capped: {} bytes", shown.len());
+    assert_eq!(access["fields"]["origin"], "https://evil.example\\xff");
+    assert!(text.len() < 10_000, "no line carries the method whole");
+}
+
+/// Counts the lines whose message is `message` in `lines`.
+fn count(lines: &[String], message: &str) -> usize {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .count()
+}
+
+#[tokio::test]
+async fn accept_failures_while_files_run_out_write_a_line_a_second_at_most() {
+    let baton = Baton::start(&config(), &[("RUST_LOG", "info")]).await;
+    // Lower the broker's open-file limit under its feet to a few above what it holds, as when
+    // another part of the process takes the descriptors its connection bound counted on.
+    let held = std::fs::read_dir(format!("/proc/{}/fd", baton.pid()))
+        .expect("fds")
+        .count();
+    let limit = held + 4;
+    let lowered = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &baton.pid().to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("prlimit");
+    assert!(lowered.success());
+    // Clients keep connecting for 3 s: the broker runs out of descriptors over and over.
+    let window = std::time::Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let mut held = Vec::new();
+    while started.elapsed() < window {
+        held.retain(|s: &tokio::net::TcpStream| {
+            let mut buf = [0u8; 1];
+            matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        });
+        while held.len() < 50 {
+            match tokio::net::TcpStream::connect(baton.addr).await {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let lines = baton.lines();
+    let failed = count(&lines, "accept failed");
+    assert!(
+        failed >= 1,
+        "the descriptors ran out:\n{}",
+        lines.join("\n")
+    );
+    // One line a second at most: 3 s give 3 or 4 (the first is written at once).
+    assert!(failed <= 5, "{failed} lines in {window:?}");
+    drop(held);
+}

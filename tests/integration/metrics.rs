@@ -90,3 +90,40 @@ async fn metrics_are_served_on_the_admin_listener_only() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn made_up_methods_and_paths_leave_the_label_set_fixed_and_the_scrape_bounded() {
+    let app = spawn_app().await;
+    app.fetch("/healthz").await;
+    app.fetch("/no-such-page").await;
+    let before = app.metrics().await.len();
+    for i in 0..300 {
+        // A method is any token, up to the size of a request head.
+        let method = reqwest::Method::from_bytes(format!("M{i}{}", "X".repeat(4000)).as_bytes())
+            .expect("a token");
+        app.client
+            .request(method, app.url(&format!("/made-up/{i}")))
+            .send()
+            .await
+            .expect("send");
+        app.fetch(&format!("/made-up/{i}")).await;
+    }
+    let text = app.metrics().await;
+    let samples = parse(&text);
+    assert_eq!(
+        samples[r#"baton_http_request_duration_seconds_count{method="other",route="unmatched"}"#],
+        300.0
+    );
+    assert_eq!(
+        samples[r#"baton_http_request_duration_seconds_count{method="GET",route="unmatched"}"#],
+        301.0
+    );
+    assert!(!text.contains("XXXX") && !text.contains("made-up"));
+    // The scrape grew by the new labels' lines only, not by a line set per request.
+    assert!(
+        text.len() < before + 4096,
+        "scrape grew from {before} to {} bytes",
+        text.len()
+    );
+    app.stop().await;
+}

@@ -193,6 +193,11 @@ impl Baton {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The broker's process id (`prlimit` execs the broker, so it is the broker's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The process's resident memory in KiB (of `prlimit`'s child when started under a limit:
     /// `prlimit` execs the broker, so the pid is the broker's).
     pub fn rss_kib(&self) -> u64 {

@@ -1,12 +1,16 @@
 //! The soak: two broker nodes on one Redis (AOF, fsync always) for 60 s of mixed traffic while
-//! 2,000 idle connections press on node A, which runs under a 1,024 open-file limit, and the
-//! store and the nodes fail in turn: Redis paused (SIGSTOP) for 3 s, Redis stopped and started
-//! again, node B killed with SIGKILL and started again.
+//! 2,000 idle connections press on node A, which runs under a 1,024 open-file limit, clients that
+//! ask node A for a 6 MB session and never read it arrive four a second, requests with made-up
+//! 4 KB methods arrive twenty a second, and the store and the nodes fail in turn: Redis paused
+//! (SIGSTOP) for 3 s, Redis stopped and started again, node B killed with SIGKILL and started
+//! again.
 //!
 //! It holds when: no acknowledged write is lost (every session reads back at least its last
 //! acknowledged value, through both nodes); every answer is a success or, during a fault, a clean
 //! `503 store_unavailable` (or, for the killed node only, a refused connection); a fresh request to
-//! node A is answered quickly throughout, idle connections or not; and node A's memory is flat.
+//! node A is answered quickly throughout, idle connections, slow readers or not; node A's memory
+//! is flat and stays within a generous bound of where it started (every unread answer held for
+//! ever would pass it within seconds), and its metrics scrape stays small.
 //! `BATON_SOAK_SECS` shortens or lengthens it (default 60). The figures are printed.
 
 use std::sync::Arc;
@@ -26,7 +30,7 @@ const WRITERS: usize = 16;
 
 fn config(redis: &str) -> String {
     format!(
-        "[server]\npublic_origin = \"http://broker.localhost:9000\"\nrate_limit_per_minute = 0\nheader_timeout_secs = 30\n\
+        "[server]\npublic_origin = \"http://broker.localhost:9000\"\nrate_limit_per_minute = 0\nheader_timeout_secs = 30\nwrite_timeout_secs = 5\n\
          [trust]\norigins = [\"{SHOP}\"]\n\
          [store]\nbackend = \"redis\"\nredis_url = \"{redis}\"\nredis_prefix = \"soak:\"\ntimeout_ms = 500\n\
          [[handoff.keys]]\nkid = \"k\"\nsecret = \"{}\"\n",
@@ -81,6 +85,9 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
+
+    // The session the slow readers ask for: about 6 MB of answer.
+    let large = crate::hardening::fill_a_large_session(&client, &nodes.a).await;
 
     // Writers: each its own session, alternating nodes, writing an increasing counter.
     let mut writers = Vec::new();
@@ -179,6 +186,46 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
         })
     };
 
+    // Slow readers: four a second ask node A for the large session and never read; the test keeps
+    // every one open on its side.
+    let slow = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                held.push(crate::hardening::slow_reader(addr_a, &large).await);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            held.len()
+        })
+    };
+
+    // Made-up methods: a new 4 KB one twenty times a second; each must get an answer.
+    let odd = {
+        let (client, nodes, stop, tally) =
+            (client.clone(), nodes.clone(), stop.clone(), tally.clone());
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let method = format!("M{sent}{}", "X".repeat(4000));
+                let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a token");
+                match client
+                    .request(method, format!("{}/v1/session", nodes.a))
+                    .header("origin", SHOP)
+                    .send()
+                    .await
+                {
+                    Ok(res) if res.status() == 405 => {}
+                    Ok(res) => tally.unexpected(format!("made-up method: {}", res.status())),
+                    Err(e) => tally.unexpected(format!("made-up method: {e}")),
+                }
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            sent
+        })
+    };
+
     // Probes: a fresh connection and request to node A every 100 ms.
     let probes = {
         let (nodes, stop, tally) = (nodes.clone(), stop.clone(), tally.clone());
@@ -241,6 +288,19 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
         sessions.push(w.await.expect("writer"));
     }
     let opened = idle.await.expect("idle");
+    let slow_readers = slow.await.expect("slow readers");
+    let odd_methods = odd.await.expect("made-up methods");
+    let scrape = client
+        .get(format!(
+            "http://{}/metrics",
+            node_a.admin.expect("an admin listener")
+        ))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
     let mut took = probes.await.expect("probes");
     assert_eq!(step, 3, "every fault ran");
 
@@ -276,10 +336,12 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
     println!(
         "soak {secs} s: {} writes acknowledged, {} clean 503s during faults, {} refused by the killed node; \
          {checked} sessions read back on both nodes; {opened} idle connections opened against node A (limit {NOFILE} files); \
+         {slow_readers} slow readers and {odd_methods} made-up methods against node A, its scrape {} bytes; \
          {} probes of node A: p50 {:?}, p99 {:?}, max {:?}; node A RSS {} -> {} KiB (max {})",
         tally.ok.load(Ordering::Relaxed),
         tally.unavailable.load(Ordering::Relaxed),
         tally.refused_by_dead_node.load(Ordering::Relaxed),
+        scrape.len(),
         took.len(),
         pct(0.5),
         pct(0.99),
@@ -301,6 +363,20 @@ async fn sixty_seconds_of_traffic_idle_connections_and_faults_lose_nothing() {
         pct(0.99) < Duration::from_secs(6),
         "fresh requests answered, not starved: p99 {:?}",
         pct(0.99)
+    );
+    assert!(slow_readers as u64 >= 2 * secs, "the slow readers came");
+    assert!(odd_methods >= 5 * secs, "the made-up methods came");
+    // Unread answers held for ever would pass this within seconds (6 MB each, four a second).
+    let start = rss.first().copied().unwrap_or(0);
+    assert!(
+        peak(&rss) <= start + 256 * 1024,
+        "memory bounded: {start} KiB at the start, peak {} KiB",
+        peak(&rss)
+    );
+    assert!(
+        scrape.len() < 100_000 && !scrape.contains("XXXX"),
+        "the label set stayed fixed: a {} byte scrape",
+        scrape.len()
     );
     assert!(
         peak(last) as f64 <= peak(middle) as f64 * 1.10,
