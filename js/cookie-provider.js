@@ -14,7 +14,7 @@
  * (what Genesys pages load), and `baton.mjs`, an ES module exporting `CookieProvider`,
  * `initCookieProviderExtension`, `connect` and `BatonError`.
  *
- * Size matters (2 KiB gzipped): short local names are mangled by terser, string literals and
+ * Size matters (2,304 bytes gzipped): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
 const w = window;
