@@ -223,15 +223,41 @@ const connect = (iframeUrl, options) => {
   };
 };
 
-/** The page's own first-party cookie `name`, raw, or null. */
+// The page's cookie value for a broker value (issue 20). A value made only of RFC 6265 cookie
+// octets (printable ASCII but `"`, `,`, `;` and `\`) is written as it is: that is every value the
+// Genesys widget (js-cookie) or any valid cookie writer produces, so those pass through byte for
+// byte, for readers that decode and readers that do not. Any other value could add attributes
+// (`; Domain=...`) or be cut short, so it is written as `"` + encodeURIComponent(value) + `"`: the
+// quoted form RFC 6265 allows, which js-cookie's reader unquotes and decodes itself, and which
+// no raw value can take (a raw value has no `"`). Reading undoes only that form, so a raw value,
+// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was.
+/** @param {string} v */
+const encode = (v) => (/^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/.test(v) ? v : '"' + encodeURIComponent(v) + '"');
+
+/** The page's own first-party cookie `name`, decoded as `encode` wrote it, or null. */
 const readCookie = (name) => {
+  let v = null;
   try {
     const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return c ? c.slice(name.length + 1) : null;
-  } catch {
-    return null;
-  }
+    if (c) {
+      v = c.slice(name.length + 1);
+      const q = /^"([^"]*)"$/.exec(v);
+      // A quoted value some other writer made that is not ours to decode (`"100%"`) stays raw.
+      if (q) v = decodeURIComponent(q[1]);
+    }
+  } catch {}
+  return v;
 };
+
+/**
+ * Writes the page's cookie `name` with the only attributes it ever gets: path `/`, SameSite=Lax,
+ * Secure over https, and with `v` null an expiry in the past (removed).
+ * @param {string} name
+ * @param {string | null} v
+ */
+const writeCookie = (name, v) =>
+  (d.cookie =
+    name + "=" + (v === null ? "; max-age=0" : encode(v)) + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
 
 /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
 class CookieProvider {
@@ -258,12 +284,11 @@ class CookieProvider {
     // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
     // just started, its save still on the way) is newer than the broker's answer.
     const before = readCookie(name);
-    const set = (v) => (d.cookie = name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
     return c.get(name).then((v) =>
       v !== null
-        ? (set(v), v)
+        ? (writeCookie(name, v), v)
         : c.mode().then((m) => {
-            if (m !== "none" && before !== null && readCookie(name) === before) set(";max-age=0");
+            if (m !== "none" && before !== null && readCookie(name) === before) writeCookie(name, null);
             return null;
           }),
     );
@@ -283,7 +308,7 @@ class CookieProvider {
    * @returns {Promise<null>}
    */
   deleteCookie() {
-    d.cookie = this.name + "=; path=/; max-age=0";
+    writeCookie(this.name, null);
     return this.client.delete(this.name);
   }
 
