@@ -8,10 +8,15 @@
  *
  * Size matters (the page plus this script must stay under 2 KiB gzipped): short local names are
  * mangled by terser, but string literals and duplicated logic are not, so keep both rare.
+ *
+ * An ES module in source (for `import`); scripts/build-js.mjs bundles it into a classic script,
+ * in a closure, as the iframe page loads it.
  */
-(() => {
-  "use strict";
+import { KEY, allowed } from "./shared.js";
 
+// In a function of its own so that it can stop at once (`return`) where it must not answer: a
+// module has no top-level `return`.
+(() => {
   const w = window;
   const d = document;
 
@@ -22,8 +27,6 @@
   /** @type {{trusted: string[], page: boolean}} */
   const config = JSON.parse(d.getElementById("baton-config").textContent);
   const trusted = config.trusted;
-
-  // @include shared.js
 
   /**
    * Calls the broker API for one request of a page. In page mode the call names that page and
