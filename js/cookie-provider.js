@@ -248,7 +248,9 @@ const connect = (iframeUrl, options) => {
 // (`; Domain=...`) or be cut short, so it is written as `"` + encodeURIComponent(value) + `"`: the
 // quoted form RFC 6265 allows, which js-cookie's reader unquotes and decodes itself, and which
 // no raw value can take (a raw value has no `"`). Reading undoes only that form, so a raw value,
-// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was.
+// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was. A
+// value with a lone surrogate, which encodeURIComponent refuses, makes loadCookie() reject
+// instead of being written.
 /** @param {string} v */
 const encode = (v) => (/^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/.test(v) ? v : '"' + encodeURIComponent(v) + '"');
 
