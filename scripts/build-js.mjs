@@ -50,21 +50,25 @@ const EXPORT = /^export (?=(?:const|let|function|class) (\w+))/gm;
  * js/`name` with each module it imports put in place of its import line (once, however often it
  * is imported) and the `export` keywords of the modules put in place dropped; unminified.
  * @param {string} name
- * @param {Set<string>} [done] modules already in the bundle
+ * @param {{dir?: string, done?: Set<string>}} [opts] `dir`: where the sources are (js/);
+ *   `done`: modules already in the bundle
  * @returns {Promise<string>}
  */
-export async function bundle(name, done = new Set([name])) {
-  let src = await readFile(path.join(root, "js", name), "utf8");
+export async function bundle(name, { dir = path.join(root, "js"), done = new Set([name]) } = {}) {
+  const only = (what) => new Error(`${name}: the build bundles only \`import { names } from "./file.js";\` and \`export const\`: ${what}`);
+  let src = await readFile(path.join(dir, name), "utf8");
   for (const [line, names, file] of [...src.matchAll(IMPORT)]) {
-    const dep = await readFile(path.join(root, "js", file), "utf8");
+    const dep = await readFile(path.join(dir, file), "utf8");
     const exported = new Set([...dep.matchAll(EXPORT)].map((m) => m[1]));
-    for (const n of names.split(",").map((n) => n.trim()).filter(Boolean))
-      if (!exported.has(n)) throw new Error(`js/${name} imports ${n}, which js/${file} does not export`);
-    const inlined = done.has(file) ? "" : (done.add(file), (await bundle(file, done)).replace(EXPORT, ""));
+    for (const n of names.split(",").map((n) => n.trim()).filter(Boolean)) {
+      if (!/^\w+$/.test(n)) throw only(line); // `a as b`
+      if (!exported.has(n)) throw new Error(`${name} imports ${n}, which ${file} does not export`);
+    }
+    const inlined = done.has(file) ? "" : (done.add(file), (await bundle(file, { dir, done })).replace(EXPORT, ""));
     src = src.replace(line, () => inlined);
   }
   const left = /^[ \t]*(?:import\b|export\b).*/m.exec(src.replace(EXPORT, ""));
-  if (left) throw new Error(`js/${name}: the build bundles only \`import { names } from "./file.js";\` and \`export const\`: ${left[0]}`);
+  if (left) throw only(left[0]);
   return src;
 }
 
