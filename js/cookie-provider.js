@@ -9,22 +9,23 @@
  * this script adds to the fragment of links to other trusted sites (`#baton=TOKEN`) and redeems on
  * arrival.
  *
- * One source, two forms (scripts/build-js.mjs wraps this file): `cookie-provider.js`, a classic
- * script that defines the globals `CookieProvider`, `initCookieProviderExtension` and `Baton`
- * (what Genesys pages load), and `baton.mjs`, an ES module exporting `CookieProvider`,
- * `initCookieProviderExtension`, `connect` and `BatonError`.
+ * One source, an ES module importing the shared rules, two forms (scripts/build-js.mjs bundles
+ * and wraps this file): `cookie-provider.js`, a classic script that defines the globals
+ * `CookieProvider`, `initCookieProviderExtension` and `Baton` (what Genesys pages load), and
+ * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
+ * and `BatonError`.
  *
- * Size matters (2 KiB gzipped): short local names are mangled by terser, string literals and
+ * Size matters (2,304 bytes gzipped): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
+import { KEY, allowed } from "./shared.js";
+
 const w = window;
 const d = document;
 const PARAM = "baton=";
 const TIMEOUT = 5000;
 /** Longest a link click waits for a handoff token before navigating without one. */
 const HANDOFF_WAIT = 1500;
-
-// @include shared.js
 
 /** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
 class BatonError extends Error {
@@ -130,6 +131,26 @@ const channel = (url) => {
     send: (op, args, timeout) => race(ready.then(() => post(op, args)), timeout),
   };
 
+  listen(frame, origin, ch, pending);
+  frame.src = url;
+  frame.title = "baton";
+  frame.style.display = "none";
+  const add = () => d.body.appendChild(frame);
+  d.body ? add() : d.addEventListener("DOMContentLoaded", add);
+
+  if (!linker) intercept((linker = ch));
+  return (channels[url] = ch);
+};
+
+/**
+ * Settles the requests in `pending` as the iframe `frame` of `origin` answers them, keeps the page
+ * keys it hands out, and tells `ch`'s listeners of changes made in this site's other tabs.
+ * @param {HTMLIFrameElement} frame
+ * @param {string} origin
+ * @param {Channel} ch
+ * @param {Map<string, [(v: any) => void, (e: BatonError) => void]>} pending
+ */
+const listen = (frame, origin, ch, pending) =>
   w.addEventListener("message", (e) => {
     const m = e.data;
     if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
@@ -146,28 +167,25 @@ const channel = (url) => {
     m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
   });
 
-  frame.src = url;
-  frame.title = "baton";
-  frame.style.display = "none";
-  const add = () => d.body.appendChild(frame);
-  d.body ? add() : d.addEventListener("DOMContentLoaded", add);
-
-  if (!linker) {
-    linker = ch;
-    const click = (e) => {
-      const a = e.target.closest && e.target.closest("a[href]");
-      const href = a && a.href;
-      if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
-      const o = new URL(href).origin;
-      if (o === location.origin || !allowed(ch.trusted, o)) return;
-      e.preventDefault();
-      const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
-      handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
-    };
-    w.addEventListener("click", click, true);
-    w.addEventListener("auxclick", click, true);
-  }
-  return (channels[url] = ch);
+/**
+ * Carries the session on clicks (and middle clicks) on links to the other trusted sites: the
+ * navigation waits, at most `HANDOFF_WAIT`, for a handoff token to put in the link's fragment.
+ * Only one channel does this for the page, or one click would fetch a token per channel.
+ * @param {Channel} ch
+ */
+const intercept = (ch) => {
+  const click = (e) => {
+    const a = e.target.closest && e.target.closest("a[href]");
+    const href = a && a.href;
+    if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
+    const o = new URL(href).origin;
+    if (o === location.origin || !allowed(ch.trusted, o)) return;
+    e.preventDefault();
+    const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
+    handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
+  };
+  w.addEventListener("click", click, true);
+  w.addEventListener("auxclick", click, true);
 };
 
 /**
@@ -223,15 +241,43 @@ const connect = (iframeUrl, options) => {
   };
 };
 
-/** The page's own first-party cookie `name`, raw, or null. */
+// The page's cookie value for a broker value (issue 20). A value made only of RFC 6265 cookie
+// octets (printable ASCII but `"`, `,`, `;` and `\`) is written as it is: that is every value the
+// Genesys widget (js-cookie) or any valid cookie writer produces, so those pass through byte for
+// byte, for readers that decode and readers that do not. Any other value could add attributes
+// (`; Domain=...`) or be cut short, so it is written as `"` + encodeURIComponent(value) + `"`: the
+// quoted form RFC 6265 allows, which js-cookie's reader unquotes and decodes itself, and which
+// no raw value can take (a raw value has no `"`). Reading undoes only that form, so a raw value,
+// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was. A
+// value with a lone surrogate, which encodeURIComponent refuses, makes loadCookie() reject
+// instead of being written.
+/** @param {string} v */
+const encode = (v) => (/^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/.test(v) ? v : '"' + encodeURIComponent(v) + '"');
+
+/** The page's own first-party cookie `name`, decoded as `encode` wrote it, or null. */
 const readCookie = (name) => {
+  let v = null;
   try {
     const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return c ? c.slice(name.length + 1) : null;
-  } catch {
-    return null;
-  }
+    if (c) {
+      v = c.slice(name.length + 1);
+      const q = /^"([^"]*)"$/.exec(v);
+      // A quoted value some other writer made that is not ours to decode (`"100%"`) stays raw.
+      if (q) v = decodeURIComponent(q[1]);
+    }
+  } catch {}
+  return v;
 };
+
+/**
+ * Writes the page's cookie `name` with the only attributes it ever gets: path `/`, SameSite=Lax,
+ * Secure over https, and with `v` null an expiry in the past (removed).
+ * @param {string} name
+ * @param {string | null} v
+ */
+const writeCookie = (name, v) =>
+  (d.cookie =
+    name + "=" + (v === null ? "; max-age=0" : encode(v)) + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
 
 /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
 class CookieProvider {
@@ -258,12 +304,11 @@ class CookieProvider {
     // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
     // just started, its save still on the way) is newer than the broker's answer.
     const before = readCookie(name);
-    const set = (v) => (d.cookie = name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
     return c.get(name).then((v) =>
       v !== null
-        ? (set(v), v)
+        ? (writeCookie(name, v), v)
         : c.mode().then((m) => {
-            if (m !== "none" && before !== null && readCookie(name) === before) set(";max-age=0");
+            if (m !== "none" && before !== null && readCookie(name) === before) writeCookie(name, null);
             return null;
           }),
     );
@@ -283,7 +328,7 @@ class CookieProvider {
    * @returns {Promise<null>}
    */
   deleteCookie() {
-    d.cookie = this.name + "=; path=/; max-age=0";
+    writeCookie(this.name, null);
     return this.client.delete(this.name);
   }
 
