@@ -15,7 +15,7 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,304 bytes gzipped): short local names are mangled by terser, string literals and
+ * Size matters (2,880 bytes gzipped): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
 import { KEY, allowed } from "./shared.js";
@@ -24,8 +24,18 @@ const w = window;
 const d = document;
 const PARAM = "baton=";
 const TIMEOUT = 5000;
-/** Longest a link click waits for a handoff token before navigating without one. */
-const HANDOFF_WAIT = 1500;
+/**
+ * Longest a click waits for a handoff token not minted before it, then navigates without one. Under
+ * WebKit's popup allowance (a window opened more than ~1 s after the click is blocked) and short
+ * enough that a customer does not click twice; most tokens are minted before the click anyway.
+ */
+const HANDOFF_WAIT = 600;
+/** How long a token minted before the click is used: well under the broker's `handoff.ttl_secs`
+ * (60 s by default), so that it is still valid when it arrives. */
+const KEEP = 20000;
+/** How long a link or form keeps its decorated URL after the click, for a page's own handler that
+ * navigates to it a little later (a tracking link); then the URL is what the page wrote again. */
+const KEEP_HREF = 2000;
 
 /** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
 class BatonError extends Error {
@@ -80,6 +90,8 @@ let linker;
  * @property {Promise<void>} ready
  * @property {Set<() => void>} listeners
  * @property {string[]} trusted
+ * @property {Record<string, {e: number, t?: string | null, p: Promise<string | null>}>} m tokens minted
+ *   before the click, by destination origin: expiry, token (null: no session; undefined: not yet)
  */
 
 /** Rejects with a `BatonError(code)` after `ms`. */
@@ -126,9 +138,12 @@ const channel = (url) => {
   /** @type {Channel} */
   const ch = {
     trusted: [],
-    listeners: new Set(),
+    m: {},
+    // Another tab changed the session: tokens minted for the old one go.
+    listeners: new Set([() => (ch.m = {})]),
     ready,
-    send: (op, args, timeout) => race(ready.then(() => post(op, args)), timeout),
+    // `set`, `end` and `delete` change the session too (the ops that start with s, e or d).
+    send: (op, args, timeout) => ("sed".includes(op[0]) && (ch.m = {}), race(ready.then(() => post(op, args)), timeout)),
   };
 
   listen(frame, origin, ch, pending);
@@ -168,24 +183,119 @@ const listen = (frame, origin, ch, pending) =>
   });
 
 /**
- * Carries the session on clicks (and middle clicks) on links to the other trusted sites: the
- * navigation waits, at most `HANDOFF_WAIT`, for a handoff token to put in the link's fragment.
- * Only one channel does this for the page, or one click would fetch a token per channel.
+ * The origin a token for following `href` is minted for, or undefined when no token may go with it.
+ * A token in a fragment reaches wherever a redirect chain ends (browsers keep the fragment across a
+ * 302), so every origin that `href` names (its own, then any URL in its path, query or fragment,
+ * however often percent-encoded, protocol-relative or with backslashes: a redirect link
+ * `A/go?to=https://B/x`) must be trusted; the last one named, where the chain ends, is the
+ * destination, and must not be this page's. Anything unparsable gets nothing.
+ * @param {Channel} ch
+ * @param {string} href absolute
+ * @returns {string | undefined}
+ */
+const dest = (ch, href) => {
+  let q = href;
+  let p;
+  try {
+    while (q !== (p = decodeURIComponent(q))) q = p;
+    const o = q.match(/(https?:)?[/\\]{2}[^/\\?#&\s]*/gi).map((m) => new URL(m, href).origin);
+    p = o[o.length - 1];
+    return o.every((x) => allowed(ch.trusted, x)) && p !== location.origin ? p : undefined;
+  } catch {}
+};
+
+/**
+ * The token for origin `o`, minted now unless one is on the way or kept (not expired). Single use:
+ * taken out when `take`.
+ * @param {Channel} ch
+ * @param {string} o
+ * @param {unknown} [take]
+ */
+const mint = (ch, o, take) => {
+  let m = ch.m[o];
+  if (!(m && m.e > Date.now())) {
+    const n = (m = ch.m[o] = /** @type {any} */ ({ e: Date.now() + KEEP }));
+    n.p = ch.send("handoff", { url: o }, TIMEOUT).then((t) => (n.t = t), () => null);
+  }
+  if (take) delete ch.m[o];
+  return m;
+};
+
+/** The absolute URL in attribute `a` of `el`. */
+const urlOf = (el, a) => new URL(el.getAttribute(a), d.baseURI).href;
+
+/**
+ * Carries the session on clicks (and middle clicks) on links, and on form submissions, to the
+ * other trusted sites. A token is minted as soon as such a link or form is hovered, focused or
+ * pressed (a key press needs focus first, a touch fires pointerdown); ready at the click, it goes
+ * into the URL the browser is about to follow, and nothing else changes: the browser's own
+ * navigation, `target=_blank`, modifier keys, the page's handlers and WebKit's popup allowance
+ * stay as they were. Not ready, the navigation waits for it, at most `HANDOFF_WAIT`. Links inside
+ * open shadow roots are found in the event's composed path. `data-baton="off"` on a link, a form
+ * or any ancestor turns this off (a redirector whose destination the URL does not name). Only one
+ * channel does this for the page, or one click would fetch a token per channel.
  * @param {Channel} ch
  */
 const intercept = (ch) => {
-  const click = (e) => {
-    const a = e.target.closest && e.target.closest("a[href]");
-    const href = a && a.href;
-    if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
-    const o = new URL(href).origin;
-    if (o === location.origin || !allowed(ch.trusted, o)) return;
+  /** Puts token `t` into attribute `a` of `el`, for `KEEP_HREF`. */
+  const put = (el, a, t) => {
+    const v = el.getAttribute(a);
+    el.setAttribute(a, decorate(urlOf(el, a), t));
+    setTimeout(() => el.setAttribute(a, v), KEEP_HREF);
+  };
+  /**
+   * The link, form or button with its own `formaction` event `e` is about (`s`: the submitter),
+   * the attribute with its URL, and the origin to mint for; or undefined.
+   * @returns {[Element, string, string] | undefined}
+   */
+  const of = (e, s) => {
+    const t = s || e.composedPath()[0];
+    const el = t.closest && (t.closest("a[href],area[href],[formaction]") || t.form || t);
+    const a = el && ["href", "formaction", "action"].find((x) => el.hasAttribute(x));
+    const o = a && !e.defaultPrevented && !el.closest("[data-baton=off],[download]") && dest(ch, urlOf(el, a));
+    return o ? [el, a, o] : undefined;
+  };
+  /** With the token ready, decorates at once; else holds the navigation back and `nav`s later. */
+  const go = (e, [el, a, o], nav) => {
+    const m = mint(ch, o, 1);
+    if (m.t !== undefined) return m.t && put(el, a, m.t);
     e.preventDefault();
-    const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
-    handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
+    race(m.p, HANDOFF_WAIT)
+      .catch(() => {})
+      .then((t) => nav(el, a, t));
+  };
+  const early = (e) => {
+    const x = of(e);
+    if (x) mint(ch, x[2]);
+  };
+  ["pointerover", "focusin", "pointerdown"].forEach((t) => w.addEventListener(t, early, true));
+  const click = (e) => {
+    const x = of(e);
+    if (e.button > 1 || e.altKey || !x || x[1] !== "href") return;
+    const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || x[0].target === "_blank";
+    go(e, x, (el, a, t) => {
+      const u = decorate(urlOf(el, a), t);
+      blank ? w.open(u, "_blank", "noopener") : w.open(u, el.target || "_self");
+    });
   };
   w.addEventListener("click", click, true);
   w.addEventListener("auxclick", click, true);
+  /** Set while a form held back here is submitted again. */
+  let again;
+  w.addEventListener(
+    "submit",
+    (e) => {
+      const x = !again && of(e, e.submitter);
+      x &&
+        go(e, x, (el, a, t) => {
+          if (t) put(el, a, t);
+          again = 1;
+          (el.form || el).requestSubmit(e.submitter);
+          again = 0;
+        });
+    },
+    true,
+  );
 };
 
 /**
@@ -229,6 +339,26 @@ const connect = (iframeUrl, options) => {
     mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
     /** @param {string} url @returns {Promise<string>} */
     handoffUrl: (url) => handoff(ch, url, timeout),
+    /**
+     * Opens `url` in a new window at once, within the click that calls it (popup blockers allow
+     * it), carrying the session: with the token minted when a link to it was hovered, or into a
+     * blank window that navigates when the token comes (`opener` cut).
+     * @param {string} url
+     * @param {string} [target]
+     * @returns {Window | null}
+     */
+    open: (url, target) => {
+      url = new URL(url, location.href).href;
+      const o = dest(ch, url);
+      const m = o && mint(ch, o, 1);
+      if (!m || m.t !== undefined) return w.open(decorate(url, m && m.t), target);
+      const win = w.open("", target);
+      if (win) {
+        win.opener = null;
+        m.p.then((t) => (win.location.href = decorate(url, t)));
+      }
+      return win;
+    },
     /**
      * @param {"change"} type
      * @param {() => void} fn called when another tab of this site changed the session

@@ -1,5 +1,5 @@
 // Fails when static/ is not what `npm run build` makes from js/, or when a script outgrows its
-// size budget (gzip level 9, as served): cookie-provider.js and baton.mjs <= 2304 bytes each, and
+// size budget (gzip level 9, as served): cookie-provider.js and baton.mjs <= 2880 bytes each, and
 // the iframe page plus iframe.js <= 2048 bytes together. Prints the measured figures.
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,8 +9,9 @@ import { gzipSync } from "node:zlib";
 import { build } from "./build-js.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-/** The partner script, either form (issue 19 raised it from 2048). */
-const BUDGET = 2304;
+/** The partner script, either form (issue 19 raised it from 2048 to 2304, then to 2880 for the
+ * arrival paths: tokens minted before the click, forms, shadow roots, redirect links, `open`). */
+const BUDGET = 2880;
 /** The iframe page and its script together. */
 const IFRAME_BUDGET = 2048;
 const gz = (text) => gzipSync(text, { level: 9 }).length;
