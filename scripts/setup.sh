@@ -24,6 +24,10 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The high-availability tests (tests/integration/redis_ha.rs) start sentinels and build a cluster.
 [ -x /usr/bin/redis-sentinel ] || need_apt+=(redis-sentinel)
 [ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
+# The production image (scripts/image.sh, tests/image/): podman, run with runc (Debian's crun
+# fails on cgroups in hybrid mode).
+command -v podman >/dev/null 2>&1 || need_apt+=(podman)
+[ -x /usr/sbin/runc ] || need_apt+=(runc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"
   SUDO=""
@@ -61,6 +65,19 @@ if [ "$(cat "$st_venv/.requirements.sha" 2>/dev/null)" != "$st_want" ]; then
   fi
   "$st_venv/bin/pip" install -q --disable-pip-version-check --no-input -r tests/openapi/requirements.txt
   echo "$st_want" > "$st_venv/.requirements.sha"
+fi
+
+# The deploy/ validators (tests/image/deploy.test.mjs): pinned in tests/image/requirements.txt,
+# in a venv of their own, (re)built only when the pins change.
+dv_venv=${BATON_DEPLOY_VENV:-$HOME/.cache/baton/deploy-validate}
+dv_want=$(sha256sum tests/image/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$dv_venv/.requirements.sha" 2>/dev/null)" != "$dv_want" ]; then
+  echo "setup: installing the deploy/ validators (tests/image/requirements.txt) into $dv_venv"
+  rm -rf "$dv_venv"
+  mkdir -p "$(dirname "$dv_venv")"
+  python3 -m venv "$dv_venv"
+  "$dv_venv/bin/pip" install -q --disable-pip-version-check --no-input -r tests/image/requirements.txt
+  echo "$dv_want" > "$dv_venv/.requirements.sha"
 fi
 
 # The contract suite needs the Redis at 127.0.0.1:6379 (or BATON_TEST_REDIS_URL).
