@@ -263,7 +263,6 @@ test('the image: its metadata, the real binary, and its size', (t) => {
   const printed = podman(['run', '--rm', ...LIMITS, IMAGE, '--version']).stdout.trim();
   assert.equal(printed, `baton ${version}`);
   t.diagnostic(`image size: ${img.Size} bytes (${(img.Size / 1024 / 1024).toFixed(1)} MiB)`);
-  console.log(`image size: ${img.Size} bytes (${(img.Size / 1024 / 1024).toFixed(1)} MiB)`);
 });
 
 test("the build stage's app step compiled baton alone: the dependency layer held the rest", () => {
