@@ -19,16 +19,14 @@
 #   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot
 # Both are Debian 12 (bookworm), so the binary links against the glibc it runs on.
 
-# Base images are build arguments so that scripts/image.sh can build this very file where no
-# registry is reachable (CI), handing in a base made from Debian's packages and a binary built by
-# the same steps outside a container; users build it with neither argument set.
-ARG BUILD_BASE=rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082
+# The runtime base is a build argument, and the build stage is named "build", so that
+# scripts/image.sh can build this very file where no registry is reachable (CI): it hands in a base
+# made from Debian's packages (--build-arg RUNTIME_BASE=...) and, in place of this stage, the
+# binary built by the same steps outside a container (--build-context build=DIR holding out/).
+# Users build it with neither.
 ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
-# Where the runtime stage takes /out/baton and /out/data from: the build stage below, or an image
-# holding them (scripts/image.sh).
-ARG BINARY_FROM=build
 
-FROM ${BUILD_BASE} AS build
+FROM rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS build
 WORKDIR /src
 # The build steps live in one script, run here and by scripts/image.sh on the host, so that what
 # CI checks is this stage's dependency-cache trick itself (scripts/build-stage.sh says how it works).
@@ -48,8 +46,6 @@ COPY templates templates
 COPY static static
 RUN build-stage app
 
-FROM ${BINARY_FROM} AS binary
-
 FROM ${RUNTIME_BASE}
 
 ARG VERSION=0.1.0
@@ -67,11 +63,11 @@ LABEL org.opencontainers.image.title="baton" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.base.name="${RUNTIME_BASE}"
 
-COPY --from=binary /out/baton /usr/local/bin/baton
+COPY --from=build /out/baton /usr/local/bin/baton
 # An example to copy and fill in, never read by the broker from here.
 COPY config/production.toml LICENSE /usr/share/doc/baton/
 # The SQLite store's directory (backend = "sqlite"), owned by the runtime user. Unused with Redis.
-COPY --from=binary --chown=65532:65532 /out/data /data
+COPY --from=build --chown=65532:65532 /out/data /data
 
 # distroless's "nonroot" user, by number so that Kubernetes' runAsNonRoot can check it.
 USER 65532:65532

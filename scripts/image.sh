@@ -9,13 +9,14 @@
 #                 is made of (libc6, libgcc-s1, libgomp1, libstdc++6, libssl3, ca-certificates,
 #                 tzdata, netbase, base-files: `apt-get download`, `dpkg -x`), with distroless's
 #                 users (root, nobody, nonroot = 65532), /tmp and /home/nonroot, no shell.
-#   BINARY_FROM   rust:1.95.0-slim-bookworm cannot be pulled either. The build stage's own steps
+#   build         rust:1.95.0-slim-bookworm cannot be pulled either. The build stage's own steps
 #                 (scripts/build-stage.sh deps, then app: the dependency-cache trick) run here,
 #                 in a copy of the build context under target/image/context, with this
-#                 machine's rustc 1.95.0 on Debian 12 (the glibc the base has); the binary they
-#                 produce enters the build as localhost/baton-binary:dev holding /out.
+#                 machine's rustc 1.95.0 on Debian 12 (the glibc the base has); what they
+#                 produce (out/baton, out/data) replaces the stage named "build" by
+#                 --build-context build=target/image/stage (podman then never runs that stage).
 #
-# Users build the Dockerfile as it stands (docker build .), with neither argument.
+# Users build the Dockerfile as it stands (docker build .), with neither.
 #
 # Environment: BATON_IMAGE (default localhost/baton:dev), BATON_PODMAN_RUNTIME (default runc
 # where installed: Debian's crun fails here with "cgroups in hybrid mode not supported").
@@ -26,7 +27,6 @@ repo=$PWD
 
 image=${BATON_IMAGE:-localhost/baton:dev}
 base=localhost/baton-base:dev
-binary=localhost/baton-binary:dev
 work=$repo/target/image
 
 if ! command -v podman >/dev/null 2>&1; then
@@ -50,8 +50,14 @@ if [ "$(cat "$work/base.sha" 2>/dev/null)" != "$base_stamp" ] || ! "${podman[@]}
     mkdir -p "$debs" "$rootfs"
     # What distroless/cc-debian12 holds: its base (glibc, libssl3, CA certificates, tzdata,
     # netbase, base-files) and the C/C++ runtime (libgcc-s1, libgomp1, libstdc++6).
-    (cd "$debs" && apt-get download -q libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 \
-        ca-certificates tzdata netbase base-files)
+    pkgs=(libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 ca-certificates tzdata netbase base-files)
+    # With no package lists yet (a fresh machine), fetch them once and try again.
+    if ! (cd "$debs" && apt-get download -q "${pkgs[@]}"); then
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        $SUDO apt-get update -q
+        (cd "$debs" && apt-get download -q "${pkgs[@]}")
+    fi
     for deb in "$debs"/*.deb; do dpkg -x "$deb" "$rootfs"; done
     # Neither docs for people nor maintainer tooling: distroless keeps only the copyright files.
     rm -rf "$rootfs"/usr/share/man "$rootfs"/usr/share/info "$rootfs"/usr/share/lintian \
@@ -109,15 +115,16 @@ echo "image.sh: build stage, app (scripts/build-stage.sh app)"
 (cd "$ctx" && CARGO_TARGET_DIR=target OUT="$work/out" sh "$repo/scripts/build-stage.sh" app) \
     2>&1 | tee "$work/app-step.log"
 
-"${podman[@]}" image rm -f "$binary" >/dev/null 2>&1 || true
-tar --numeric-owner --owner=0 --group=0 -C "$work" -c out | "${podman[@]}" import - "$binary" >/dev/null
+# What COPY --from=build takes: /out/baton and /out/data, owned by root as in the stage.
+rm -rf "$work/stage"
+mkdir -p "$work/stage"
+cp -a "$work/out" "$work/stage/out"
 
 # 3. The Dockerfile itself. --format docker: the OCI image format has no HEALTHCHECK.
 # --pull=never: nothing is fetched; a FROM left unsubstituted fails here, loudly.
 "${podman[@]}" build --pull=never --format docker -f Dockerfile -t "$image" \
     --build-arg RUNTIME_BASE="$base" \
-    --build-arg BINARY_FROM="$binary" \
-    --build-arg BUILD_BASE="$binary" \
+    --build-context build="$work/stage" \
     --build-arg VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" \
     --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
