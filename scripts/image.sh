@@ -38,6 +38,12 @@ if [ -z "$runtime" ] && [ -x /usr/sbin/runc ]; then runtime=/usr/sbin/runc; fi
 podman=(podman)
 [ -z "$runtime" ] || podman+=(--runtime "$runtime")
 mkdir -p "$work"
+# The images this run replaces, removed at the end (by id: nothing else on the machine is touched).
+old_ids=()
+for name in "$image" "$base"; do
+    id=$("${podman[@]}" image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)
+    [ -z "$id" ] || old_ids+=("$id")
+done
 
 # 1. The runtime base, rebuilt when this block (between the two "base:" lines) changes.
 # base: begin
@@ -121,13 +127,21 @@ mkdir -p "$work/stage"
 cp -a "$work/out" "$work/stage/out"
 
 # 3. The Dockerfile itself. --format docker: the OCI image format has no HEALTHCHECK.
-# --pull=never: nothing is fetched; a FROM left unsubstituted fails here, loudly.
-"${podman[@]}" build --pull=never --format docker -f Dockerfile -t "$image" \
+# --pull=never: nothing is fetched; a FROM left unsubstituted fails here, loudly. --no-cache:
+# buildah's layer cache keeps a LABEL whose build argument changed (the created date); the
+# stage is a few copies, quick to redo.
+"${podman[@]}" build --pull=never --no-cache --format docker -f Dockerfile -t "$image" \
     --build-arg RUNTIME_BASE="$base" \
     --build-context build="$work/stage" \
     --build-arg VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" \
     --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     .
+current=" $("${podman[@]}" image inspect --format '{{.Id}}' "$image" "$base" | tr '\n' ' ')"
+for id in "${old_ids[@]}"; do
+    case "$current" in *" $id "*) continue ;; esac
+    # Still the parent of another image: podman refuses, and that is fine.
+    "${podman[@]}" image rm "$id" >/dev/null 2>&1 || true
+done
 size=$("${podman[@]}" image inspect --format '{{.Size}}' "$image")
 echo "image.sh: built $image, $size bytes ($((size / 1024 / 1024)) MiB)"
