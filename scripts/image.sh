@@ -9,11 +9,12 @@
 #                 is made of (libc6, libgcc-s1, libgomp1, libstdc++6, libssl3, ca-certificates,
 #                 tzdata, netbase, base-files: `apt-get download`, `dpkg -x`), with distroless's
 #                 users (root, nobody, nonroot = 65532), /tmp and /home/nonroot, no shell.
-#   build         rust:1.95.0-slim-bookworm cannot be pulled either. The build stage's own steps
-#                 (scripts/build-stage.sh deps, then app: the dependency-cache trick) run here,
-#                 in a copy of the build context under target/image/context, with this
-#                 machine's rustc 1.95.0 on Debian 12 (the glibc the base has); what they
-#                 produce (out/baton, out/data) replaces the stage named "build" by
+#   build         rust:1.95.0-slim-bookworm cannot be pulled either. The Dockerfile's build
+#                 stage is replayed here from its own lines (its COPYs into a copy of the build
+#                 context under target/image/context; its RUNs of scripts/build-stage.sh deps,
+#                 then app: the dependency-cache trick) with this machine's rustc 1.95.0 on
+#                 Debian 12 (the glibc the base has); what they produce (out/baton, out/data)
+#                 replaces the stage named "build" by
 #                 --build-context build=target/image/stage (podman then never runs that stage).
 #
 # Users build the Dockerfile as it stands (docker build .), with neither.
@@ -104,22 +105,62 @@ GROUP
 fi
 # base: end
 
-# 2. The build stage's steps, in a copy of what the Dockerfile copies into it, in its order:
-#    the manifests, the deps step, the sources (cp -p keeps their mtimes, as COPY does), the app
-#    step. The copy's target/ persists between runs, as a builder's layer cache would.
+# 2. The Dockerfile's build stage, replayed here line by line: each COPY into a copy of the
+#    build context (target/image/context, which stands for WORKDIR /src; cp -p keeps mtimes, as
+#    COPY does), each RUN of build-stage run with this machine's cargo. Read from the Dockerfile
+#    itself, so the two cannot drift; a line it cannot replay fails the build. The context's
+#    target/ persists between runs, as a builder's layer cache would.
 ctx=$work/context
-mkdir -p "$ctx/demo"
-rm -rf "$ctx/src" "$ctx/templates" "$ctx/static" "$ctx/demo/src" "$work/out"
-cp -p Cargo.toml Cargo.lock "$ctx/"
-cp -p demo/Cargo.toml "$ctx/demo/"
-echo "image.sh: build stage, deps (scripts/build-stage.sh deps)"
-(cd "$ctx" && CARGO_TARGET_DIR=target sh "$repo/scripts/build-stage.sh" deps)
-cp -pR src templates static "$ctx/"
-echo "image.sh: build stage, app (scripts/build-stage.sh app)"
-# Its log says what the app step compiled: baton alone, when the deps layer did its work
-# (tests/image/ checks it).
-(cd "$ctx" && CARGO_TARGET_DIR=target OUT="$work/out" sh "$repo/scripts/build-stage.sh" app) \
-    2>&1 | tee "$work/app-step.log"
+root=$work/stage-root
+mkdir -p "$ctx"
+find "$ctx" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
+rm -rf "$root" "$work/out"
+replay_copy() {
+    local dest=${!#} n=$(($# - 1)) src to
+    case "$dest" in
+    /src/*) to=$ctx/${dest#/src/} ;;
+    /*) to=$root$dest ;;
+    *) to=$ctx/$dest ;;
+    esac
+    for src in "${@:1:$n}"; do
+        [ -e "$repo/$src" ] || { echo "image.sh: the Dockerfile copies $src, which does not exist" >&2; exit 1; }
+        if [ -d "$repo/$src" ]; then
+            mkdir -p "$to"
+            cp -pR "$repo/$src/." "$to/"
+        elif [ "$n" -gt 1 ] || [ "${dest%/}" != "$dest" ]; then
+            mkdir -p "$to"
+            cp -p "$repo/$src" "$to/"
+        else
+            mkdir -p "$(dirname "$to")"
+            cp -p "$repo/$src" "$to"
+        fi
+    done
+}
+in_stage=0
+while IFS= read -r line; do
+    case "$line" in
+    "FROM "*" AS build") in_stage=1; continue ;;
+    "FROM "*) [ "$in_stage" -eq 0 ] || break ;;
+    esac
+    [ "$in_stage" -eq 1 ] || continue
+    case "$line" in "" | "#"*) continue ;; esac
+    read -r -a words <<<"$line"
+    case "${words[0]}" in
+    WORKDIR) [ "${words[1]}" = /src ] || { echo "image.sh: cannot replay $line" >&2; exit 1; } ;;
+    COPY) replay_copy "${words[@]:1}" ;;
+    RUN)
+        [ "${words[1]}" = build-stage ] && [ ${#words[@]} -eq 3 ] \
+            || { echo "image.sh: cannot replay $line" >&2; exit 1; }
+        echo "image.sh: build stage, RUN build-stage ${words[2]}"
+        # The app step's log says what it compiled: baton alone, when the deps layer did its
+        # work (tests/image/ checks it).
+        (cd "$ctx" && CARGO_TARGET_DIR=target OUT="$work/out" \
+            sh "$root/usr/local/bin/build-stage" "${words[2]}") 2>&1 | tee "$work/${words[2]}-step.log"
+        ;;
+    *) echo "image.sh: cannot replay $line" >&2; exit 1 ;;
+    esac
+done <Dockerfile
+[ -x "$work/out/baton" ] || { echo "image.sh: the build stage produced no /out/baton" >&2; exit 1; }
 
 # What COPY --from=build takes: /out/baton and /out/data, owned by root as in the stage.
 rm -rf "$work/stage"
