@@ -19,52 +19,41 @@
 #   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot
 # Both are Debian 12 (bookworm), so the binary links against the glibc it runs on.
 
+# The runtime base is a build argument, and the build stage is named "build", so that
+# scripts/image.sh can build this very file where no registry is reachable (CI): it hands in a base
+# made from Debian's packages (--build-arg RUNTIME_BASE=...) and, in place of this stage, the
+# binary built by the same steps outside a container (--build-context build=DIR holding out/).
+# Users build it with neither.
+ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
+
 FROM rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS build
 WORKDIR /src
-# Symbols stripped by cargo itself (no binutils needed); no incremental state in a one-off build.
-ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
-    CARGO_INCREMENTAL=0 \
-    CARGO_TERM_COLOR=never
+# The build steps live in one script, run here and by scripts/image.sh on the host, so that what
+# CI checks is this stage's dependency-cache trick itself (scripts/build-stage.sh says how it works).
+COPY scripts/build-stage.sh /usr/local/bin/build-stage
 
 # 1. The dependencies, in a layer of their own: manifests and lock file with stub sources, so a
 #    change to baton's own sources does not rebuild the ~240 crates it depends on. This layer is
-#    rebuilt only when Cargo.toml, demo/Cargo.toml or Cargo.lock change.
-#    demo/ (baton-demo) is a workspace member that cargo must be able to read, but it is no part
-#    of the product: only its manifest enters the build, its sources stay stubs for good, and it
-#    is never built (-p baton). benches/load.rs is declared in Cargo.toml, so it needs a stub too.
-#    Then the stub build of baton itself is forgotten: cargo decides freshness by modification
-#    times, and the real sources copied next may well be older than the stubs.
+#    rebuilt only when Cargo.toml, demo/Cargo.toml, Cargo.lock or the script change.
 COPY Cargo.toml Cargo.lock ./
 COPY demo/Cargo.toml demo/Cargo.toml
-RUN mkdir -p src benches demo/src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
-    && echo 'fn main() {}' > benches/load.rs \
-    && echo 'fn main() {}' > demo/src/main.rs \
-    && touch demo/src/lib.rs \
-    && cargo build --release --locked -p baton \
-    && rm -rf src benches target/release/baton target/release/baton.d \
-        target/release/deps/baton-* target/release/deps/libbaton-* \
-        target/release/.fingerprint/baton-*
+RUN build-stage deps
 
 # 2. baton itself: what the binary is compiled from (the iframe page's template and the browser
-#    scripts in static/ are embedded at compile time).
+#    scripts in static/ are embedded at compile time). Installed as /out/baton, with /out/data.
 COPY src src
 COPY templates templates
 COPY static static
-COPY benches benches
-RUN cargo build --release --locked -p baton \
-    && mkdir -p /out/data \
-    && install -m 0755 target/release/baton /out/baton \
-    && /out/baton --version
+RUN build-stage app
 
-FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
+FROM ${RUNTIME_BASE}
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 # The repository's URL, given at build time (--build-arg SOURCE=...).
 ARG SOURCE=""
+ARG RUNTIME_BASE
 LABEL org.opencontainers.image.title="baton" \
       org.opencontainers.image.description="Self-hosted broker that carries a web session (a chat, a cart, any widget state) across the sites a company owns" \
       org.opencontainers.image.source="${SOURCE}" \
@@ -72,7 +61,7 @@ LABEL org.opencontainers.image.title="baton" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+      org.opencontainers.image.base.name="${RUNTIME_BASE}"
 
 COPY --from=build /out/baton /usr/local/bin/baton
 # An example to copy and fill in, never read by the broker from here.

@@ -24,13 +24,20 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The high-availability tests (tests/integration/redis_ha.rs) start sentinels and build a cluster.
 [ -x /usr/bin/redis-sentinel ] || need_apt+=(redis-sentinel)
 [ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]} with apt-get"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
-fi
+# The production image (scripts/image.sh, tests/image/): podman, run with runc (Debian's crun
+# fails on cgroups in hybrid mode).
+command -v podman >/dev/null 2>&1 || need_apt+=(podman)
+[ -x /usr/sbin/runc ] || need_apt+=(runc)
+# The identity snippets' test runs Java from the JDK.
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+apt_install() {
+  echo "setup: installing $* with apt-get"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@"
+}
+[ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
 
 # npm ci only when the lock file changed since the last install.
 stamp=node_modules/.package-lock.sha
@@ -41,46 +48,31 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# The OpenAPI conformance run (scripts/schemathesis.sh): Schemathesis and openapi-spec-validator
-# from PyPI, pinned in tests/openapi/requirements.txt, in a venv of their own, (re)built only when
-# the pins change.
-st_venv=${BATON_SCHEMATHESIS_VENV:-$HOME/.cache/baton/schemathesis}
-st_want=$(sha256sum tests/openapi/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$st_venv/.requirements.sha" 2>/dev/null)" != "$st_want" ]; then
-  echo "setup: installing schemathesis (tests/openapi/requirements.txt) into $st_venv"
-  rm -rf "$st_venv"
-  mkdir -p "$(dirname "$st_venv")"
-  if ! python3 -m venv "$st_venv" >/dev/null 2>&1; then
+# Python tools from PyPI, each set pinned in a requirements file and kept in a venv of its own,
+# (re)built only when its pins change.
+venv() { # venv DIR REQUIREMENTS WHAT
+  local dir=$1 req=$2 want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  [ "$(cat "$dir/.requirements.sha" 2>/dev/null)" = "$want" ] && return 0
+  echo "setup: installing $3 ($req) into $dir"
+  rm -rf "$dir"
+  mkdir -p "$(dirname "$dir")"
+  if ! python3 -m venv "$dir" >/dev/null 2>&1; then
     # Debian's python3 keeps venv (ensurepip) in a package of its own.
-    rm -rf "$st_venv"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q python3-venv
-    python3 -m venv "$st_venv"
+    rm -rf "$dir"
+    apt_install python3-venv
+    python3 -m venv "$dir"
   fi
-  "$st_venv/bin/pip" install -q --disable-pip-version-check --no-input -r tests/openapi/requirements.txt
-  echo "$st_want" > "$st_venv/.requirements.sha"
-fi
-
-# The identity snippets' test (tests/identity/): PyJWT, pinned in tests/identity/requirements.txt,
-# in a venv of its own (python3-venv is installed above when missing); Java runs from the JDK.
-command -v java >/dev/null 2>&1 || {
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q openjdk-17-jdk-headless
+  "$dir/bin/pip" install -q --disable-pip-version-check --no-input -r "$req"
+  echo "$want" > "$dir/.requirements.sha"
 }
-id_venv=${BATON_IDENTITY_VENV:-$HOME/.cache/baton/identity-py}
-id_want=$(sha256sum tests/identity/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$id_venv/.requirements.sha" 2>/dev/null)" != "$id_want" ]; then
-  echo "setup: installing PyJWT (tests/identity/requirements.txt) into $id_venv"
-  rm -rf "$id_venv"
-  mkdir -p "$(dirname "$id_venv")"
-  python3 -m venv "$id_venv"
-  "$id_venv/bin/pip" install -q --disable-pip-version-check --no-input -r tests/identity/requirements.txt
-  echo "$id_want" > "$id_venv/.requirements.sha"
-fi
+cache=$HOME/.cache/baton
+# The OpenAPI conformance run (scripts/schemathesis.sh): Schemathesis and openapi-spec-validator.
+venv "${BATON_SCHEMATHESIS_VENV:-$cache/schemathesis}" tests/openapi/requirements.txt schemathesis
+# The identity snippets' test (tests/identity/): PyJWT (Java runs from the JDK, Node from npm).
+venv "${BATON_IDENTITY_VENV:-$cache/identity-py}" tests/identity/requirements.txt PyJWT
+# The deploy/ validators (tests/image/deploy.test.mjs).
+venv "${BATON_DEPLOY_VENV:-$cache/deploy-validate}" tests/image/requirements.txt "the deploy/ validators"
 
 # The contract suite needs the Redis at 127.0.0.1:6379 (or BATON_TEST_REDIS_URL).
 if [ -z "${BATON_TEST_REDIS_URL:-}" ] && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

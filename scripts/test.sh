@@ -30,4 +30,7 @@ echo "== GMS load-balancer configurations (nginx, HAProxy; Chromium with third-p
 node --test --test-concurrency=1 tests/gms/
 echo "== browser tests (Chromium; then Chromium, Firefox ESR and WebKitGTK in every cookie mode)"
 BATON_BIN="$PWD/target/debug/baton" BATON_DEMO_BIN="$PWD/target/debug/baton-demo" node --test --test-concurrency=1 tests/browser/
+echo "== the production image (scripts/image.sh: the Dockerfile built with podman) and deploy/"
+scripts/image.sh
+node --test --test-concurrency=1 tests/image/
 echo "== all suites passed"
