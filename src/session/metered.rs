@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timestamp};
+use super::{
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timestamp,
+};
 use crate::metrics::Metrics;
 
 pub struct Metered {
@@ -111,6 +113,29 @@ impl SessionStore for Metered {
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         self.timed("take_handoff", self.inner.take_handoff(jti, now))
             .await
+    }
+
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.load_identity(subject, now);
+        self.timed("load_identity", call).await
+    }
+
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.link_identity(subject, uid, now);
+        self.timed("link_identity", call).await
+    }
+
+    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+        self.timed("detach", self.inner.detach(uid)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
