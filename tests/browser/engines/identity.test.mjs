@@ -137,7 +137,9 @@ for (const [engine, mode] of CELLS) {
       const w = await world(scheme(engine));
       const { partners, broker } = w;
       const aud = broker.origin;
-      const as = (/** @type {"shop" | "support"} */ site, /** @type {string} */ sub, extra = {}) => sign({ iss: partners.origin(site), aud, sub, ...extra });
+      // Customers of this cell only: the broker is shared by the cells of one scheme.
+      const as = (/** @type {"shop" | "support"} */ site, /** @type {string} */ who, extra = {}) =>
+        sign({ iss: partners.origin(site), aud, sub: `${who}-${engine}-${mode}`, ...extra });
       const chat = `chat-${engine}-${mode}`;
 
       // (a) Customer X starts a chat on shop; typing support's address (no link, no token) finds it.
