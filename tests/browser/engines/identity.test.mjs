@@ -95,12 +95,14 @@ function page({ partners, broker }, site, assertion, path = `/page-${++pageCount
   initCookieProviderExtension(SESSION_COOKIE_NAME, IFRAME_URL)(null, CXBus);
   window.startChat = (id) => {
     document.cookie = SESSION_COOKIE_NAME + "=" + id + "; path=/";
+    window.shown = id;
     CXBus.registerPlugin("WebChat").publish("started", {});
   };`
       : `window.cookieProvider = new CookieProvider(SESSION_COOKIE_NAME, IFRAME_URL);
   window.loaded = cookieProvider.loadCookie().then((v) => (window.shown = v));
   window.startChat = (id) => {
     document.cookie = SESSION_COOKIE_NAME + "=" + id + "; path=/";
+    window.shown = id;
     return cookieProvider.saveCookie();
   };`;
   partners.page(
@@ -193,6 +195,7 @@ for (const [engine, mode] of CELLS) {
       assert.equal(await tab.evaluate("window.loaded"), null);
       await tab.evaluate(`startChat("to-end")`);
       await until(async () => (await tab.evaluate(brokerChat)) === "to-end", "the new chat saved");
+      assert.equal(await tab.evaluate("window.shown"), "to-end", "the page shows its chat");
       await tab.evaluate("window.before = 'left'");
       await tab.click("#to-support");
       await tab.waitForURL((u) => u.hostname === "support.localhost");
