@@ -3,7 +3,8 @@
 // every third-party cookie, WebKitGTK by default. Genesys pages (the extension form on shop, the
 // instance form on support) render `<meta name="baton-identity">` as a partner's backend would:
 // (a) an identified customer's chat is found after a typed-URL arrival on another site, (b) in a
-// second browser profile, (c) not with another customer's assertion nor a refused one, (d) nowhere
+// second browser profile, (c) not with another customer's assertion nor a refused one (and an
+// assertion meeting another chat on the site is a conflict the page hears of), (d) nowhere
 // in the browser after forget(), while the other profile finds it again with its assertion; then,
 // without identity, (f) Back after End shows no chat (the page restored from the back/forward
 // cache) and (e) a link carrying another chat to a site that has one of its own tells the page.
@@ -134,7 +135,7 @@ const chatCookie = `(document.cookie.split("; ").find((c) => c.startsWith(${JSON
 const brokerChat = "Baton.connect(IFRAME_URL).get(SESSION_COOKIE_NAME)";
 
 for (const [engine, mode] of CELLS) {
-  test(`${engine} ${mode}: an identified chat is found on another site and in another profile, not by other or refused assertions, nowhere after forget`, () =>
+  test(`${engine} ${mode}: an identified chat is found on another site and in another profile, not by other or refused assertions, nowhere after forget; a conflicting identify is told`, () =>
     withEngine(engine, mode, async (a) => {
       const w = await world(scheme(engine));
       const { partners, broker } = w;
@@ -169,6 +170,14 @@ for (const [engine, mode] of CELLS) {
         assert.equal(await other.evaluate(brokerChat), null, "still nothing on shop");
         await other.goto(page(w, "shop", as("shop", "y")));
         assert.equal(await other.evaluate("window.loaded"), null, "customer Y");
+        // Y's chat on this site, then X's assertion: both sessions hold values, so the broker keeps
+        // both, identify() rejects, and the page is told.
+        await other.evaluate(`startChat("y-chat")`);
+        await until(async () => (await other.evaluate(brokerChat)) === "y-chat", "Y's chat saved");
+        const conflicting = `Baton.connect(IFRAME_URL).identify(${JSON.stringify(as("shop", "x"))}).then(() => "joined", (e) => e.code)`;
+        assert.equal(await other.evaluate(conflicting), "session_conflict");
+        assert.deepEqual((await other.evaluate("window.conflicts")).sort(), ["on", "window event"]);
+        assert.equal(await other.evaluate(brokerChat), "y-chat", "the page keeps its own chat");
 
         // (d) forget() on support: no page of this browser reaches the chat without an assertion.
         assert.equal(await tab.evaluate("cookieProvider.forget()"), null);
