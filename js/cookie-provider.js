@@ -7,7 +7,8 @@
  * - promise-based: `Baton.connect(IFRAME_URL, {timeout})`.
  * Where third-party cookies are blocked, the session crosses sites in a single-use token that
  * this script adds to the fragment of links to other trusted sites (`#baton=TOKEN`) and redeems on
- * arrival.
+ * arrival. A page of a logged-in customer carries the partner's identity assertion in
+ * `<meta name="baton-identity">`, which joins this browser to that customer's session (issue 19).
  *
  * One source, an ES module importing the shared rules, two forms (scripts/build-js.mjs bundles
  * and wraps this file): `cookie-provider.js`, a classic script that defines the globals
@@ -77,6 +78,24 @@ try {
   kept = keys = s;
 } catch {}
 
+// The partner's identity assertion for this page view (docs/identity.md), from its
+// `<meta name="baton-identity" content="...">` (looked up by name: fewer bytes than a selector).
+// The first iframe (the broker the page's first client names, whose public origin is the
+// assertion's `aud`) presents it once, when it is ready; no other broker sees it.
+/** @type {string | undefined} */
+const assertion = d.getElementsByName("baton-identity")[0]?.content;
+
+/**
+ * Tells the page: a `baton:TYPE` event on `window`, which `connect(...).on(TYPE)` listens to, and
+ * pages of the Genesys API, which has no events of its own, can too.
+ * @param {"change" | "conflict"} type
+ */
+const tell = (type) => w.dispatchEvent(new Event("baton:" + type));
+
+// A page back from the back/forward cache shows the session as it was when it was left: it is
+// told of a change, so that it re-reads the session and a chat ended meanwhile goes at once.
+w.addEventListener("pageshow", (e) => e.persisted && tell("change"));
+
 const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
 /** @type {Record<string, Channel>} one per iframe URL */
@@ -88,7 +107,6 @@ let linker;
  * @typedef {object} Channel
  * @property {(op: string, args: object, timeout: number) => Promise<any>} send
  * @property {Promise<void>} ready
- * @property {Set<() => void>} listeners
  * @property {string[]} trusted
  * @property {Record<string, {e: number, t?: string | null, p: Promise<string | null>}>} m tokens minted
  *   before the click, by destination origin: expiry, token (null: no session; undefined: not yet)
@@ -121,6 +139,8 @@ const channel = (url) => {
       frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
     });
 
+  /** Posts one request whose failure is not the caller's to hear of. */
+  const once = (op, args) => race(post(op, args), TIMEOUT).catch(() => {});
   /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
   const ready = new Promise((resolve) => (frame.onload = resolve))
     // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
@@ -131,22 +151,26 @@ const channel = (url) => {
       const t = token;
       token = undefined;
       // Redeemed before any other request, so that they all see the adopted session.
-      return t && race(post("redeem", { token: t }), TIMEOUT).catch(() => {});
-    });
+      return t && once("redeem", { token: t });
+    })
+    // Then the page's identity, before any other request too. A refusal leaves the page with the
+    // session it had; a conflict is told by `listen`.
+    .then(() => assertion && ch === linker && once("identify", { assertion }));
   ready.catch(() => {});
 
   /** @type {Channel} */
   const ch = {
     trusted: [],
     m: {},
-    // Another tab changed the session: tokens minted for the old one go.
-    listeners: new Set([() => (ch.m = {})]),
     ready,
-    // `set`, `end` and `delete` change the session too (the ops that start with s, e or d).
-    send: (op, args, timeout) => ("sed".includes(op[0]) && (ch.m = {}), race(ready.then(() => post(op, args)), timeout)),
+    // `set`, `end`, `delete`, `identify` and `forget` change the session too (the ops that
+    // start with s, e, d, i or f).
+    send: (op, args, timeout) => ("sedif".includes(op[0]) && (ch.m = {}), race(ready.then(() => post(op, args)), timeout)),
   };
 
   listen(frame, origin, ch, pending);
+  // Another tab changed the session: tokens minted for the old one go.
+  w.addEventListener("baton:change", () => (ch.m = {}));
   frame.src = url;
   frame.title = "baton";
   frame.style.display = "none";
@@ -169,7 +193,9 @@ const listen = (frame, origin, ch, pending) =>
   w.addEventListener("message", (e) => {
     const m = e.data;
     if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
-    if (m.event === "change") ch.listeners.forEach((fn) => fn());
+    // "change" (another tab of this site changed the session) or "conflict" (a handoff or the
+    // page's identity met another session with values in this browser: the broker's 409).
+    if (m.event) tell(m.event);
     const p = pending.get(m.id);
     if (!p) return;
     pending.delete(m.id);
@@ -335,6 +361,10 @@ const connect = (iframeUrl, options) => {
     delete: (key) => keyed("delete", key),
     /** Ends the session everywhere. @returns {Promise<null>} */
     end: () => send("end"),
+    /** Joins the session of the customer `assertion` names (docs/identity.md). @param {string} assertion @returns {Promise<null>} */
+    identify: (assertion) => send("identify", { assertion }),
+    /** Detaches this browser, on every site, from the session it reaches. @returns {Promise<null>} */
+    forget: () => send("forget"),
     /** @returns {Promise<"unpartitioned" | "partitioned" | "page" | "none">} "page" needs storage that outlives the page */
     mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
     /** @param {string} url @returns {Promise<string>} */
@@ -360,13 +390,16 @@ const connect = (iframeUrl, options) => {
       return win;
     },
     /**
-     * @param {"change"} type
-     * @param {() => void} fn called when another tab of this site changed the session
+     * @param {"change" | "conflict"} type
+     * @param {() => void} fn "change": another tab of this site changed the session, or the page
+     *   came back from the back/forward cache; "conflict": a handoff or identity met another
+     *   session with values here, and this page kept its own
      * @returns {() => void} unsubscribes
      */
     on: (type, fn) => {
-      ch.listeners.add(fn);
-      return () => ch.listeners.delete(fn);
+      const e = "baton:" + type;
+      w.addEventListener(e, fn);
+      return () => w.removeEventListener(e, fn);
     },
   };
 };
@@ -463,6 +496,16 @@ class CookieProvider {
   }
 
   /**
+   * Detaches this browser from the session on every site (the customer logged out) and removes
+   * the page's cookie: the chat is no longer this browser's.
+   * @returns {Promise<null>}
+   */
+  forget() {
+    writeCookie(this.name, null);
+    return this.client.forget();
+  }
+
+  /**
    * Whether the broker can keep state in this browser (mode is not "none").
    * @param {(enabled: boolean) => void} [callback] defaults to the constructor's
    * @returns {Promise<boolean>}
@@ -490,8 +533,11 @@ const initCookieProviderExtension = (name, iframeUrl, callback) => ($, CXBus) =>
   const plugin = CXBus.registerPlugin("CookieProvider");
   const p = new CookieProvider(name, iframeUrl, callback);
   const quiet = () => {};
-  // Widgets that wait for the restored cookie subscribe to "CookieProvider.loaded".
-  p.loadCookie().then((v) => plugin.publish && plugin.publish("loaded", v), quiet);
+  // Widgets that wait for the restored cookie subscribe to "CookieProvider.loaded". Loaded again
+  // when the session changed in another tab or the page came back from the back/forward cache.
+  const load = () => p.loadCookie().then((v) => plugin.publish && plugin.publish("loaded", v), quiet);
+  load();
+  p.client.on("change", load);
   if (callback) p.cookieTest();
   plugin.subscribe("WebChat.started", () => p.saveCookie().catch(quiet));
   plugin.subscribe("WebChat.ended", () => p.deleteCookie().catch(quiet));

@@ -36,7 +36,8 @@ let last;
  * carries the page key it holds; a key the broker issues, or one it no longer knows, is passed
  * back in the reply (`pk`) for the page to keep or drop. Rejects with `{code, message}` (the
  * broker's error body, or `network`). No session is not an error: 204, and null here.
- * @param {{o: string, k?: string, reply: any}} r the request: page origin, page key, reply
+ * @param {{o: string, k?: string, reply: any, conflict?: number}} r the request: page origin, page
+ *   key, reply, and whether the broker answered 409 `session_conflict`
  * @param {string} method
  * @param {string} path below `/v1/`
  * @param {object} [body] sent as JSON
@@ -63,6 +64,9 @@ const api = async (r, method, path, body) => {
   const j = json || {};
   if (j.page_key) r.reply.pk = j.page_key;
   if (none && r.k && method !== "DELETE") r.reply.pk = "";
+  // Another session with values in this browser (a handoff or an identity met it, and the broker
+  // changed nothing): the page hears of it as an event, whatever the request's own result.
+  if (res.status === 409) r.conflict = 1;
   if (res.ok) return json;
   throw { code: j.error || "http_" + res.status, message: j.message };
 };
@@ -167,6 +171,13 @@ const ops = {
         .catch(unless("session_conflict", { adopted: false, reason: "existing_session" }))
         .catch(unless("invalid_token", { adopted: false, reason: "invalid_token" })),
   ],
+  // An assertion is at most 4096 bytes (the broker's rule, with its own error code); a page
+  // posting far more than that gets no fetch of it.
+  identify: [
+    (m) => str(m.assertion) && m.assertion.length <= 8192,
+    (m, call, origin) => call("POST", "identify", { assertion: m.assertion, origin }).then(() => changed(null)),
+  ],
+  forget: [any, (m, call) => call("POST", "forget").then(() => changed(null))],
 };
 
 /** Answers one request of a page, if its sender is trusted and the request well formed. */
@@ -182,11 +193,13 @@ const answer = async (e) => {
   const r = { o: origin, k: str(m.pk) && m.pk, reply };
   try {
     reply.result = await op[1](m, (method, path, body) => api(r, method, path, body), origin);
-    if (m.op === "end") reply.pk = "";
+    // Nothing this browser held reaches the session any more: neither does the page's key.
+    if (m.op === "end" || m.op === "forget") reply.pk = "";
   } catch (e) {
     reply.ok = false;
     reply.error = { code: e.code || "bad_request", message: e.message || String(e) };
   }
+  if (r.conflict) source.postMessage({ baton: 1, event: "conflict" }, origin);
   source.postMessage(reply, origin);
 };
 

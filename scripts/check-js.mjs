@@ -11,7 +11,7 @@ import { build } from "./build-js.mjs";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** The partner script, either form (issue 19 raised it from 2048 to 2304, then to 2880 for the
  * arrival paths: tokens minted before the click, forms, shadow roots, redirect links, `open`). */
-const BUDGET = 2880;
+const BUDGET = 2900;
 /** The iframe page and its script together. */
 const IFRAME_BUDGET = 2048;
 const gz = (text) => gzipSync(text, { level: 9 }).length;

@@ -50,10 +50,26 @@ export interface Client {
    */
   open(url: string, target?: string): Window | null;
   /**
-   * Calls `listener` when another tab of this site changed or ended the session.
+   * Joins the session of the customer that `assertion` (the partner's signed identity assertion,
+   * docs/identity.md) names, on this site. A page carrying `<meta name="baton-identity">` has it
+   * done when the library starts. Rejects with the broker's `identity_*` code for a refused
+   * assertion, or `session_conflict` when this browser already holds another session with values
+   * here (which is kept; a `conflict` event also fires).
+   */
+  identify(assertion: string): Promise<null>;
+  /**
+   * Detaches this browser from the session it reaches, on every site (a customer logging out on a
+   * shared computer); the customer's other devices keep it. `end()` ends it for everyone.
+   */
+  forget(): Promise<null>;
+  /**
+   * Calls `listener` on `change`: another tab of this site changed or ended the session, or the page
+   * came back from the back/forward cache (re-read it); on `conflict`: a handoff link or an
+   * identity assertion met another session with values in this browser, and this page kept its own
+   * (the classic script also dispatches `baton:change` and `baton:conflict` on `window`).
    * Returns a function that unsubscribes.
    */
-  on(type: "change", listener: () => void): () => void;
+  on(type: "change" | "conflict", listener: () => void): () => void;
 }
 
 /**
@@ -83,6 +99,11 @@ export class CookieProvider {
   saveCookie(): Promise<string | null>;
   /** Removes the value from the broker (so from every site) and the page's cookie. */
   deleteCookie(): Promise<null>;
+  /**
+   * Detaches this browser from the identified customer's session on every site (call it on logout)
+   * and removes the page's cookie `name`.
+   */
+  forget(): Promise<null>;
   /** Whether the broker can keep state in this browser; also calls `callback` (or the constructor's) with it. */
   cookieTest(callback?: (enabled: boolean) => void): Promise<boolean>;
 }

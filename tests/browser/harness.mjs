@@ -180,18 +180,22 @@ ${extra}`,
 /**
  * The partner sites: one node server on one port, answering by `Host` (shop.localhost,
  * support.localhost, evil.localhost, any NAME.localhost). Tests add pages with
- * `page(host, path, html)`; a path ending in `.js` is served as JavaScript.
+ * `page(host, path, html, {bfcache})`; a path ending in `.js` is served as JavaScript. Pages are
+ * `Cache-Control: no-store`, which keeps them out of the back/forward cache, unless `bfcache`.
  */
 export async function startPartners() {
   /** @type {Map<string, string>} "host path" -> html */
   const pages = new Map();
+  /** "host path" of the pages served without `no-store` */
+  const cached = new Set();
   const server = http.createServer((req, res) => {
     // Browsers ask every site for one: an empty answer keeps a 404 out of every page's console.
     if (req.url === "/favicon.ico") return res.writeHead(204).end();
     const host = (req.headers.host ?? "").split(":")[0];
-    const html = pages.get(`${host} ${new URL(req.url, "http://x").pathname}`);
+    const at = `${host} ${new URL(req.url, "http://x").pathname}`;
+    const html = pages.get(at);
     const type = req.url.split("?")[0].endsWith(".js") ? "text/javascript" : "text/html";
-    res.writeHead(html === undefined ? 404 : 200, { "content-type": `${type}; charset=utf-8`, "cache-control": "no-store" });
+    res.writeHead(html === undefined ? 404 : 200, { "content-type": `${type}; charset=utf-8`, "cache-control": cached.has(at) ? "no-cache" : "no-store" });
     res.end(html ?? "not found");
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -201,8 +205,11 @@ export async function startPartners() {
     /** The URL of `path` on `name` ("shop", "support", "evil"). */
     url: (name, p = "/") => `http://${name}.localhost:${port}${p}`,
     origin: (name) => `http://${name}.localhost:${port}`,
-    /** Serves `html` at `path` on `name`. */
-    page: (name, p, html) => pages.set(`${name}.localhost ${p}`, html),
+    /** Serves `html` at `path` on `name`; `bfcache`: without `no-store`. */
+    page: (name, p, html, { bfcache = false } = {}) => {
+      pages.set(`${name}.localhost ${p}`, html);
+      if (bfcache) cached.add(`${name}.localhost ${p}`);
+    },
     stop: () => new Promise((r) => server.close(r)),
   };
 }

@@ -131,6 +131,9 @@ for (const [file, src] of [
       { baton: 1, id: "1", op: "set", key: "k", value: 1 },
       { baton: 1, id: "1", op: "handoff" },
       { baton: 1, id: "1", op: "redeem", token: null },
+      { baton: 1, id: "1", op: "identify" },
+      { baton: 1, id: "1", op: "identify", assertion: 1 },
+      { baton: 1, id: "1", op: "identify", assertion: "x".repeat(8193) },
     ]) {
       assert.deepEqual(await iframe.send(m, o), [], JSON.stringify(m));
     }
@@ -203,7 +206,9 @@ for (const [file, src] of [
     assert.deepEqual((await ask({ op: "redeem", token: "t.o.k" })).result, { adopted: true });
     assert.deepEqual(lastFetch(), ["POST", "/v1/handoff/redeem", { token: "t.o.k", origin: shop }, "application/json"]);
     next = () => Response.json({ error: "session_conflict" }, { status: 409 });
-    assert.deepEqual((await ask({ op: "redeem", token: "t" })).result, { adopted: false, reason: "existing_session" });
+    // The reply comes after a conflict event (see the identify test below).
+    const conflict = await iframe.send({ baton: 1, id: "7", op: "redeem", token: "t" }, shop);
+    assert.deepEqual(conflict.at(-1)[0].result, { adopted: false, reason: "existing_session" });
     next = () => Response.json({ error: "invalid_token" }, { status: 401 });
     assert.deepEqual((await ask({ op: "redeem", token: "t" })).result, { adopted: false, reason: "invalid_token" });
 
@@ -237,6 +242,42 @@ for (const [file, src] of [
     assert.equal((await ask({ op: "delete", key: "k", pk: "K1" })).pk, undefined, "a DELETE's 204 says nothing about the session");
     assert.equal((await ask({ op: "end", pk: "K1" })).pk, "", "end drops the key");
     assert.equal((await ask({ op: "mode" })).result, "page");
+  });
+
+  test(`${file}: identify and forget call the broker; a 409 is told to the page as a conflict event`, async () => {
+    const shop = "http://shop.localhost:8080";
+    let next = () => Response.json({ values: { chat: "c" }, page_key: "K2" });
+    const iframe = boot(src, { trusted: [shop], respond: () => next() });
+    const ask = (m) => iframe.send({ baton: 1, id: "7", ...m }, shop);
+    const lastFetch = () => {
+      const f = iframe.fetches.at(-1);
+      return [f.method, f.url, f.body && JSON.parse(f.body), f.headers["Baton-Page-Origin"]];
+    };
+
+    const joined = await ask({ op: "identify", assertion: "a.b.c" });
+    assert.deepEqual(joined, [[{ baton: 1, id: "7", ok: true, result: null, pk: "K2" }, shop]], "no conflict event, the new key passed on");
+    assert.deepEqual(lastFetch(), ["POST", "/v1/identify", { assertion: "a.b.c", origin: shop }, shop]);
+    assert.equal(iframe.posted.length, 1, "joining a session is a change for the site's other tabs");
+    assert.equal((await ask({ op: "identify", assertion: "x".repeat(8192) })).length, 1, "the longest assertion sent");
+
+    next = () => Response.json({ error: "identity_expired", message: "expired" }, { status: 401 });
+    assert.deepEqual(await ask({ op: "identify", assertion: "a.b.c" }), [[{ baton: 1, id: "7", ok: false, error: { code: "identity_expired", message: "expired" } }, shop]]);
+
+    next = () => Response.json({ error: "session_conflict", message: "another session" }, { status: 409 });
+    const conflict = await ask({ op: "identify", assertion: "a.b.c" });
+    assert.deepEqual(conflict.map(([m]) => m.event ?? m.error.code), ["conflict", "session_conflict"], "the event first, then the rejection");
+    assert.equal(conflict[0][1], shop, "to the page's exact origin");
+    const redeemed = await ask({ op: "redeem", token: "t" });
+    assert.deepEqual(redeemed.map(([m]) => m.event ?? m.result), ["conflict", { adopted: false, reason: "existing_session" }]);
+
+    next = () => Response.json({ values: {}, page_key: "" });
+    const posted = iframe.posted.length;
+    assert.deepEqual(await ask({ op: "forget", pk: "K2" }), [[{ baton: 1, id: "7", ok: true, result: null, pk: "" }, shop]], "the page drops its key");
+    assert.deepEqual(lastFetch(), ["POST", "/v1/forget", undefined, shop]);
+    assert.equal(iframe.fetches.at(-1).headers["Baton-Page-Key"], "K2");
+    assert.equal(iframe.posted.length, posted + 1, "the site's other tabs re-read");
+    next = () => new Response(null, { status: 204 });
+    assert.equal((await ask({ op: "forget" }))[0][0].pk, "", "even where the broker says nothing of keys");
   });
 
   test(`${file}: cookies that stick mean no page mode; page keys off mean mode none`, async () => {

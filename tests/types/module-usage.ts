@@ -6,6 +6,9 @@ async function modern(): Promise<void> {
   const baton: Client = connect("https://broker.example.com/iframe.html", { timeout: 3000 });
   const mode: Mode = await baton.mode();
   await baton.set("cart", "[]");
+  baton.on("conflict", () => console.log("another session here"));
+  await baton.identify("eyJ...");
+  await baton.forget();
   try {
     await baton.get("cart");
   } catch (e) {
@@ -18,6 +21,7 @@ async function modern(): Promise<void> {
 async function genesys(): Promise<void> {
   const provider = new CookieProvider("chat", "https://broker.example.com/iframe.html");
   const loaded: string | null = await provider.loadCookie();
+  await provider.forget();
   initCookieProviderExtension("chat", "https://broker.example.com/iframe.html")(null, { registerPlugin: () => ({ subscribe: () => undefined }) });
   console.log(loaded);
 }

@@ -10,6 +10,12 @@ async function modern(): Promise<void> {
   const mode: Baton.Mode = await baton.mode();
   const off: () => void = baton.on("change", () => {});
   off();
+  const conflictOff: () => void = baton.on("conflict", () => alert("another conversation is open here"));
+  conflictOff();
+  await baton.identify(document.querySelector<HTMLMetaElement>("meta[name=baton-identity]")?.content ?? "");
+  await baton.forget();
+  // @ts-expect-error an assertion is a string
+  await baton.identify(42);
   const url: string = await baton.handoffUrl("https://support.example.org/");
   const win: Window | null = baton.open("https://support.example.org/", "_blank");
   void win;
@@ -33,6 +39,8 @@ async function genesys(): Promise<void> {
   const loaded: string | null = await cookieProvider.loadCookie();
   const saved: string | null = await cookieProvider.saveCookie();
   const enabled: boolean = await cookieProvider.cookieTest();
+  const forgotten: null = await cookieProvider.forget();
+  window.addEventListener("baton:conflict", () => console.log("a conflict", forgotten));
   await cookieProvider.cookieTest((isEnabled: boolean) => console.log(isEnabled));
   const ext = initCookieProviderExtension("customer-defined-session-cookie", "https://broker.example.com/iframe.html");
   ext(null, { registerPlugin: () => ({ subscribe: () => undefined }) }, {});

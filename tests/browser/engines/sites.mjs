@@ -101,13 +101,15 @@ export async function startSiteServer(scheme, handler) {
 
 /**
  * The partner sites over https, with the API of harness.mjs `startPartners()`: one server
- * answering by `Host` (any NAME.localhost), pages added with `page(name, path, html)` (a path
+ * answering by `Host` (any NAME.localhost), pages added with `page(name, path, html, {bfcache})` (a path
  * ending in `.js` is served as JavaScript); HTML pages get the error collector first.
  * @returns {Promise<Partners>}
  */
 export async function startHttpsPartners() {
   /** @type {Map<string, string>} "host path" -> body */
   const pages = new Map();
+  /** "host path" of the pages served without `no-store` (back/forward cache allowed) */
+  const cached = new Set();
   const server = await startSiteServer("https", (req, res, at) => {
     if (at.path === "/favicon.ico") {
       res.writeHead(204).end();
@@ -116,7 +118,8 @@ export async function startHttpsPartners() {
     const body = pages.get(`${at.host} ${at.path}`);
     if (body === undefined) return false;
     const js = at.path.endsWith(".js");
-    res.writeHead(200, { "content-type": `${js ? "text/javascript" : "text/html"}; charset=utf-8`, "cache-control": "no-store" });
+    const cache = cached.has(`${at.host} ${at.path}`) ? "no-cache" : "no-store";
+    res.writeHead(200, { "content-type": `${js ? "text/javascript" : "text/html"}; charset=utf-8`, "cache-control": cache });
     res.end(js ? body : withCollector(body));
     return true;
   });
@@ -125,7 +128,10 @@ export async function startHttpsPartners() {
     port,
     url: (name, p = "/") => `https://${name}.localhost:${port}${p}`,
     origin: (name) => `https://${name}.localhost:${port}`,
-    page: (name, p, html) => pages.set(`${name}.localhost ${p}`, html),
+    page: (name, p, html, { bfcache = false } = {}) => {
+      pages.set(`${name}.localhost ${p}`, html);
+      if (bfcache) cached.add(`${name}.localhost ${p}`);
+    },
     stop: server.stop,
   };
 }
