@@ -386,8 +386,8 @@ pub async fn ready(url: &str) -> bool {
 
 /// A `[[handoff.keys]]` entry with 256 fresh random bits.
 pub fn keygen() -> String {
-    let secret = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
-    let kid = format!("k{}", &crate::session::new_uid()[..8]);
+    let secret = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
+    let kid = format!("k{}", &crate::random::hex_128()[..8]);
     format!(
         "# Add to baton.toml (newest key first; keep old ones until their tokens expired):\n[[handoff.keys]]\nkid = \"{kid}\"\nsecret = \"{secret}\""
     )
@@ -485,9 +485,9 @@ fn identity(command: IdentityCommand) -> i32 {
 
 /// An `[[identity.keys]]` HS256 entry and a subject secret, each 256 fresh random bits.
 pub fn identity_keygen() -> String {
-    let secret = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
-    let subject = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
-    let kid = format!("i{}", &crate::session::new_uid()[..8]);
+    let secret = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
+    let subject = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
+    let kid = format!("i{}", &crate::random::hex_128()[..8]);
     format!(
         "# Add to baton.toml: the key, once per partner (give the partner its kid and secret);\n\
          # subject_secret once per deployment, kept for as long as identities are kept.\n\

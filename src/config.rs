@@ -29,6 +29,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
+use crate::handoff::SigningKey;
 use crate::origin::{Origin, TrustedOrigins};
 use crate::session::Timeouts;
 
@@ -38,7 +39,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub trust: TrustConfig,
     pub session: SessionConfig,
-    pub store: crate::session::StoreConfig,
+    pub store: crate::session::store_config::StoreConfig,
     pub handoff: HandoffConfig,
     pub log: LogConfig,
     pub identity: IdentityConfig,
@@ -224,22 +225,6 @@ fn dev_public_origin(listen: SocketAddr) -> Origin {
     Origin::parse(&origin).unwrap_or_else(|_| unreachable!("{origin} is an origin"))
 }
 
-/// A handoff signing key, decoded. `Debug` never shows the secret.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigningKey {
-    #[serde(deserialize_with = "kid")]
-    pub kid: String,
-    #[serde(deserialize_with = "secret")]
-    pub secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey({}, <redacted>)", self.kid)
-    }
-}
-
 pub const MIN_SECRET_BYTES: usize = 32;
 
 fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -284,7 +269,7 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Err
         .collect()
 }
 
-fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let kid = String::deserialize(d)?;
     let ok = (1..=64).contains(&kid.len())
         && kid
@@ -318,7 +303,7 @@ fn es256_public_key<'de, D: Deserializer<'de>>(
         .map_err(D::Error::custom)
 }
 
-fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+pub(crate) fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let raw = String::deserialize(d)?;
     match URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')) {
         Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(secret),
@@ -688,7 +673,12 @@ impl Config {
         let session =
             session.and_then(|t| parse_section::<SessionConfig>("session", t, &[], &mut errors));
         let store = store.and_then(|t| {
-            parse_section::<crate::session::StoreConfig>("store", t, &["backend"], &mut errors)
+            parse_section::<crate::session::store_config::StoreConfig>(
+                "store",
+                t,
+                &["backend"],
+                &mut errors,
+            )
         });
         let handoff =
             handoff.and_then(|t| parse_section::<HandoffConfig>("handoff", t, &[], &mut errors));

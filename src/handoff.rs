@@ -1,5 +1,6 @@
-//! Handoff tokens: how a session crosses from one trusted site to another when the browser keeps
-//! only partitioned cookies.
+//! Handoff tokens, and the keys that sign them (`SigningKey`, read from `[handoff]`): how a
+//! session crosses from one trusted site to another when the browser keeps only partitioned
+//! cookies.
 //!
 //! The source site's iframe asks for a token naming the destination origin; the library puts it in
 //! the destination URL's fragment (never sent to servers nor in `Referer`); the destination's iframe
@@ -25,8 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::SigningKey;
-use crate::session::Timestamp;
+use crate::clock::Timestamp;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 1024;
@@ -44,6 +44,22 @@ pub struct Claims {
     pub nbf: i64,
     pub iat: i64,
     pub jti: String,
+}
+
+/// A handoff signing key, decoded. `Debug` never shows the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    #[serde(deserialize_with = "crate::config::kid")]
+    pub kid: String,
+    #[serde(deserialize_with = "crate::config::secret")]
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({}, <redacted>)", self.kid)
+    }
 }
 
 #[derive(Clone)]
@@ -100,7 +116,7 @@ impl HandoffKeys {
         if handoff.uses_dev_key(&config.server.public_origin) {
             keys.push(SigningKey {
                 kid: "dev".into(),
-                secret: crate::session::random_bytes::<32>().to_vec(),
+                secret: crate::random::bytes::<32>().to_vec(),
             });
         }
         Self::new(keys, handoff.issuer.clone(), handoff.ttl_secs)

@@ -11,14 +11,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::clock::Clock;
+use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::cookie::{self, RequestCookies};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
-use crate::session::{
-    AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, SetOutcome, Timestamp,
-};
+use crate::session::{AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, SetOutcome};
 
 /// The origin the request acts for, once the API's `guard` has allowed it.
 #[derive(Clone, Debug)]

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timestamp};
+use super::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError};
+use crate::clock::Timestamp;
 use crate::metrics::Metrics;
 
 pub struct Metered {

@@ -9,8 +9,7 @@
 pub mod metered;
 pub mod redis;
 pub mod sqlite;
-
-use std::sync::Arc;
+pub mod store_config;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,8 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-/// Milliseconds since the Unix epoch, from the app's `Clock` (tests control it).
-pub type Timestamp = i64;
+use crate::clock::Timestamp;
+use crate::random::{self, hex};
 
 /// The secret a browser holds. `Debug` is redacted so it cannot reach a log by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,7 +32,7 @@ const ID_LEN: usize = 43;
 
 impl SessionId {
     pub fn generate() -> Self {
-        Self(URL_SAFE_NO_PAD.encode(random_bytes::<ID_BYTES>()))
+        Self(URL_SAFE_NO_PAD.encode(random::bytes::<ID_BYTES>()))
     }
 
     /// A fresh id for the session `uid`: random, except that it starts with the session's slot
@@ -148,13 +147,9 @@ impl IdHash {
 /// Characters of a slot tag.
 pub const TAG_LEN: usize = 4;
 
-/// Internal name of a server-side session; never sent to a browser as a credential.
-pub fn new_uid() -> String {
-    hex(&random_bytes::<16>())
-}
-
 /// A fresh name in the slot of `like` (a uid, an id's tag): `<tag>.<32 hex>` when `like` has a
-/// tag, else a plain `new_uid`.
+/// tag, else 32 random hex characters (the internal name of a server-side session, never sent
+/// to a browser as a credential).
 ///
 /// Redis Cluster runs a script only when all its keys are in one hash slot; the slot of a key
 /// is that of its `{tag}`. So every key of one session (its hash, its ids, its handoff records)
@@ -165,8 +160,8 @@ pub fn new_uid() -> String {
 /// their old keys (docs/deployment.md).
 pub fn new_uid_in(tag: Option<&str>) -> String {
     match tag {
-        Some(tag) => format!("{tag}.{}", new_uid()),
-        None => new_uid(),
+        Some(tag) => format!("{tag}.{}", random::hex_128()),
+        None => random::hex_128(),
     }
 }
 
@@ -178,25 +173,6 @@ pub fn slot_tag(name: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then_some(tag)
-}
-
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    // The OS generator failing means the machine cannot make secrets at all: refuse to go on
-    // rather than hand out guessable ids.
-    #[allow(clippy::expect_used)]
-    getrandom::fill(&mut buf).expect("the OS random number generator failed");
-    buf
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 pub type Values = BTreeMap<String, String>;
@@ -250,63 +226,6 @@ impl Timeouts {
     /// script gets it as a number).
     pub fn touch_step_ms(&self) -> i64 {
         (self.idle_ms / 60).clamp(1, 30_000)
-    }
-}
-
-/// `[store]`: which backend holds the sessions, with its own keys. Opening the store is the
-/// config's job, so a new backend is one variant here, one arm in `open`, and its module.
-#[derive(Clone, serde::Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum StoreConfig {
-    /// Embedded, nothing to install, one node.
-    Sqlite(sqlite::SqliteConfig),
-    /// Several nodes behind a load balancer.
-    Redis(redis::RedisConfig),
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self::Sqlite(sqlite::SqliteConfig::default())
-    }
-}
-
-/// Printed in logs: the Redis URL without its password.
-impl fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(c) => write!(f, "sqlite {}", c.sqlite_path),
-            Self::Redis(c) => write!(f, "redis {} prefix {:?}", c.describe(), c.redis_prefix),
-        }
-    }
-}
-
-impl StoreConfig {
-    /// Opens the backend this config names.
-    pub async fn open(&self, timeouts: Timeouts) -> Result<Arc<dyn SessionStore>, StoreError> {
-        Ok(match self {
-            Self::Sqlite(c) => Arc::new(sqlite::SqliteStore::open(&c.sqlite_path, timeouts)?),
-            Self::Redis(c) => {
-                let store = Arc::new(redis::RedisStore::open(c, timeouts).await?);
-                store.probe();
-                store
-            }
-        })
-    }
-
-    pub(crate) fn problems(&self, out: &mut Vec<String>) {
-        match self {
-            Self::Sqlite(c) => c.problems(out),
-            Self::Redis(c) => c.problems(out),
-        }
-    }
-
-    /// How often expired sessions are deleted (at least every second).
-    pub fn sweep_interval(&self) -> std::time::Duration {
-        let secs = match self {
-            Self::Sqlite(c) => c.sweep_interval_secs,
-            Self::Redis(c) => c.sweep_interval_secs,
-        };
-        std::time::Duration::from_secs(secs.max(1))
     }
 }
 

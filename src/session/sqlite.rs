@@ -32,9 +32,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
-    Values, new_uid,
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Values,
 };
+use crate::clock::Timestamp;
 
 /// `[store]` with `backend = "sqlite"`.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -535,7 +535,7 @@ impl SessionStore for SqliteStore {
         let id = id.as_str().to_owned();
         self.write(move |conn, timeouts| {
             let session = Session {
-                uid: new_uid(),
+                uid: crate::random::hex_128(),
                 values: Values::new(),
                 created_at: now,
                 last_seen: now,

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use baton::clock::ManualClock;
+use baton::clock::{ManualClock, Timestamp};
 use baton::config::Config;
 pub use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use baton::session::sqlite::SqliteStore;
-use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timestamp,
-};
+use baton::session::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
 pub const SHOP: &str = "http://shop.localhost:9001";

@@ -966,7 +966,7 @@ async fn redis_store() -> Arc<dyn SessionStore> {
 
 async fn redis_cleanup() -> Kept<RedisKeys> {
     let url = redis_url();
-    let prefix = format!("baton-test:{}:", baton::session::new_uid());
+    let prefix = format!("baton-test:{}:", baton::random::hex_128());
     let store = baton::session::redis::RedisStore::open(&redis_config(&url, &prefix), TIMEOUTS)
         .await
         .expect("open");
@@ -1235,8 +1235,8 @@ async fn redis_sessions_from_before_slot_tags_keep_working() {
         .expect("connect");
     let old_id = SessionId::generate();
     let hash = old_id.hash().as_str().to_owned();
-    let uid = baton::session::new_uid();
-    let jti = baton::session::new_uid();
+    let uid = baton::random::hex_128();
+    let jti = baton::random::hex_128();
     let mut pipe = ::redis::pipe();
     pipe.cmd("HSET")
         .arg(format!("{p}s:{uid}"))

@@ -84,9 +84,10 @@ use self::errors::{corrupt, is_demoted, node_lost, other_slot, store_error, wait
 use self::reply::{Written, session, written};
 use self::scripts::{Lua, Scripts};
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Timestamp,
-    Values, new_uid, new_uid_in, slot_tag,
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Values,
+    new_uid_in, slot_tag,
 };
+use crate::clock::Timestamp;
 
 pub struct RedisStore {
     connector: Connector,
@@ -568,7 +569,7 @@ impl SessionStore for RedisStore {
         if self.absent(jti) {
             return Ok(None);
         }
-        let claim = new_uid();
+        let claim = crate::random::hex_128();
         let key = format!("{}h:{jti}", self.base(jti));
         // A write: a take lost in a failover could be redeemed again.
         self.run(&self.scripts.take_handoff, now, &[key], &[jti, &claim])
