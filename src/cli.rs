@@ -441,44 +441,53 @@ fn identity(command: IdentityCommand) -> i32 {
                 }
             }
         }
-        IdentityCommand::Verify { token, .. } => {
-            let token = match token.filter(|t| t != "-") {
-                Some(token) => token,
-                None => {
-                    let mut input = String::new();
-                    if std::io::stdin().read_to_string(&mut input).is_err() {
-                        eprintln!("baton: cannot read stdin");
-                        return 2;
-                    }
-                    input.trim().to_owned()
-                }
-            };
-            match keys.verify(&token, &page, &config.trust.origins, now) {
-                Ok(identity) => {
-                    println!(
-                        "{}",
-                        json!({
-                            "valid": true,
-                            "kid": identity.kid,
-                            "issuer": identity.issuer.as_str(),
-                            "subject": identity.subject.to_hex(),
-                            "expires_at": identity.expires_at / 1000,
-                        })
-                    );
-                    0
-                }
-                Err(rejection) => {
-                    println!(
-                        "{}",
-                        json!({
-                            "valid": false,
-                            "error": rejection.code(),
-                            "message": rejection.to_string(),
-                        })
-                    );
-                    1
-                }
+        IdentityCommand::Verify { token, .. } => identity_verify(&keys, token, &page, &config, now),
+    }
+}
+
+/// `baton identity verify`: prints the verdict on `token` (or stdin) as JSON; the exit code.
+fn identity_verify(
+    keys: &crate::identity::IdentityKeys,
+    token: Option<String>,
+    page: &crate::origin::Origin,
+    config: &Config,
+    now: crate::clock::Timestamp,
+) -> i32 {
+    let token = match token.filter(|t| t != "-") {
+        Some(token) => token,
+        None => {
+            let mut input = String::new();
+            if std::io::stdin().read_to_string(&mut input).is_err() {
+                eprintln!("baton: cannot read stdin");
+                return 2;
             }
+            input.trim().to_owned()
+        }
+    };
+    match keys.verify(&token, page, &config.trust.origins, now) {
+        Ok(identity) => {
+            println!(
+                "{}",
+                json!({
+                    "valid": true,
+                    "kid": identity.kid,
+                    "issuer": identity.issuer.as_str(),
+                    "subject": identity.subject.to_hex(),
+                    "expires_at": identity.expires_at / 1000,
+                })
+            );
+            0
+        }
+        Err(rejection) => {
+            println!(
+                "{}",
+                json!({
+                    "valid": false,
+                    "error": rejection.code(),
+                    "message": rejection.to_string(),
+                })
+            );
+            1
         }
     }
 }
