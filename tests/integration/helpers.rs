@@ -178,6 +178,71 @@ impl TestApp {
             .await
             .expect("send")
     }
+
+    /// `DELETE /v1/session/{key}`: removes one value.
+    pub async fn delete_value(
+        &self,
+        key: &str,
+        origin: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        self.req(
+            reqwest::Method::DELETE,
+            &format!("/v1/session/{key}"),
+            Some(origin),
+            cookie,
+        )
+        .send()
+        .await
+        .expect("send")
+    }
+
+    /// `DELETE /v1/session`: ends the session everywhere.
+    pub async fn end(&self, origin: &str, cookie: Option<&str>) -> reqwest::Response {
+        self.req(reqwest::Method::DELETE, "/v1/session", Some(origin), cookie)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// `POST /v1/handoff`: asks for a token for `audience`.
+    pub async fn handoff(
+        &self,
+        origin: &str,
+        cookie: Option<&str>,
+        audience: &str,
+    ) -> reqwest::Response {
+        self.req(reqwest::Method::POST, "/v1/handoff", Some(origin), cookie)
+            .json(&serde_json::json!({ "audience": audience }))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// `POST /v1/handoff/redeem` of `token`, naming the page `page` in the body when given (as
+    /// the broker's iframe does) or leaving it out (a trusted page redeeming for itself).
+    pub async fn redeem(
+        &self,
+        origin: &str,
+        cookie: Option<&str>,
+        token: &str,
+        page: Option<&str>,
+    ) -> reqwest::Response {
+        let body = match page {
+            Some(page) => serde_json::json!({ "token": token, "origin": page }),
+            None => serde_json::json!({ "token": token }),
+        };
+        self.req(
+            reqwest::Method::POST,
+            "/v1/handoff/redeem",
+            Some(origin),
+            cookie,
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+    }
 }
 
 pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
