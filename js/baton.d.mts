@@ -43,6 +43,13 @@ export interface Client {
    */
   handoffUrl(url: string): Promise<string>;
   /**
+   * Opens `url` in a new window at once, inside the user's gesture (popup blockers allow it),
+   * carrying the session to another trusted site: with a token minted when a link to that site was
+   * hovered or focused, or else into a blank window (its `opener` cut) that navigates to the
+   * decorated URL when the token comes. Returns what `window.open` returned.
+   */
+  open(url: string, target?: string): Window | null;
+  /**
    * Calls `listener` when another tab of this site changed or ended the session.
    * Returns a function that unsubscribes.
    */

@@ -9,22 +9,33 @@
  * this script adds to the fragment of links to other trusted sites (`#baton=TOKEN`) and redeems on
  * arrival.
  *
- * One source, two forms (scripts/build-js.mjs wraps this file): `cookie-provider.js`, a classic
- * script that defines the globals `CookieProvider`, `initCookieProviderExtension` and `Baton`
- * (what Genesys pages load), and `baton.mjs`, an ES module exporting `CookieProvider`,
- * `initCookieProviderExtension`, `connect` and `BatonError`.
+ * One source, an ES module importing the shared rules, two forms (scripts/build-js.mjs bundles
+ * and wraps this file): `cookie-provider.js`, a classic script that defines the globals
+ * `CookieProvider`, `initCookieProviderExtension` and `Baton` (what Genesys pages load), and
+ * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
+ * and `BatonError`.
  *
- * Size matters (2 KiB gzipped): short local names are mangled by terser, string literals and
+ * Size matters (2,880 bytes gzipped): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
+import { KEY, allowed } from "./shared.js";
+
 const w = window;
 const d = document;
 const PARAM = "baton=";
 const TIMEOUT = 5000;
-/** Longest a link click waits for a handoff token before navigating without one. */
-const HANDOFF_WAIT = 1500;
-
-// @include shared.js
+/**
+ * Longest a click waits for a handoff token not minted before it, then navigates without one. Under
+ * WebKit's popup allowance (a window opened more than ~1 s after the click is blocked) and short
+ * enough that a customer does not click twice; most tokens are minted before the click anyway.
+ */
+const HANDOFF_WAIT = 600;
+/** How long a token minted before the click is used: well under the broker's `handoff.ttl_secs`
+ * (60 s by default), so that it is still valid when it arrives. */
+const KEEP = 20000;
+/** How long a link or form keeps its decorated URL after the click, for a page's own handler that
+ * navigates to it a little later (a tracking link); then the URL is what the page wrote again. */
+const KEEP_HREF = 2000;
 
 /** An error with a machine-readable `code`: `timeout`, `iframe_error`, `bad_request` or the broker's. */
 class BatonError extends Error {
@@ -79,6 +90,8 @@ let linker;
  * @property {Promise<void>} ready
  * @property {Set<() => void>} listeners
  * @property {string[]} trusted
+ * @property {Record<string, {e: number, t?: string | null, p: Promise<string | null>}>} m tokens minted
+ *   before the click, by destination origin: expiry, token (null: no session; undefined: not yet)
  */
 
 /** Rejects with a `BatonError(code)` after `ms`. */
@@ -125,11 +138,34 @@ const channel = (url) => {
   /** @type {Channel} */
   const ch = {
     trusted: [],
-    listeners: new Set(),
+    m: {},
+    // Another tab changed the session: tokens minted for the old one go.
+    listeners: new Set([() => (ch.m = {})]),
     ready,
-    send: (op, args, timeout) => race(ready.then(() => post(op, args)), timeout),
+    // `set`, `end` and `delete` change the session too (the ops that start with s, e or d).
+    send: (op, args, timeout) => ("sed".includes(op[0]) && (ch.m = {}), race(ready.then(() => post(op, args)), timeout)),
   };
 
+  listen(frame, origin, ch, pending);
+  frame.src = url;
+  frame.title = "baton";
+  frame.style.display = "none";
+  const add = () => d.body.appendChild(frame);
+  d.body ? add() : d.addEventListener("DOMContentLoaded", add);
+
+  if (!linker) intercept((linker = ch));
+  return (channels[url] = ch);
+};
+
+/**
+ * Settles the requests in `pending` as the iframe `frame` of `origin` answers them, keeps the page
+ * keys it hands out, and tells `ch`'s listeners of changes made in this site's other tabs.
+ * @param {HTMLIFrameElement} frame
+ * @param {string} origin
+ * @param {Channel} ch
+ * @param {Map<string, [(v: any) => void, (e: BatonError) => void]>} pending
+ */
+const listen = (frame, origin, ch, pending) =>
   w.addEventListener("message", (e) => {
     const m = e.data;
     if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
@@ -146,28 +182,120 @@ const channel = (url) => {
     m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
   });
 
-  frame.src = url;
-  frame.title = "baton";
-  frame.style.display = "none";
-  const add = () => d.body.appendChild(frame);
-  d.body ? add() : d.addEventListener("DOMContentLoaded", add);
+/**
+ * The origin a token for following `href` is minted for, or undefined when no token may go with it.
+ * A token in a fragment reaches wherever a redirect chain ends (browsers keep the fragment across a
+ * 302), so every origin that `href` names (its own, then any URL in its path, query or fragment,
+ * however often percent-encoded, protocol-relative or with backslashes: a redirect link
+ * `A/go?to=https://B/x`) must be trusted; the last one named, where the chain ends, is the
+ * destination, and must not be this page's. Anything unparsable gets nothing.
+ * @param {Channel} ch
+ * @param {string} href absolute
+ * @returns {string | undefined}
+ */
+const dest = (ch, href) => {
+  let q = href;
+  let p;
+  try {
+    while (q !== (p = decodeURIComponent(q))) q = p;
+    const o = q.match(/(https?:)?[/\\]{2}[^/\\?#&\s]*/gi).map((m) => new URL(m, href).origin);
+    p = o[o.length - 1];
+    return o.every((x) => allowed(ch.trusted, x)) && p !== location.origin ? p : undefined;
+  } catch {}
+};
 
-  if (!linker) {
-    linker = ch;
-    const click = (e) => {
-      const a = e.target.closest && e.target.closest("a[href]");
-      const href = a && a.href;
-      if (e.defaultPrevented || e.button > 1 || e.altKey || typeof href !== "string" || a.hasAttribute("download")) return;
-      const o = new URL(href).origin;
-      if (o === location.origin || !allowed(ch.trusted, o)) return;
-      e.preventDefault();
-      const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank";
-      handoff(ch, href, HANDOFF_WAIT).then((u) => (blank ? w.open(u, "_blank", "noopener") : w.open(u, a.target || "_self")));
-    };
-    w.addEventListener("click", click, true);
-    w.addEventListener("auxclick", click, true);
+/**
+ * The token for origin `o`, minted now unless one is on the way or kept (not expired). Single use:
+ * taken out when `take`.
+ * @param {Channel} ch
+ * @param {string} o
+ * @param {unknown} [take]
+ */
+const mint = (ch, o, take) => {
+  let m = ch.m[o];
+  if (!(m && m.e > Date.now())) {
+    const n = (m = ch.m[o] = /** @type {any} */ ({ e: Date.now() + KEEP }));
+    n.p = ch.send("handoff", { url: o }, TIMEOUT).then((t) => (n.t = t), () => null);
   }
-  return (channels[url] = ch);
+  if (take) delete ch.m[o];
+  return m;
+};
+
+/** The absolute URL in attribute `a` of `el`. */
+const urlOf = (el, a) => new URL(el.getAttribute(a), d.baseURI).href;
+
+/**
+ * Carries the session on clicks (and middle clicks) on links, and on form submissions, to the
+ * other trusted sites. A token is minted as soon as such a link or form is hovered, focused or
+ * pressed (a key press needs focus first, a touch fires pointerdown); ready at the click, it goes
+ * into the URL the browser is about to follow, and nothing else changes: the browser's own
+ * navigation, `target=_blank`, modifier keys, the page's handlers and WebKit's popup allowance
+ * stay as they were. Not ready, the navigation waits for it, at most `HANDOFF_WAIT`. Links inside
+ * open shadow roots are found in the event's composed path. `data-baton="off"` on a link, a form
+ * or any ancestor turns this off (a redirector whose destination the URL does not name). Only one
+ * channel does this for the page, or one click would fetch a token per channel.
+ * @param {Channel} ch
+ */
+const intercept = (ch) => {
+  /** Puts token `t` into attribute `a` of `el`, for `KEEP_HREF`. */
+  const put = (el, a, t) => {
+    const v = el.getAttribute(a);
+    el.setAttribute(a, decorate(urlOf(el, a), t));
+    setTimeout(() => el.setAttribute(a, v), KEEP_HREF);
+  };
+  /**
+   * The link, form or button with its own `formaction` event `e` is about (`s`: the submitter),
+   * the attribute with its URL, and the origin to mint for; or undefined.
+   * @returns {[Element, string, string] | undefined}
+   */
+  const of = (e, s) => {
+    const t = s || e.composedPath()[0];
+    const el = t.closest && (t.closest("a[href],area[href],[formaction]") || t.form || t);
+    const a = el && ["href", "formaction", "action"].find((x) => el.hasAttribute(x));
+    const o = a && !e.defaultPrevented && !el.closest("[data-baton=off],[download]") && dest(ch, urlOf(el, a));
+    return o ? [el, a, o] : undefined;
+  };
+  /** With the token ready, decorates at once; else holds the navigation back and `nav`s later. */
+  const go = (e, [el, a, o], nav) => {
+    const m = mint(ch, o, 1);
+    if (m.t !== undefined) return m.t && put(el, a, m.t);
+    e.preventDefault();
+    race(m.p, HANDOFF_WAIT)
+      .catch(() => {})
+      .then((t) => nav(el, a, t));
+  };
+  const early = (e) => {
+    const x = of(e);
+    if (x) mint(ch, x[2]);
+  };
+  ["pointerover", "focusin", "pointerdown"].forEach((t) => w.addEventListener(t, early, true));
+  const click = (e) => {
+    const x = of(e);
+    if (e.button > 1 || e.altKey || !x || x[1] !== "href") return;
+    const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || x[0].target === "_blank";
+    go(e, x, (el, a, t) => {
+      const u = decorate(urlOf(el, a), t);
+      blank ? w.open(u, "_blank", "noopener") : w.open(u, el.target || "_self");
+    });
+  };
+  w.addEventListener("click", click, true);
+  w.addEventListener("auxclick", click, true);
+  /** Set while a form held back here is submitted again. */
+  let again;
+  w.addEventListener(
+    "submit",
+    (e) => {
+      const x = !again && of(e, e.submitter);
+      x &&
+        go(e, x, (el, a, t) => {
+          if (t) put(el, a, t);
+          again = 1;
+          (el.form || el).requestSubmit(e.submitter);
+          again = 0;
+        });
+    },
+    true,
+  );
 };
 
 /**
@@ -212,6 +340,26 @@ const connect = (iframeUrl, options) => {
     /** @param {string} url @returns {Promise<string>} */
     handoffUrl: (url) => handoff(ch, url, timeout),
     /**
+     * Opens `url` in a new window at once, within the click that calls it (popup blockers allow
+     * it), carrying the session: with the token minted when a link to it was hovered, or into a
+     * blank window that navigates when the token comes (`opener` cut).
+     * @param {string} url
+     * @param {string} [target]
+     * @returns {Window | null}
+     */
+    open: (url, target) => {
+      url = new URL(url, location.href).href;
+      const o = dest(ch, url);
+      const m = o && mint(ch, o, 1);
+      if (!m || m.t !== undefined) return w.open(decorate(url, m && m.t), target);
+      const win = w.open("", target);
+      if (win) {
+        win.opener = null;
+        m.p.then((t) => (win.location.href = decorate(url, t)));
+      }
+      return win;
+    },
+    /**
      * @param {"change"} type
      * @param {() => void} fn called when another tab of this site changed the session
      * @returns {() => void} unsubscribes
@@ -223,15 +371,43 @@ const connect = (iframeUrl, options) => {
   };
 };
 
-/** The page's own first-party cookie `name`, raw, or null. */
+// The page's cookie value for a broker value (issue 20). A value made only of RFC 6265 cookie
+// octets (printable ASCII but `"`, `,`, `;` and `\`) is written as it is: that is every value the
+// Genesys widget (js-cookie) or any valid cookie writer produces, so those pass through byte for
+// byte, for readers that decode and readers that do not. Any other value could add attributes
+// (`; Domain=...`) or be cut short, so it is written as `"` + encodeURIComponent(value) + `"`: the
+// quoted form RFC 6265 allows, which js-cookie's reader unquotes and decodes itself, and which
+// no raw value can take (a raw value has no `"`). Reading undoes only that form, so a raw value,
+// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was. A
+// value with a lone surrogate, which encodeURIComponent refuses, makes loadCookie() reject
+// instead of being written.
+/** @param {string} v */
+const encode = (v) => (/^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/.test(v) ? v : '"' + encodeURIComponent(v) + '"');
+
+/** The page's own first-party cookie `name`, decoded as `encode` wrote it, or null. */
 const readCookie = (name) => {
+  let v = null;
   try {
     const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return c ? c.slice(name.length + 1) : null;
-  } catch {
-    return null;
-  }
+    if (c) {
+      v = c.slice(name.length + 1);
+      const q = /^"([^"]*)"$/.exec(v);
+      // A quoted value some other writer made that is not ours to decode (`"100%"`) stays raw.
+      if (q) v = decodeURIComponent(q[1]);
+    }
+  } catch {}
+  return v;
 };
+
+/**
+ * Writes the page's cookie `name` with the only attributes it ever gets: path `/`, SameSite=Lax,
+ * Secure over https, and with `v` null an expiry in the past (removed).
+ * @param {string} name
+ * @param {string | null} v
+ */
+const writeCookie = (name, v) =>
+  (d.cookie =
+    name + "=" + (v === null ? "; max-age=0" : encode(v)) + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
 
 /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
 class CookieProvider {
@@ -258,12 +434,11 @@ class CookieProvider {
     // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
     // just started, its save still on the way) is newer than the broker's answer.
     const before = readCookie(name);
-    const set = (v) => (d.cookie = name + "=" + v + "; path=/; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : ""));
     return c.get(name).then((v) =>
       v !== null
-        ? (set(v), v)
+        ? (writeCookie(name, v), v)
         : c.mode().then((m) => {
-            if (m !== "none" && before !== null && readCookie(name) === before) set(";max-age=0");
+            if (m !== "none" && before !== null && readCookie(name) === before) writeCookie(name, null);
             return null;
           }),
     );
@@ -283,7 +458,7 @@ class CookieProvider {
    * @returns {Promise<null>}
    */
   deleteCookie() {
-    d.cookie = this.name + "=; path=/; max-age=0";
+    writeCookie(this.name, null);
     return this.client.delete(this.name);
   }
 

@@ -8,192 +8,205 @@
  *
  * Size matters (the page plus this script must stay under 2 KiB gzipped): short local names are
  * mangled by terser, but string literals and duplicated logic are not, so keep both rare.
+ *
+ * An ES module in source (for `import`); scripts/build-js.mjs bundles it into a classic script,
+ * in a closure, as the iframe page loads it.
  */
-(() => {
-  "use strict";
+import { KEY, allowed } from "./shared.js";
 
-  const w = window;
-  const d = document;
+const w = window;
+const d = document;
 
-  // Neither top-level (a phishing page could run it first-party) nor sandboxed (no cookies, and
-  // every origin check would compare against "null").
-  if (w.top === w || w.origin === "null") return;
+// Set at the end of this file, once this frame knows it may answer at all.
+/** @type {string[]} the trusted patterns of the page's `#baton-config` block */
+let trusted;
+/** Whether this browser keeps any broker cookie in this frame. */
+let keeps;
+/** Whether the page holds the session (page mode). */
+let page;
+/** @type {Promise<void>} settles once any storage access already granted is in use */
+let storageAccess;
+/** @type {BroadcastChannel | undefined} tells this site's other tabs */
+let channel;
+/** The window and origin this frame last answered: where change events go. */
+let last;
 
+/**
+ * Calls the broker API for one request of a page. In page mode the call names that page and
+ * carries the page key it holds; a key the broker issues, or one it no longer knows, is passed
+ * back in the reply (`pk`) for the page to keep or drop. Rejects with `{code, message}` (the
+ * broker's error body, or `network`). No session is not an error: 204, and null here.
+ * @param {{o: string, k?: string, reply: any}} r the request: page origin, page key, reply
+ * @param {string} method
+ * @param {string} path below `/v1/`
+ * @param {object} [body] sent as JSON
+ * @returns {Promise<any>} the JSON answer, or null for 204
+ */
+const api = async (r, method, path, body) => {
+  await storageAccess;
+  /** @type {Record<string, string>} */
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  if (page) {
+    headers["Baton-Page-Origin"] = r.o;
+    if (r.k) headers["Baton-Page-Key"] = r.k;
+  }
+  let res;
+  try {
+    res = await fetch("/v1/" + path, { method, credentials: "same-origin", headers, body: body && JSON.stringify(body) });
+  } catch (e) {
+    throw { code: "network", message: String(e) };
+  }
+  // 204: no content, and for a read (GET, or a handoff asked with POST) no session, so a key
+  // the page sent is one the broker no longer knows.
+  const none = res.status === 204;
+  const json = none ? null : await res.json().catch(() => null);
+  const j = json || {};
+  if (j.page_key) r.reply.pk = j.page_key;
+  if (none && r.k && method !== "DELETE") r.reply.pk = "";
+  if (res.ok) return json;
+  throw { code: j.error || "http_" + res.status, message: j.message };
+};
+
+/** Maps a broker error `code` to a result, or rethrows it. */
+const unless = (code, result) => (e) => {
+  if (e.code === code) return result;
+  throw e;
+};
+
+/**
+ * Sets and reads back a test cookie, then removes it.
+ * @param {string} attrs extra cookie attributes
+ */
+const sticks = (attrs) => {
+  const name = "baton-t" + attrs.length;
+  const set = (v) => (d.cookie = name + v + ";Path=/;Secure;SameSite=None" + attrs);
+  try {
+    set("=1");
+    return d.cookie.includes(name + "=1");
+  } catch {
+    return false; // a browser that refuses document.cookie keeps nothing here
+  } finally {
+    try {
+      set("=;Max-Age=0");
+    } catch {}
+  }
+};
+
+// With a storage-access grant already given for this top-level site (never a prompt: nothing
+// here has a user gesture), the unpartitioned cookie works again once access is requested.
+const access = async () => {
+  try {
+    if (
+      d.hasStorageAccess &&
+      !(await d.hasStorageAccess()) &&
+      (await navigator.permissions.query({ name: "storage-access" })).state === "granted"
+    )
+      await d.requestStorageAccess();
+  } catch {
+    // No access: the partitioned cookie (or nothing) it is.
+  }
+};
+
+const changed = (result) => {
+  channel && channel.postMessage(1);
+  return result;
+};
+
+const any = () => 1;
+const str = (v) => typeof v === "string";
+const key = (m) => str(m.key) && KEY.test(m.key);
+const path = (m) => "session/" + m.key;
+
+/**
+ * Where the session lives in this browser: the cookie every site shares (storage access: the
+ * one signal that tells it from a silently partitioned one), a cookie per site, the page's key,
+ * or nowhere.
+ */
+const mode = async () => {
+  await storageAccess;
+  const test = "baton-m=1;Path=/;Secure;SameSite=None";
+  let shared;
+  try {
+    // WebKit answers true only while the frame holds a cookie (measured): ask with one set.
+    d.cookie = test;
+    shared = d.hasStorageAccess ? await d.hasStorageAccess() : d.cookie.includes("baton-m=1");
+  } catch {}
+  try {
+    d.cookie = test + ";Max-Age=0";
+  } catch {}
+  return shared ? "unpartitioned" : keeps ? "partitioned" : page ? "page" : "none";
+};
+
+/**
+ * The operations: `[check, run]`. A request failing its check is dropped without reply. `run`
+ * gets the message and `call(method, path, body)`, the API bound to this request.
+ * @type {Record<string, [(m: any) => unknown, (m: any, call: (method: string, path: string, body?: object) => Promise<any>, origin: string) => any]>}
+ */
+const ops = {
+  // `hasOwn`: a key like `toString` must not read the prototype.
+  get: [key, (m, call) => call("GET", "session").then((r) => (r && Object.hasOwn(r.values, m.key) ? r.values[m.key] : null))],
+  set: [(m) => key(m) && str(m.value), (m, call) => call("PUT", path(m), { value: m.value }).then(() => changed(null))],
+  delete: [key, (m, call) => call("DELETE", path(m)).then(changed)],
+  end: [any, (m, call) => call("DELETE", "session").then(changed)],
+  mode: [any, mode],
+  trusted: [any, () => trusted],
+  handoff: [
+    (m) => str(m.url),
+    (m, call, origin) => {
+      const audience = new URL(m.url).origin;
+      return audience === origin || !allowed(trusted, audience)
+        ? null
+        : call("POST", "handoff", { audience }).then((r) => r && r.token);
+    },
+  ],
+  redeem: [
+    (m) => str(m.token),
+    (m, call, origin) =>
+      call("POST", "handoff/redeem", { token: m.token, origin })
+        .then(() => changed({ adopted: true }))
+        .catch(unless("session_conflict", { adopted: false, reason: "existing_session" }))
+        .catch(unless("invalid_token", { adopted: false, reason: "invalid_token" })),
+  ],
+};
+
+/** Answers one request of a page, if its sender is trusted and the request well formed. */
+const answer = async (e) => {
+  const m = e.data;
+  const origin = e.origin;
+  const source = e.source;
+  const op = m && m.baton === 1 && str(m.id) && source && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
+  if (!op || !op[0](m)) return;
+  last = [source, origin];
+  /** @type {any} */
+  const reply = { baton: 1, id: m.id, ok: true };
+  const r = { o: origin, k: str(m.pk) && m.pk, reply };
+  try {
+    reply.result = await op[1](m, (method, path, body) => api(r, method, path, body), origin);
+    if (m.op === "end") reply.pk = "";
+  } catch (e) {
+    reply.ok = false;
+    reply.error = { code: e.code || "bad_request", message: e.message || String(e) };
+  }
+  source.postMessage(reply, origin);
+};
+
+// Neither top-level (a phishing page could run it first-party) nor sandboxed (no cookies, and
+// every origin check would compare against "null"): then nothing at all happens.
+if (w.top !== w && w.origin !== "null") {
   /** @type {{trusted: string[], page: boolean}} */
   const config = JSON.parse(d.getElementById("baton-config").textContent);
-  const trusted = config.trusted;
-
-  // @include shared.js
-
-  /**
-   * Calls the broker API for one request of a page. In page mode the call names that page and
-   * carries the page key it holds; a key the broker issues, or one it no longer knows, is passed
-   * back in the reply (`pk`) for the page to keep or drop. Rejects with `{code, message}` (the
-   * broker's error body, or `network`). No session is not an error: 204, and null here.
-   * @param {{o: string, k?: string, reply: any}} r the request: page origin, page key, reply
-   * @param {string} method
-   * @param {string} path below `/v1/`
-   * @param {object} [body] sent as JSON
-   * @returns {Promise<any>} the JSON answer, or null for 204
-   */
-  const api = async (r, method, path, body) => {
-    await storageAccess;
-    /** @type {Record<string, string>} */
-    const headers = body ? { "Content-Type": "application/json" } : {};
-    if (page) {
-      headers["Baton-Page-Origin"] = r.o;
-      if (r.k) headers["Baton-Page-Key"] = r.k;
-    }
-    let res;
-    try {
-      res = await fetch("/v1/" + path, { method, credentials: "same-origin", headers, body: body && JSON.stringify(body) });
-    } catch (e) {
-      throw { code: "network", message: String(e) };
-    }
-    // 204: no content, and for a read (GET, or a handoff asked with POST) no session, so a key
-    // the page sent is one the broker no longer knows.
-    const none = res.status === 204;
-    const json = none ? null : await res.json().catch(() => null);
-    const j = json || {};
-    if (j.page_key) r.reply.pk = j.page_key;
-    if (none && r.k && method !== "DELETE") r.reply.pk = "";
-    if (res.ok) return json;
-    throw { code: j.error || "http_" + res.status, message: j.message };
-  };
-
-  /** Maps a broker error `code` to a result, or rethrows it. */
-  const unless = (code, result) => (e) => {
-    if (e.code === code) return result;
-    throw e;
-  };
-
-  /**
-   * Sets and reads back a test cookie, then removes it.
-   * @param {string} attrs extra cookie attributes
-   */
-  const sticks = (attrs) => {
-    const name = "baton-t" + attrs.length;
-    const set = (v) => (d.cookie = name + v + ";Path=/;Secure;SameSite=None" + attrs);
-    try {
-      set("=1");
-      return d.cookie.includes(name + "=1");
-    } catch {
-      return false; // a browser that refuses document.cookie keeps nothing here
-    } finally {
-      try {
-        set("=;Max-Age=0");
-      } catch {}
-    }
-  };
-
+  trusted = config.trusted;
   // Whether this browser keeps any broker cookie in this frame (Firefox's Total Cookie Protection
   // silently partitions even the unpartitioned one). Where it keeps none (WebKit's default,
   // Firefox blocking every third-party cookie), the page holds the session: page mode.
-  const keeps = sticks("") || sticks(";Partitioned");
-  const page = !keeps && config.page;
-
-  // With a storage-access grant already given for this top-level site (never a prompt: nothing
-  // here has a user gesture), the unpartitioned cookie works again once access is requested.
-  const storageAccess = (async () => {
-    try {
-      if (
-        d.hasStorageAccess &&
-        !(await d.hasStorageAccess()) &&
-        (await navigator.permissions.query({ name: "storage-access" })).state === "granted"
-      )
-        await d.requestStorageAccess();
-    } catch {
-      // No access: the partitioned cookie (or nothing) it is.
-    }
-  })();
-
-  /** Tells this site's other tabs (Firefox refuses BroadcastChannel here when it blocks every third-party cookie: then no one is told). */
-  let channel;
+  keeps = sticks("") || sticks(";Partitioned");
+  page = !keeps && config.page;
+  storageAccess = access();
+  // Firefox refuses BroadcastChannel here when it blocks every third-party cookie: then no other
+  // tab is told.
   try {
     channel = new BroadcastChannel("baton");
     channel.onmessage = () => last && last[0].postMessage({ baton: 1, event: "change" }, last[1]);
   } catch {}
-  /** The window and origin this frame last answered: where change events go. */
-  let last;
-  const changed = (result) => {
-    channel && channel.postMessage(1);
-    return result;
-  };
-
-  const any = () => 1;
-  const str = (v) => typeof v === "string";
-  const key = (m) => str(m.key) && KEY.test(m.key);
-  const path = (m) => "session/" + m.key;
-
-  /**
-   * Where the session lives in this browser: the cookie every site shares (storage access: the
-   * one signal that tells it from a silently partitioned one), a cookie per site, the page's key,
-   * or nowhere.
-   */
-  const mode = async () => {
-    await storageAccess;
-    const test = "baton-m=1;Path=/;Secure;SameSite=None";
-    let shared;
-    try {
-      // WebKit answers true only while the frame holds a cookie (measured): ask with one set.
-      d.cookie = test;
-      shared = d.hasStorageAccess ? await d.hasStorageAccess() : d.cookie.includes("baton-m=1");
-    } catch {}
-    try {
-      d.cookie = test + ";Max-Age=0";
-    } catch {}
-    return shared ? "unpartitioned" : keeps ? "partitioned" : page ? "page" : "none";
-  };
-
-  /**
-   * The operations: `[check, run]`. A request failing its check is dropped without reply. `run`
-   * gets the message and `call(method, path, body)`, the API bound to this request.
-   * @type {Record<string, [(m: any) => unknown, (m: any, call: (method: string, path: string, body?: object) => Promise<any>, origin: string) => any]>}
-   */
-  const ops = {
-    // `hasOwn`: a key like `toString` must not read the prototype.
-    get: [key, (m, call) => call("GET", "session").then((r) => (r && Object.hasOwn(r.values, m.key) ? r.values[m.key] : null))],
-    set: [(m) => key(m) && str(m.value), (m, call) => call("PUT", path(m), { value: m.value }).then(() => changed(null))],
-    delete: [key, (m, call) => call("DELETE", path(m)).then(changed)],
-    end: [any, (m, call) => call("DELETE", "session").then(changed)],
-    mode: [any, mode],
-    trusted: [any, () => trusted],
-    handoff: [
-      (m) => str(m.url),
-      (m, call, origin) => {
-        const audience = new URL(m.url).origin;
-        return audience === origin || !allowed(trusted, audience)
-          ? null
-          : call("POST", "handoff", { audience }).then((r) => r && r.token);
-      },
-    ],
-    redeem: [
-      (m) => str(m.token),
-      (m, call, origin) =>
-        call("POST", "handoff/redeem", { token: m.token, origin })
-          .then(() => changed({ adopted: true }))
-          .catch(unless("session_conflict", { adopted: false, reason: "existing_session" }))
-          .catch(unless("invalid_token", { adopted: false, reason: "invalid_token" })),
-    ],
-  };
-
-  w.addEventListener("message", async (e) => {
-    const m = e.data;
-    const origin = e.origin;
-    const source = e.source;
-    const op = m && m.baton === 1 && str(m.id) && source && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
-    if (!op || !op[0](m)) return;
-    last = [source, origin];
-    /** @type {any} */
-    const reply = { baton: 1, id: m.id, ok: true };
-    const r = { o: origin, k: str(m.pk) && m.pk, reply };
-    try {
-      reply.result = await op[1](m, (method, path, body) => api(r, method, path, body), origin);
-      if (m.op === "end") reply.pk = "";
-    } catch (e) {
-      reply.ok = false;
-      reply.error = { code: e.code || "bad_request", message: e.message || String(e) };
-    }
-    source.postMessage(reply, origin);
-  });
-})();
+  w.addEventListener("message", answer);
+}

@@ -1,11 +1,11 @@
-// The rules both browser scripts apply, written once: scripts/build-js.mjs puts this file in place
-// of the `// @include shared.js` line of iframe.js and cookie-provider.js, inside their closures.
+// The rules both browser scripts apply, written once: iframe.js and cookie-provider.js import them,
+// and scripts/build-js.mjs puts this module in place of those imports, inside their closures.
 // The Rust side is src/origin.rs and session::is_valid_key; tests/data/origin-cases.json and
 // tests/data/keys.json hold the cases both sides must agree on.
 
 /** The key rule: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, except `.` and `..` (a URL
  * resolves those path segments away). */
-const KEY = /^(?!\.\.?$)[\w.-]{1,128}$/;
+export const KEY = /^(?!\.\.?$)[\w.-]{1,128}$/;
 
 /**
  * The origin rule of docs/PROTOCOL.md: printable ASCII, at most 2048 bytes, not "null", in
@@ -15,7 +15,7 @@ const KEY = /^(?!\.\.?$)[\w.-]{1,128}$/;
  * @param {unknown} o the `event.origin` (or a destination origin) to check
  * @returns {boolean}
  */
-const allowed = (trusted, o) => {
+export const allowed = (trusted, o) => {
   try {
     return (
       /^[!-~]{1,2048}$/.test(/** @type {string} */ (o)) &&

@@ -1,6 +1,6 @@
 // Fails when static/ is not what `npm run build` makes from js/, or when a script outgrows its
-// size budget (gzip level 9, as served): cookie-provider.js <= 2048 bytes, and the iframe page
-// plus iframe.js <= 2048 bytes together. Prints the measured figures.
+// size budget (gzip level 9, as served): cookie-provider.js and baton.mjs <= 2880 bytes each, and
+// the iframe page plus iframe.js <= 2048 bytes together. Prints the measured figures.
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -9,7 +9,11 @@ import { gzipSync } from "node:zlib";
 import { build } from "./build-js.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUDGET = 2048;
+/** The partner script, either form (issue 19 raised it from 2048 to 2304, then to 2880 for the
+ * arrival paths: tokens minted before the click, forms, shadow roots, redirect links, `open`). */
+const BUDGET = 2880;
+/** The iframe page and its script together. */
+const IFRAME_BUDGET = 2048;
 const gz = (text) => gzipSync(text, { level: 9 }).length;
 
 let failed = false;
@@ -42,7 +46,7 @@ const providerGz = gz(provider);
 const pageGz = gz(page);
 const iframeGz = gz(iframeJs);
 console.log(`static/cookie-provider.js: ${provider.length} bytes, ${providerGz} gzipped (budget ${BUDGET})`);
-console.log(`iframe page + static/iframe.js: ${page.length} + ${iframeJs.length} bytes, ${pageGz} + ${iframeGz} = ${pageGz + iframeGz} gzipped (budget ${BUDGET})`);
+console.log(`iframe page + static/iframe.js: ${page.length} + ${iframeJs.length} bytes, ${pageGz} + ${iframeGz} = ${pageGz + iframeGz} gzipped (budget ${IFRAME_BUDGET})`);
 if (providerGz > BUDGET) fail(`static/cookie-provider.js is ${providerGz} bytes gzipped, over ${BUDGET}`);
 const moduleGz = gz(module);
 console.log(`static/baton.mjs: ${module.length} bytes, ${moduleGz} gzipped (budget ${BUDGET})`);
@@ -55,6 +59,6 @@ const files = packed.files.map((f) => f.path).sort();
 const expected = ["README.md", "baton.d.mts", "baton.mjs", "cookie-provider.d.ts", "cookie-provider.js", "package.json"];
 console.log(`npm pack: ${packed.name}@${packed.version}, ${files.join(", ")}`);
 if (JSON.stringify(files) !== JSON.stringify(expected)) fail(`npm pack publishes ${files.join(", ")}, expected ${expected.join(", ")}`);
-if (pageGz + iframeGz > BUDGET) fail(`iframe page + iframe.js are ${pageGz + iframeGz} bytes gzipped, over ${BUDGET}`);
+if (pageGz + iframeGz > IFRAME_BUDGET) fail(`iframe page + iframe.js are ${pageGz + iframeGz} bytes gzipped, over ${IFRAME_BUDGET}`);
 if (failed) process.exit(1);
 console.log("js check ok");

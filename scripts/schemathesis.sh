@@ -4,7 +4,7 @@
 #   scripts/schemathesis.sh [BATON_BINARY]      (default: $BATON_BIN, else target/debug/baton)
 #
 # 1. validates docs/openapi.yaml (openapi-spec-validator);
-# 2. starts the binary on a free port with a fresh SQLite file, a handoff signing key, no rate
+# 2. starts the binary on a free port with a fresh SQLite file, a handoff and an identity key, no rate
 #    limit, trusting https://shop.example.com and https://*.example.org (public origin
 #    https://broker.example.com: only header values, the run itself is plain http on 127.0.0.1);
 # 3. writes the run's copy of the spec with those origins filled in (tests/openapi/instantiate.py);
@@ -74,6 +74,11 @@ max_value_bytes = $max_value_bytes
 backend = "sqlite"
 sqlite_path = "$tmp/baton.db"
 [[handoff.keys]]
+kid = "conformance"
+secret = "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+[identity]
+subject_secret = "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+[[identity.keys]]
 kid = "conformance"
 secret = "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 EOF

@@ -40,6 +40,8 @@ pub enum ApiError {
     SessionConflict,
     #[error("cross-site handoff is not configured on this broker")]
     HandoffDisabled,
+    #[error("identity binding is not configured on this broker")]
+    IdentityDisabled,
     /// A partner's identity assertion was refused; the rejection gives the code and the status.
     #[error("{0}")]
     IdentityRefused(crate::identity::IdentityRejection),
@@ -70,7 +72,9 @@ impl ApiError {
             Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::SessionConflict => StatusCode::CONFLICT,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable | Self::HandoffDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::HandoffDisabled | Self::IdentityDisabled => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::IdentityRefused(rejection) => rejection.status(),
         }
@@ -91,6 +95,7 @@ impl ApiError {
             Self::InvalidToken => "invalid_token",
             Self::SessionConflict => "session_conflict",
             Self::HandoffDisabled => "handoff_disabled",
+            Self::IdentityDisabled => "identity_disabled",
             Self::RateLimited => "rate_limited",
             Self::StoreUnavailable => "store_unavailable",
             Self::NotFound => "not_found",

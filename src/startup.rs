@@ -107,6 +107,7 @@ impl Application {
             store,
             clock,
             handoff: Arc::new(HandoffKeys::from_config(&config)),
+            identity: crate::identity::IdentityKeys::from_config(&config).map(Arc::new),
             config: Arc::new(config),
             assets: Arc::new(assets),
             metrics,

@@ -14,6 +14,7 @@ use crate::assets::Assets;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::handoff::HandoffKeys;
+use crate::identity::IdentityKeys;
 use crate::metrics::Metrics;
 use crate::session::SessionStore;
 
@@ -27,6 +28,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
     pub handoff: Arc<HandoffKeys>,
+    /// `None` when `[identity]` has no keys: identity binding is off (`identity_disabled`).
+    pub identity: Option<Arc<IdentityKeys>>,
     pub assets: Arc<Assets>,
     pub metrics: Arc<Metrics>,
 }
@@ -61,3 +64,9 @@ part!(config: Arc<Config>);
 part!(handoff: Arc<HandoffKeys>);
 part!(assets: Arc<Assets>);
 part!(metrics: Arc<Metrics>);
+
+impl FromRef<AppState> for Option<Arc<IdentityKeys>> {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.identity.clone()
+    }
+}

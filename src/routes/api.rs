@@ -1,4 +1,5 @@
-//! The session API the iframe (and trusted pages) call: `/v1/session…` and `/v1/handoff…`.
+//! The session API the iframe (and trusted pages) call: `/v1/session…` and `/v1/handoff…` here,
+//! `/v1/identify` and `/v1/forget` in `identity.rs`, all behind this module's `guard`.
 //!
 //! The cookies are `SameSite=None`, so a request from any site in the world arrives with them.
 //! What stops cross-site request forgery is the `Origin` check in `guard`, which runs before any
@@ -55,6 +56,8 @@ pub fn routes(
         .route("/session/{key}", put(put_value).delete(delete_value))
         .route("/handoff", post(mint_handoff))
         .route("/handoff/redeem", post(redeem_handoff))
+        .route("/identify", post(super::identity::identify))
+        .route("/forget", post(super::identity::forget))
         // Unknown paths under /v1 too: their 404 passes through the guard like every answer.
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(guard_state.body_limit))

@@ -247,6 +247,26 @@ impl SessionRequest {
         )
     }
 
+    /// A new empty session, bound to a fresh id for this request (a page key in page mode, else
+    /// the cookies): what `set_value` does when the request reaches nothing, without a value.
+    pub async fn create(&self) -> Result<Resolved, ApiError> {
+        let (hash, binding) = self.creds.fresh(None);
+        let session = self.store.create(&hash, self.now).await?;
+        bump(&self.metrics.sessions_created);
+        Ok(Resolved { session, binding })
+    }
+
+    /// Detaches every session the request reaches (`SessionStore::detach`): no id of any browser
+    /// reaches them any more, while they and their identity links stay.
+    pub async fn detach_all(&self) -> Result<(), ApiError> {
+        for (hash, _) in self.creds.candidates() {
+            if let Some(session) = self.store.load(&hash, self.now).await? {
+                self.store.detach(&session.uid).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Ends every session the request reaches (normally one); a page key dies with its session.
     pub async fn end_all(&self) -> Result<(), ApiError> {
         for (hash, _) in self.creds.candidates() {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod extract;
 pub mod health;
+pub mod identity;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError};
+use super::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash};
 use crate::clock::Timestamp;
 use crate::metrics::Metrics;
 
@@ -112,6 +112,29 @@ impl SessionStore for Metered {
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         self.timed("take_handoff", self.inner.take_handoff(jti, now))
             .await
+    }
+
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let call = self.inner.load_identity(subject, now);
+        self.timed("load_identity", call).await
+    }
+
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.link_identity(subject, uid, now);
+        self.timed("link_identity", call).await
+    }
+
+    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+        self.timed("detach", self.inner.detach(uid)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

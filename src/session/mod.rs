@@ -19,6 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+pub use crate::identity::SubjectHash;
+
 use crate::clock::Timestamp;
 use crate::random::{self, hex};
 
@@ -268,10 +270,11 @@ pub enum StoreError {
 ///   (`Timeouts::is_live`). A session that is not live is, for every method, the same as a
 ///   missing one: it is never returned, never changed, never revived. Backends may delete it at
 ///   any time after that (Redis expiry, `sweep`).
-/// - Every successful write of a live session through `set_value`, `remove_value`, `bind` or
-///   `adopt` sets its `last_seen` to `now` (sliding idle timeout), and so does `load` when
-///   `Timeouts::touch_due(last_seen, now)`; `created_at` never changes.
-/// - All methods are atomic per call, and an `Ok` means durable: it survives a restart of the
+/// - Every successful write of a live session through `set_value`, `remove_value`, `bind`,
+///   `adopt` or `link_identity` sets its `last_seen` to `now` (sliding idle timeout), and so do
+///   `load` and `load_identity` when `Timeouts::touch_due(last_seen, now)`; `created_at` never
+///   changes.
+/// - All methods are atomic per call (but see `link_identity` on a link kept apart), and an `Ok` means durable: it survives a restart of the
 ///   broker (and, for SQLite, a `kill -9`).
 /// - Handoff records are single use: `take_handoff` returns the session uid at most once, and
 ///   never after `expires_at`.
@@ -369,6 +372,38 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Consumes the handoff record `jti`: the session uid the first time before expiry, else `None`.
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
+
+    /// The live session the identity `subject` is linked to (`link_identity`), touched as `load`
+    /// touches it; `None` when the subject is linked to nothing, or to a session that is missing
+    /// or expired (a backend may then drop that link on the spot).
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Links `subject` to the live session `uid`, replacing any earlier link of that subject, and
+    /// touches the session as a write does; `false`, nothing changed, when `uid` is missing or
+    /// expired. A link dies with its session: once the session is ended (`end`, or by an
+    /// `adopt`), expired or swept, `load_identity` finds nothing. Several subjects may be linked
+    /// to one session; a subject is linked to at most one.
+    ///
+    /// A backend may keep the link apart from the session (Redis Cluster: another hash slot), so
+    /// this need not be one atomic step with the session's liveness: a link that outlives its
+    /// session is never followed (`load_identity` checks the session) and may be left to expire.
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// A customer's `forget()`: the session `uid` becomes unreachable through every id bound to it
+    /// (the cookie ids and page keys of every browser, on every site) and its handoff records are
+    /// deleted, so no token minted before can bind it again; the session itself, its values and
+    /// its identity links stay (`load_identity` still finds it). Idempotent, and nothing for a
+    /// missing session.
+    async fn detach(&self, uid: &str) -> Result<(), StoreError>;
 
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

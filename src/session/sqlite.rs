@@ -32,7 +32,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Values,
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timeouts,
+    Values,
 };
 use crate::clock::Timestamp;
 
@@ -66,7 +67,8 @@ impl SqliteConfig {
 /// `n + 1`, in one transaction with the version bump. Append a step for any change; never edit a
 /// step that has shipped. Step 0 is the schema baton first shipped without a version, written so
 /// that it also runs harmlessly on such a database.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS sessions (
     uid TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -85,7 +87,17 @@ CREATE TABLE IF NOT EXISTS handoffs (
     uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE,
     expires_at INTEGER NOT NULL
 ) STRICT;
-"];
+",
+    "
+-- Identity links (issue 19): the keyed hash of a partner's customer id, never the id, and the
+-- session it is linked to; deleted with the session (`end`, `adopt`, `sweep`) by the cascade.
+CREATE TABLE identities (
+    subject TEXT PRIMARY KEY,
+    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX identities_uid ON identities(uid);
+",
+];
 
 /// Brings the database to the newest schema. A database from a newer baton (a version past the
 /// last step) is refused rather than written with rules it does not know.
@@ -314,6 +326,37 @@ impl SqliteStore {
             None => self.write(f).await,
         }
     }
+
+    /// A read of the live session `find` gives, touched when `Timeouts::touch_due` (the reads
+    /// `load` and `load_identity`).
+    async fn read_touched<F>(&self, find: F, now: Timestamp) -> Result<Option<Session>, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<Option<Session>, StoreError> + Send + 'static,
+    {
+        let found = self
+            .read(move |conn, timeouts| {
+                Ok(find(conn)?.map(|s| {
+                    let due = timeouts.touch_due(s.last_seen, now);
+                    (s, due)
+                }))
+            })
+            .await?;
+        match found {
+            Some((session, true)) => {
+                // The touch is a write: it goes to the writer, which reads the session again in
+                // its own transaction (it may have changed or died meanwhile).
+                let uid = session.uid;
+                self.write(move |conn, timeouts| match live_by_uid(conn, &uid, now)? {
+                    Some(s) if timeouts.touch_due(s.last_seen, now) => {
+                        save(conn, s, now, timeouts).map(Some)
+                    }
+                    other => Ok(other),
+                })
+                .await
+            }
+            other => Ok(other.map(|(session, _)| session)),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -415,13 +458,42 @@ fn uid_of(conn: &Connection, id: &str) -> Result<Option<String>, StoreError> {
 /// The live session id hash `id` reaches, or `None`: one statement, so one read transaction (each
 /// takes the WAL's read lock).
 fn live_by_id(conn: &Connection, id: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
+    live_joined(
+        conn,
+        "SELECT s.uid, s.created_at, s.last_seen, s.vals FROM session_ids i \
+         JOIN sessions s ON s.uid = i.uid WHERE i.id_hash = ?1 AND s.expires_at > ?2",
+        id,
+        now,
+    )
+}
+
+/// The live session the identity `subject` (hex) is linked to, or `None`, as `live_by_id`.
+fn live_by_subject(
+    conn: &Connection,
+    subject: &str,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
+    live_joined(
+        conn,
+        "SELECT s.uid, s.created_at, s.last_seen, s.vals FROM identities i \
+         JOIN sessions s ON s.uid = i.uid WHERE i.subject = ?1 AND s.expires_at > ?2",
+        subject,
+        now,
+    )
+}
+
+/// The live session `sql` (a join selecting uid, created_at, last_seen, vals by `?1` and
+/// `now` as `?2`) finds.
+fn live_joined(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<Session>, StoreError> {
     let row = conn
-        .prepare_cached(
-            "SELECT s.uid, s.created_at, s.last_seen, s.vals FROM session_ids i \
-             JOIN sessions s ON s.uid = i.uid WHERE i.id_hash = ?1 AND s.expires_at > ?2",
-        )
+        .prepare_cached(sql)
         .and_then(|mut s| {
-            s.query_row(params![id, now], |r| {
+            s.query_row(params![key, now], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
@@ -553,30 +625,49 @@ impl SessionStore for SqliteStore {
 
     async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
         let id = id.as_str().to_owned();
-        let found = self
-            .read(move |conn, timeouts| {
-                let session = live_by_id(conn, &id, now)?;
-                Ok(session.map(|s| {
-                    let due = timeouts.touch_due(s.last_seen, now);
-                    (s, due)
-                }))
-            })
-            .await?;
-        match found {
-            Some((session, true)) => {
-                // The touch is a write: it goes to the writer, which reads the session again in
-                // its own transaction (it may have changed or died meanwhile).
-                let uid = session.uid;
-                self.write(move |conn, timeouts| match live_by_uid(conn, &uid, now)? {
-                    Some(s) if timeouts.touch_due(s.last_seen, now) => {
-                        save(conn, s, now, timeouts).map(Some)
-                    }
-                    other => Ok(other),
-                })
-                .await
-            }
-            other => Ok(other.map(|(session, _)| session)),
-        }
+        self.read_touched(move |conn| live_by_id(conn, &id, now), now)
+            .await
+    }
+
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let subject = subject.to_hex();
+        self.read_touched(move |conn| live_by_subject(conn, &subject, now), now)
+            .await
+    }
+
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (subject, uid) = (subject.to_hex(), uid.to_owned());
+        self.write(move |conn, timeouts| {
+            let Some(session) = live_by_uid(conn, &uid, now)? else {
+                return Ok(false);
+            };
+            exec(
+                conn,
+                "INSERT OR REPLACE INTO identities (subject, uid) VALUES (?1, ?2)",
+                params![subject, uid],
+            )?;
+            save(conn, session, now, timeouts)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+        let uid = uid.to_owned();
+        self.write(move |conn, _| {
+            exec(conn, "DELETE FROM session_ids WHERE uid = ?1", params![uid])?;
+            exec(conn, "DELETE FROM handoffs WHERE uid = ?1", params![uid]).map(|_| ())
+        })
+        .await
     }
 
     async fn set_value(

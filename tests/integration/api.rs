@@ -698,7 +698,8 @@ async fn clients_over_their_budget_get_429() {
     app.stop().await;
 }
 
-/// The size budget, measured on what the server actually sends with `Accept-Encoding: gzip`.
+/// The size budget, measured on what the server actually sends with `Accept-Encoding: gzip`:
+/// 2304 bytes for the partner script (issue 19), 2048 for the iframe page with its script.
 #[tokio::test]
 async fn served_scripts_fit_the_gzip_budget() {
     let app = spawn_app().await;
@@ -714,7 +715,7 @@ async fn served_scripts_fit_the_gzip_budget() {
     let iframe = gz("/iframe.html").await + gz("/iframe.js").await;
     println!("served gzipped: cookie-provider.js {provider} B, iframe page + script {iframe} B");
     assert!(
-        provider <= 2048,
+        provider <= 2304,
         "cookie-provider.js is {provider} B gzipped"
     );
     assert!(iframe <= 2048, "iframe page + script is {iframe} B gzipped");

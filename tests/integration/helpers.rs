@@ -10,7 +10,9 @@ use baton::clock::{ManualClock, Timestamp};
 use baton::config::Config;
 pub use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use baton::session::sqlite::SqliteStore;
-use baton::session::{AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError};
+use baton::session::{
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash,
+};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
 pub const SHOP: &str = "http://shop.localhost:9001";
@@ -518,6 +520,27 @@ impl SessionStore for Faulty {
     async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         self.check()?;
         self.0.take_handoff(jti, now).await
+    }
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        self.check()?;
+        self.0.load_identity(subject, now).await
+    }
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.0.link_identity(subject, uid, now).await
+    }
+    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.0.detach(uid).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()?;

@@ -9,6 +9,7 @@ mod durability;
 mod handoff;
 mod hardening;
 mod helpers;
+mod identity;
 mod logs;
 mod metrics;
 mod multinode;

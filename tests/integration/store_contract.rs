@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionId, SessionStore, SetOutcome, StoreError, Timeouts,
+    AdoptOutcome, IdHash, Session, SessionId, SessionStore, SetOutcome, StoreError, SubjectHash,
+    Timeouts,
 };
 
 pub const T0: i64 = 1_800_000_000_000;
@@ -762,6 +763,239 @@ pub async fn sweep_counts_each_expired_session_once(store: Arc<dyn SessionStore>
     assert!(store.load(&fresh, now).await.expect("load").is_some());
 }
 
+/// A customer's subject hash, as the broker keeps it (`identity::SubjectSecret::hash`).
+pub fn subject(sub: &str) -> SubjectHash {
+    baton::identity::SubjectSecret::new(vec![7; 32]).hash(sub)
+}
+
+/// `load_identity` finds the live session a subject is linked to, touched as `load` touches it;
+/// a new link replaces the subject's old one; several subjects may share a session; a link to a
+/// missing session is refused and changes nothing.
+pub async fn identity_links_find_their_session(store: Arc<dyn SessionStore>) {
+    let (alice, bob) = (subject("alice"), subject("bob"));
+    assert!(
+        store
+            .load_identity(&alice, T0)
+            .await
+            .expect("load")
+            .is_none(),
+        "unlinked"
+    );
+    let (_, first) = session_with_value(&*store, T0).await;
+    let second = store.create(&id(), T0).await.expect("create");
+    assert!(
+        store
+            .link_identity(&alice, &first.uid, T0 + 10)
+            .await
+            .expect("link")
+    );
+    assert!(
+        store
+            .link_identity(&bob, &first.uid, T0 + 10)
+            .await
+            .expect("link")
+    );
+    let step = TIMEOUTS.touch_step_ms();
+    let early = store
+        .load_identity(&alice, T0 + 11)
+        .await
+        .expect("load")
+        .expect("linked");
+    assert_eq!(early.uid, first.uid);
+    assert_eq!(early.values["chat"], "kept", "the session's values");
+    assert_eq!(
+        early.last_seen,
+        T0 + 10,
+        "link_identity touched it; a read before the step does not"
+    );
+    let due = store
+        .load_identity(&alice, T0 + 10 + step)
+        .await
+        .expect("load")
+        .expect("linked");
+    assert_eq!(
+        due.last_seen,
+        T0 + 10 + step,
+        "a read at the step touches, as load does"
+    );
+    assert!(
+        store
+            .link_identity(&alice, &second.uid, T0 + 20 + step)
+            .await
+            .expect("link")
+    );
+    let now = T0 + 30 + step;
+    let found = |s: &SubjectHash| {
+        let (store, s) = (Arc::clone(&store), *s);
+        async move {
+            store
+                .load_identity(&s, now)
+                .await
+                .expect("load")
+                .map(|s| s.uid)
+        }
+    };
+    assert_eq!(
+        found(&alice).await,
+        Some(second.uid.clone()),
+        "the new link replaced the old"
+    );
+    assert_eq!(
+        found(&bob).await,
+        Some(first.uid.clone()),
+        "another subject's link is its own"
+    );
+    assert!(
+        !store
+            .link_identity(&alice, "nope", now)
+            .await
+            .expect("link"),
+        "missing session"
+    );
+    store.end(&first.uid).await.expect("end");
+    assert!(
+        !store
+            .link_identity(&alice, &first.uid, now)
+            .await
+            .expect("link"),
+        "ended session"
+    );
+    assert_eq!(
+        found(&alice).await,
+        Some(second.uid),
+        "a refused link changes nothing"
+    );
+}
+
+/// A link dies with its session: ended, expired (never revived by a later read), swept; the
+/// subject can then be linked again.
+pub async fn identity_link_dies_with_its_session(store: Arc<dyn SessionStore>) {
+    let (ended, expired) = (subject("ended"), subject("expired"));
+    let s = store.create(&id(), T0).await.expect("create");
+    assert!(store.link_identity(&ended, &s.uid, T0).await.expect("link"));
+    store.end(&s.uid).await.expect("end");
+    assert!(
+        store
+            .load_identity(&ended, T0 + 1)
+            .await
+            .expect("load")
+            .is_none(),
+        "ended"
+    );
+    let t = store.create(&id(), T0).await.expect("create");
+    assert!(
+        store
+            .link_identity(&expired, &t.uid, T0)
+            .await
+            .expect("link")
+    );
+    let late = T0 + TIMEOUTS.idle_ms;
+    assert!(
+        store
+            .load_identity(&expired, late)
+            .await
+            .expect("load")
+            .is_none(),
+        "expired"
+    );
+    assert!(
+        !store
+            .link_identity(&expired, &t.uid, late)
+            .await
+            .expect("link"),
+        "an expired session is never linked again"
+    );
+    for _ in 0..1000 {
+        store.sweep(late).await.expect("sweep");
+    }
+    assert!(
+        store
+            .load_identity(&expired, late)
+            .await
+            .expect("load")
+            .is_none(),
+        "swept"
+    );
+    let fresh = store.create(&id(), late).await.expect("create");
+    assert!(
+        store
+            .link_identity(&ended, &fresh.uid, late)
+            .await
+            .expect("link")
+    );
+    let again = store.load_identity(&ended, late + 1).await.expect("load");
+    assert_eq!(
+        again.map(|s| s.uid),
+        Some(fresh.uid),
+        "linked again to a new session"
+    );
+}
+
+/// `detach` (a `forget()`): no id of the session reaches it any more, nor any handoff record;
+/// the session, its values and its identity link stay, and a new id bound to it (an identify's
+/// adopt) reaches it again. Idempotent; nothing for a missing session.
+pub async fn detach_keeps_only_the_identity_link(store: Arc<dyn SessionStore>) {
+    let who = subject("detached");
+    let (first, s) = session_with_value(&*store, T0).await;
+    let second = id_for(&s.uid);
+    assert!(store.bind(&s.uid, &second, T0).await.expect("bind"));
+    let jti = jti_for(&s.uid, "jti-detach");
+    store
+        .put_handoff(&jti, &s.uid, T0 + 30_000)
+        .await
+        .expect("put");
+    assert!(store.link_identity(&who, &s.uid, T0).await.expect("link"));
+    let other = id();
+    store.create(&other, T0).await.expect("create");
+
+    store.detach(&s.uid).await.expect("detach");
+    store.detach(&s.uid).await.expect("detach again");
+    store
+        .detach("nope")
+        .await
+        .expect("detach of a missing session");
+    let now = T0 + 1000;
+    for reached in [&first, &second] {
+        assert!(
+            store.load(reached, now).await.expect("load").is_none(),
+            "no id reaches it"
+        );
+    }
+    assert_eq!(
+        store.take_handoff(&jti, now).await.expect("take"),
+        None,
+        "no token either"
+    );
+    let kept = store
+        .load_identity(&who, now)
+        .await
+        .expect("load")
+        .expect("still linked");
+    assert_eq!(
+        (kept.uid.as_str(), kept.values["chat"].as_str()),
+        (s.uid.as_str(), "kept")
+    );
+    assert!(
+        store.load(&other, now).await.expect("load").is_some(),
+        "other sessions untouched"
+    );
+    let back = id_for(&s.uid);
+    match store
+        .adopt(&s.uid, &back, std::slice::from_ref(&first), now)
+        .await
+        .expect("adopt")
+    {
+        AdoptOutcome::Done(again) => assert_eq!(again.values["chat"], "kept"),
+        other => panic!("adopt after detach: {other:?}"),
+    }
+    let reached = store
+        .load(&back, now)
+        .await
+        .expect("load")
+        .expect("reached again");
+    assert_eq!(reached.uid, s.uid);
+}
+
 /// Instantiates the whole suite for one backend. `$make` is an async expression giving an
 /// `Arc<dyn SessionStore>` configured with `TIMEOUTS`, fresh for each test.
 #[macro_export]
@@ -783,7 +1017,9 @@ macro_rules! store_contract {
             adopt_replaces_the_empty_sessions_reached,
             adopt_refuses_when_a_session_reached_holds_values,
             adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
-            sweep_forgets_only_the_expired, sweep_counts_each_expired_session_once);
+            sweep_forgets_only_the_expired, sweep_counts_each_expired_session_once,
+            identity_links_find_their_session, identity_link_dies_with_its_session,
+            detach_keeps_only_the_identity_link);
     };
     // One test per contract item.
     (@tests $make:expr; $($name:ident),*) => {
@@ -823,7 +1059,7 @@ store_contract!(sqlite_file, async {
 });
 
 /// SQLite on a file, read behind the store's back: `sweep` and `end` delete the rows themselves,
-/// with every id and handoff record of the session (the foreign keys' ON DELETE CASCADE), and
+/// with every id, handoff record and identity link of the session (the foreign keys' ON DELETE CASCADE), and
 /// `sweep` the expired handoff records of live sessions too, rather than only hiding them.
 #[tokio::test]
 async fn sqlite_sweep_and_end_delete_the_rows() {
@@ -843,6 +1079,19 @@ async fn sqlite_sweep_and_end_delete_the_rows() {
     ] {
         store.put_handoff(jti, uid, expires_at).await.expect("put");
     }
+    // Linked when created (a link touches its session).
+    for (sub, uid, at) in [
+        ("old", &old.uid, T0),
+        ("fresh", &fresh.uid, T0 + 50_000),
+        ("ended", &ended.uid, T0 + 50_000),
+    ] {
+        assert!(
+            store
+                .link_identity(&subject(sub), uid, at)
+                .await
+                .expect("link")
+        );
+    }
     store.end(&ended.uid).await.expect("end");
     assert_eq!(
         store.sweep(T0 + TIMEOUTS.idle_ms + 1).await.expect("sweep"),
@@ -859,12 +1108,15 @@ async fn sqlite_sweep_and_end_delete_the_rows() {
         .expect("count")
     };
     for (uid, want, what) in [
-        (&old.uid, [0, 0, 0], "swept"),
-        (&ended.uid, [0, 0, 0], "ended"),
-        (&fresh.uid, [1, 1, 1], "live, one handoff record left"),
+        (&old.uid, [0, 0, 0, 0], "swept"),
+        (&ended.uid, [0, 0, 0, 0], "ended"),
+        (&fresh.uid, [1, 1, 1, 1], "live, one handoff record left"),
     ] {
-        let got = ["sessions", "session_ids", "handoffs"].map(|t| rows(t, uid));
-        assert_eq!(got, want, "{what}: rows in sessions, session_ids, handoffs");
+        let got = ["sessions", "session_ids", "handoffs", "identities"].map(|t| rows(t, uid));
+        assert_eq!(
+            got, want,
+            "{what}: rows in sessions, session_ids, handoffs, identities"
+        );
     }
 }
 
@@ -933,7 +1185,7 @@ async fn sqlite_schema_is_versioned() {
         .expect("open")
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2, "every step, the identity links' table the last");
 
     rusqlite::Connection::open(path)
         .expect("open")
@@ -1086,6 +1338,24 @@ impl<G: Send + Sync + 'static> SessionStore for Kept<G> {
     }
     async fn take_handoff(&self, jti: &str, now: i64) -> Result<Option<String>, StoreError> {
         self.store.take_handoff(jti, now).await
+    }
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        self.store.load_identity(subject, now).await
+    }
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.store.link_identity(subject, uid, now).await
+    }
+    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+        self.store.detach(uid).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await

@@ -3,14 +3,15 @@
 //
 // No DOM: the iframe script runs in a `vm` context with the few globals it touches, and is driven
 // through its real `message` listener. Both the shipped file (static/iframe.js, what the broker
-// serves) and its source (js/iframe.js with js/shared.js in place, unminified) are tested;
-// scripts/check-js.mjs checks they agree. The rules of js/shared.js (origin and key), which the
-// library inlines too, are also checked directly against the corpora shared with Rust.
+// serves) and its source (js/iframe.js bundled with the js/shared.js it imports, unminified) are
+// tested; scripts/check-js.mjs checks they agree. The rules of js/shared.js (origin and key),
+// which the library imports too, are also checked directly against the corpora shared with Rust.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import vm from "node:vm";
-import { bundle } from "../../scripts/build-js.mjs";
+import { source } from "../../scripts/build-js.mjs";
+import { KEY, allowed } from "../../js/shared.js";
 
 const read = (p) => readFileSync(new URL(`../../${p}`, import.meta.url), "utf8");
 const data = JSON.parse(read("tests/data/origin-cases.json"));
@@ -78,8 +79,8 @@ function boot(src, opts = {}) {
   return { listeners, fetches, posted, send };
 }
 
-/** The rules of js/shared.js, evaluated on their own. */
-const shared = vm.runInNewContext(`${read("js/shared.js")}; ({ KEY, allowed })`, { URL });
+/** The rules of js/shared.js, imported as the scripts import them. */
+const shared = { KEY, allowed };
 
 test(`js/shared.js: the origin rule on origin-cases.json, ${data.cases.length} cases`, () => {
   const wrong = data.cases.filter((c) => shared.allowed(data.trusted, c.origin) !== c.allowed).map((c) => JSON.stringify(c));
@@ -94,7 +95,7 @@ test(`js/shared.js: the key rule on keys.json, ${keys.valid.length + keys.invali
 
 for (const [file, src] of [
   ["static/iframe.js", read("static/iframe.js")],
-  ["js/iframe.js", await bundle("iframe.js")],
+  ["js/iframe.js", await source("iframe.js")],
 ]) {
   test(`${file}: origin-cases.json, ${data.cases.length} cases`, async () => {
     assert.ok(data.cases.length > 0, "no cases");

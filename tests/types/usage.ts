@@ -11,6 +11,8 @@ async function modern(): Promise<void> {
   const off: () => void = baton.on("change", () => {});
   off();
   const url: string = await baton.handoffUrl("https://support.example.org/");
+  const win: Window | null = baton.open("https://support.example.org/", "_blank");
+  void win;
   await baton.delete("cart");
   await baton.end();
   try {

@@ -11,6 +11,17 @@
 //! - `P{T}id:<id hash>`: the uid an id reaches; `P{T}ids:<uid>`: every id that reaches it
 //!   (`T:<id hash>`), so `end` can delete them all;
 //! - `P{T}h:<jti>`: a handoff record, a hash `u` (uid), `e` (expires_at); `P{T}hs:<uid>`: its jtis.
+//! - `P{S}sub:<subject hash>`: an identity link, the uid a customer's session is (issue 19), under
+//!   the subject's own tag `S` (`SubjectHash::slot_tag`), since one customer's sessions come and
+//!   go in any slot. It expires at the session's absolute deadline, set when linked.
+//!
+//! Identity links are the one place where a call is several scripts on every topology (on Cluster
+//! the link and the session are in different slots, and one code path for all is one path
+//! tested): `load_identity` reads the link, then loads the session it names, and drops the link
+//! (only if it still names that uid) when the session is dead; `link_identity` touches the session
+//! and learns its deadline, then writes the link. Each step is safe to repeat, and a link left
+//! pointing at a dead session (an `end` or a sweep between two steps, or at any time: `end`
+//! cannot reach the link's slot) is never followed and expires by itself.
 //!
 //! Data written before slot tags (`P s:<uid>`, `P id:<hash>`, ... with 32-hex uids and jtis) keeps
 //! working on one Redis and on Sentinel: a lookup that finds no tagged id key tries the untagged
@@ -84,8 +95,8 @@ use self::errors::{corrupt, is_demoted, node_lost, other_slot, store_error, wait
 use self::reply::{Written, session, written};
 use self::scripts::{Lua, Scripts};
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, Timeouts, Values,
-    new_uid_in, slot_tag,
+    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timeouts,
+    Values, new_uid_in, slot_tag,
 };
 use crate::clock::Timestamp;
 
@@ -281,6 +292,16 @@ impl RedisStore {
 
     fn id_key(&self, id: &IdHash) -> String {
         format!("{}{{{}}}id:{}", self.prefix, id.tag(), id.as_str())
+    }
+
+    /// A subject's identity link, in the subject's own slot.
+    fn subject_key(&self, subject: &SubjectHash) -> String {
+        format!(
+            "{}{{{}}}sub:{}",
+            self.prefix,
+            subject.slot_tag(),
+            subject.to_hex()
+        )
     }
 
     /// The id as the scripts name it (`idkey`).
@@ -574,6 +595,86 @@ impl SessionStore for RedisStore {
         // A write: a take lost in a failover could be redeemed again.
         self.run(&self.scripts.take_handoff, now, &[key], &[jti, &claim])
             .await
+    }
+
+    async fn load_identity(
+        &self,
+        subject: &SubjectHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let link = self.subject_key(subject);
+        let uid: Option<String> = self
+            .run(
+                &self.scripts.identity_get,
+                now,
+                std::slice::from_ref(&link),
+                &[],
+            )
+            .await?;
+        let Some(uid) = uid else {
+            return Ok(None);
+        };
+        let found: Option<Vec<String>> = if self.absent(&uid) {
+            None
+        } else {
+            let step = self.timeouts.touch_step_ms().to_string();
+            self.run(
+                &self.scripts.load_uid,
+                now,
+                &[self.session_key(&uid)],
+                &[&uid, &step],
+            )
+            .await?
+        };
+        match found {
+            Some(fields) => session(uid, fields).map(Some),
+            None => {
+                self.run::<i64>(&self.scripts.identity_drop, now, &[link], &[&uid])
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn link_identity(
+        &self,
+        subject: &SubjectHash,
+        uid: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if self.absent(uid) {
+            return Ok(false);
+        }
+        let ttl: i64 = self
+            .run(
+                &self.scripts.link_target,
+                now,
+                &[self.session_key(uid)],
+                &[uid],
+            )
+            .await?;
+        if ttl <= 0 {
+            return Ok(false);
+        }
+        let ttl = ttl.to_string();
+        self.run::<i64>(
+            &self.scripts.identity_set,
+            now,
+            &[self.subject_key(subject)],
+            &[uid, &ttl],
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+        if self.absent(uid) {
+            return Ok(());
+        }
+        // `cut` does not look at the clock.
+        self.run::<i64>(&self.scripts.detach, 0, &[self.session_key(uid)], &[uid])
+            .await?;
+        Ok(())
     }
 
     /// Ready when a call would be answered now: on one Redis and Sentinel, the primary answers

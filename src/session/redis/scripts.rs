@@ -44,6 +44,12 @@ pub(super) struct Scripts {
     pub(super) put_handoff: Lua,
     pub(super) take_handoff: Lua,
     pub(super) reap: Lua,
+    pub(super) identity_get: Lua,
+    pub(super) identity_set: Lua,
+    pub(super) identity_drop: Lua,
+    pub(super) load_uid: Lua,
+    pub(super) link_target: Lua,
+    pub(super) detach: Lua,
 }
 
 impl Scripts {
@@ -62,6 +68,12 @@ impl Scripts {
             put_handoff: script!("put_handoff"),
             take_handoff: script!("take_handoff"),
             reap: script!("reap"),
+            identity_get: script!("identity_get"),
+            identity_set: script!("identity_set"),
+            identity_drop: script!("identity_drop"),
+            load_uid: script!("load_uid"),
+            link_target: script!("link_target"),
+            detach: script!("detach"),
         }
     }
 }

@@ -43,12 +43,20 @@ local function find(m)
   return nil
 end
 
--- Deletes session `uid` and every key that leads to it.
-local function kill(uid)
+-- Deletes every id and handoff record that leads to session `uid`, not the session itself.
+local function cut(uid)
   local ids, hs = idskey(uid), hskey(uid)
   for _, m in ipairs(redis.call('SMEMBERS', ids)) do redis.call('DEL', idkey(m)) end
   for _, j in ipairs(redis.call('SMEMBERS', hs)) do redis.call('DEL', hkey(j)) end
-  redis.call('DEL', skey(uid), ids, hs)
+  redis.call('DEL', ids, hs)
+end
+
+-- Deletes session `uid` and every key that leads to it (an identity link, in its subject's own
+-- slot, is not reachable from here: it leads to a dead session, is dropped when next followed,
+-- and expires by the session's absolute deadline anyway).
+local function kill(uid)
+  cut(uid)
+  redis.call('DEL', skey(uid))
 end
 
 -- If session `uid` is live at `now`: its created_at and last_seen, unchanged. Otherwise false; a

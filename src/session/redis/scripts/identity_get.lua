@@ -1,0 +1,2 @@
+-- KEYS 1 a subject's identity link. The uid it holds, or nil.
+return redis.call('GET', KEYS[1])
