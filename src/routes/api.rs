@@ -31,6 +31,7 @@ use crate::error::ApiError;
 use crate::handoff::HandoffKeys;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
+use crate::session::Jti;
 use crate::state::AppState;
 use crate::telemetry::Throttle;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -373,7 +374,12 @@ async fn redeem_handoff(
             tracing::info!(reason = ?why, page = %page, "handoff token refused");
             ApiError::InvalidToken
         })?;
-    let Some(uid) = req.store.take_handoff(&claims.jti, req.now).await? else {
+    // A jti the broker never minted was never issued: refused as one already used.
+    let uid = match Jti::parse(&claims.jti) {
+        Some(jti) => req.store.take_handoff(&jti, req.now).await?,
+        None => None,
+    };
+    let Some(uid) = uid else {
         bump(&metrics.handoffs_refused);
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);

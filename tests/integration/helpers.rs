@@ -11,7 +11,7 @@ use baton::config::Config;
 pub use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use baton::session::sqlite::SqliteStore;
 use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash,
+    AdoptOutcome, IdHash, Jti, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Uid,
 };
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
@@ -477,7 +477,7 @@ impl SessionStore for Faulty {
     }
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: Timestamp,
@@ -488,24 +488,24 @@ impl SessionStore for Faulty {
     }
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
         self.check()?;
         self.0.remove_value(uid, key, now).await
     }
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError> {
         self.check()?;
         self.0.end(uid).await
     }
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         self.check()?;
         self.0.bind(uid, id, now).await
     }
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: Timestamp,
@@ -513,11 +513,11 @@ impl SessionStore for Faulty {
         self.check()?;
         self.0.adopt(uid, id, reached, now).await
     }
-    async fn put_handoff(&self, jti: &str, uid: &str, at: Timestamp) -> Result<(), StoreError> {
+    async fn put_handoff(&self, jti: &Jti, uid: &Uid, at: Timestamp) -> Result<(), StoreError> {
         self.check()?;
         self.0.put_handoff(jti, uid, at).await
     }
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+    async fn take_handoff(&self, jti: &Jti, now: Timestamp) -> Result<Option<Uid>, StoreError> {
         self.check()?;
         self.0.take_handoff(jti, now).await
     }
@@ -532,13 +532,13 @@ impl SessionStore for Faulty {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.check()?;
         self.0.link_identity(subject, uid, now).await
     }
-    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError> {
         self.check()?;
         self.0.detach(uid).await
     }
