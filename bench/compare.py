@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import http.client
+import json
 import os
 import re
 import resource
@@ -38,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 LUA = HERE / "wrk"
 TRUSTED = "http://shop.localhost:8081"
-COOKIE = "__Host-baton"
+# The unpartitioned cookie's name, from the corpus that holds it for every test (src/cookie.rs
+# is its home).
+COOKIE = json.loads((HERE.parent / "tests" / "data" / "cookies.json").read_text())["unpartitioned"]
 VALUE_BYTES = 88  # {"value":"<88 bytes>"} is a 100-byte body
 TICK = os.sysconf("SC_CLK_TCK")
 CLIENT_BOUND = 0.8  # wrk's CPU use (cores) from which the client, not the server, sets the pace
@@ -253,7 +256,7 @@ class Baton:
     port: int
     proc: subprocess.Popen
     reader: str = ""  # session id for the GET rows
-    writers: Path | None = None  # file of session ids, one per client
+    writers: Path | None = None  # file of Cookie header values (`name=id`), one per client
 
 
 def start_baton(procs: Procs, binary: str, tmp: Path, name: str, store: str,
@@ -292,7 +295,7 @@ def new_session(port: int, value: str) -> str:
 def prepare_sessions(b: Baton, tmp: Path, clients: int) -> None:
     b.reader = new_session(b.port, "r" * VALUE_BYTES)
     b.writers = tmp / f"{b.name}-cookies.txt"
-    b.writers.write_text("".join(new_session(b.port, "w") + "\n" for _ in range(clients)))
+    b.writers.write_text("".join(f"{COOKIE}={new_session(b.port, 'w')}\n" for _ in range(clients)))
 
 
 def print_served(nginx_port: int, baton_port: int, auth: dict) -> None:
@@ -503,7 +506,7 @@ def report(rows: list[Row]) -> None:
 def memory(procs: Procs, binary: str, tmp: Path, wrk: Wrk, seconds: int) -> None:
     b = start_baton(procs, binary, tmp, "baton-memory", "sqlite")
     cookies = tmp / "memory-cookies.txt"
-    cookies.write_text("".join(new_session(b.port, "m") + "\n" for _ in range(64)))
+    cookies.write_text("".join(f"{COOKIE}={new_session(b.port, 'm')}\n" for _ in range(64)))
     time.sleep(1)
     start = rss_kib(b.proc.pid)
     note(f"memory: {seconds} s of mixed load on SQLite")

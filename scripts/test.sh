@@ -16,6 +16,8 @@ echo "== cargo test"
 cargo test --locked --workspace --lib --bins --tests -- --test-threads=4
 echo "== every README claim names tests that exist (docs/claims.md)"
 node scripts/check-claims.mjs
+echo "== no production file over 1,000 lines, no function over 80 (scripts/check-size.mjs)"
+node scripts/check-size.mjs
 echo "== JavaScript build and size budget"
 node scripts/check-js.mjs
 echo "== TypeScript types (static/cookie-provider.d.ts)"

@@ -386,8 +386,8 @@ pub async fn ready(url: &str) -> bool {
 
 /// A `[[handoff.keys]]` entry with 256 fresh random bits.
 pub fn keygen() -> String {
-    let secret = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
-    let kid = format!("k{}", &crate::session::new_uid()[..8]);
+    let secret = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
+    let kid = format!("k{}", &crate::random::hex_128()[..8]);
     format!(
         "# Add to baton.toml (newest key first; keep old ones until their tokens expired):\n[[handoff.keys]]\nkid = \"{kid}\"\nsecret = \"{secret}\""
     )
@@ -441,53 +441,62 @@ fn identity(command: IdentityCommand) -> i32 {
                 }
             }
         }
-        IdentityCommand::Verify { token, .. } => {
-            let token = match token.filter(|t| t != "-") {
-                Some(token) => token,
-                None => {
-                    let mut input = String::new();
-                    if std::io::stdin().read_to_string(&mut input).is_err() {
-                        eprintln!("baton: cannot read stdin");
-                        return 2;
-                    }
-                    input.trim().to_owned()
-                }
-            };
-            match keys.verify(&token, &page, &config.trust.origins, now) {
-                Ok(identity) => {
-                    println!(
-                        "{}",
-                        json!({
-                            "valid": true,
-                            "kid": identity.kid,
-                            "issuer": identity.issuer.as_str(),
-                            "subject": identity.subject.to_hex(),
-                            "expires_at": identity.expires_at / 1000,
-                        })
-                    );
-                    0
-                }
-                Err(rejection) => {
-                    println!(
-                        "{}",
-                        json!({
-                            "valid": false,
-                            "error": rejection.code(),
-                            "message": rejection.to_string(),
-                        })
-                    );
-                    1
-                }
+        IdentityCommand::Verify { token, .. } => identity_verify(&keys, token, &page, &config, now),
+    }
+}
+
+/// `baton identity verify`: prints the verdict on `token` (or stdin) as JSON; the exit code.
+fn identity_verify(
+    keys: &crate::identity::IdentityKeys,
+    token: Option<String>,
+    page: &crate::origin::Origin,
+    config: &Config,
+    now: crate::clock::Timestamp,
+) -> i32 {
+    let token = match token.filter(|t| t != "-") {
+        Some(token) => token,
+        None => {
+            let mut input = String::new();
+            if std::io::stdin().read_to_string(&mut input).is_err() {
+                eprintln!("baton: cannot read stdin");
+                return 2;
             }
+            input.trim().to_owned()
+        }
+    };
+    match keys.verify(&token, page, &config.trust.origins, now) {
+        Ok(identity) => {
+            println!(
+                "{}",
+                json!({
+                    "valid": true,
+                    "kid": identity.kid,
+                    "issuer": identity.issuer.as_str(),
+                    "subject": identity.subject.to_hex(),
+                    "expires_at": identity.expires_at / 1000,
+                })
+            );
+            0
+        }
+        Err(rejection) => {
+            println!(
+                "{}",
+                json!({
+                    "valid": false,
+                    "error": rejection.code(),
+                    "message": rejection.to_string(),
+                })
+            );
+            1
         }
     }
 }
 
 /// An `[[identity.keys]]` HS256 entry and a subject secret, each 256 fresh random bits.
 pub fn identity_keygen() -> String {
-    let secret = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
-    let subject = URL_SAFE_NO_PAD.encode(crate::session::random_bytes::<32>());
-    let kid = format!("i{}", &crate::session::new_uid()[..8]);
+    let secret = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
+    let subject = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
+    let kid = format!("i{}", &crate::random::hex_128()[..8]);
     format!(
         "# Add to baton.toml: the key, once per partner (give the partner its kid and secret);\n\
          # subject_secret once per deployment, kept for as long as identities are kept.\n\

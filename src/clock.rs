@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::session::Timestamp;
+/// Milliseconds since the Unix epoch, from the app's `Clock` (tests control it).
+pub type Timestamp = i64;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

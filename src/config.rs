@@ -18,7 +18,8 @@
 //! nearest key with the parser's description, never with the source line (the line of a
 //! `secret` or a `redis_url` is a secret: the `toml` crate's own `Display` prints it). A bad
 //! value from a `BATON_*` variable, the channel SECURITY.md recommends for secrets, is reported
-//! by its variable and what is wrong, never with the value.
+//! by its variable and what is wrong, never with the value. That reporting (where a problem
+//! came from, and what its message may show) is the submodule `source`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +30,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
+mod source;
+
+use self::source::{apply_env, locate, syntax_error};
+use crate::handoff::SigningKey;
 use crate::origin::{Origin, TrustedOrigins};
 use crate::session::Timeouts;
 
@@ -38,7 +43,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub trust: TrustConfig,
     pub session: SessionConfig,
-    pub store: crate::session::StoreConfig,
+    pub store: crate::session::store_config::StoreConfig,
     pub handoff: HandoffConfig,
     pub log: LogConfig,
     pub identity: IdentityConfig,
@@ -217,27 +222,30 @@ impl Default for HandoffConfig {
     }
 }
 
+/// Defaults that depend on other keys: the public origin on the listen port, and the embedded
+/// store.
+fn derived_defaults(server: Option<&mut toml::Table>, store: Option<&mut toml::Table>) {
+    if let Some(s) = server.filter(|s| !s.contains_key("public_origin")) {
+        let listen = s
+            .get("listen")
+            .and_then(|v| v.as_str())
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(ServerConfig::default().listen);
+        s.insert(
+            "public_origin".into(),
+            dev_public_origin(listen).as_str().into(),
+        );
+    }
+    if let Some(s) = store {
+        s.entry("backend").or_insert_with(|| "sqlite".into());
+    }
+}
+
 /// `http://broker.localhost:<port>`: where a development broker is reached.
 fn dev_public_origin(listen: SocketAddr) -> Origin {
     let origin = format!("http://broker.localhost:{}", listen.port());
     // Built from a u16: always a canonical origin.
     Origin::parse(&origin).unwrap_or_else(|_| unreachable!("{origin} is an origin"))
-}
-
-/// A handoff signing key, decoded. `Debug` never shows the secret.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigningKey {
-    #[serde(deserialize_with = "kid")]
-    pub kid: String,
-    #[serde(deserialize_with = "secret")]
-    pub secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey({}, <redacted>)", self.kid)
-    }
 }
 
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -284,7 +292,7 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Err
         .collect()
 }
 
-fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let kid = String::deserialize(d)?;
     let ok = (1..=64).contains(&kid.len())
         && kid
@@ -318,7 +326,7 @@ fn es256_public_key<'de, D: Deserializer<'de>>(
         .map_err(D::Error::custom)
 }
 
-fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+pub(crate) fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let raw = String::deserialize(d)?;
     match URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')) {
         Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(secret),
@@ -666,29 +674,19 @@ impl Config {
                 "{unknown}: unknown section (known: server, trust, session, store, handoff, log, identity)"
             ));
         }
-        // Defaults that depend on other keys: the public origin on the listen port, and the
-        // embedded store.
-        if let Some(s) = server.as_mut().filter(|s| !s.contains_key("public_origin")) {
-            let listen = s
-                .get("listen")
-                .and_then(|v| v.as_str())
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(ServerConfig::default().listen);
-            s.insert(
-                "public_origin".into(),
-                dev_public_origin(listen).as_str().into(),
-            );
-        }
-        if let Some(s) = store.as_mut() {
-            s.entry("backend").or_insert_with(|| "sqlite".into());
-        }
+        derived_defaults(server.as_mut(), store.as_mut());
         let server =
             server.and_then(|t| parse_section::<ServerConfig>("server", t, &[], &mut errors));
         let trust = trust.and_then(|t| parse_section::<TrustConfig>("trust", t, &[], &mut errors));
         let session =
             session.and_then(|t| parse_section::<SessionConfig>("session", t, &[], &mut errors));
         let store = store.and_then(|t| {
-            parse_section::<crate::session::StoreConfig>("store", t, &["backend"], &mut errors)
+            parse_section::<crate::session::store_config::StoreConfig>(
+                "store",
+                t,
+                &["backend"],
+                &mut errors,
+            )
         });
         let handoff =
             handoff.and_then(|t| parse_section::<HandoffConfig>("handoff", t, &[], &mut errors));
@@ -851,261 +849,6 @@ fn is_secure_context(origin: &Origin) -> bool {
         }
         _ => false,
     }
-}
-
-/// Where a key's value came from when a `BATON_*` variable set it: the variable, the value it
-/// gave (to keep out of messages), and, when the value looked like TOML but was not, why.
-struct FromEnv {
-    var: String,
-    value: toml::Value,
-    not_toml: Option<String>,
-}
-
-/// Applies `BATON_SECTION__KEY=value`. The value is read as a TOML value when it parses as one
-/// (numbers, booleans, arrays, inline tables), else as a plain string.
-/// Applies the overrides; returns which variable set each key (`section.key`).
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<std::collections::HashMap<String, FromEnv>, ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut set = std::collections::HashMap::new();
-    for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("BATON_") else {
-            continue;
-        };
-        // Variables the CLI reads itself (BATON_CONFIG, BATON_LOG) have no `__`.
-        let Some((section, key)) = rest.split_once("__") else {
-            continue;
-        };
-        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        if section.is_empty() || key.is_empty() {
-            errors.push(format!("{name}: expected BATON_SECTION__KEY"));
-            continue;
-        }
-        const PREFIX: &str = "v = ";
-        let (value, not_toml) = match format!("{PREFIX}{raw}").parse::<toml::Table>() {
-            Ok(mut t) => match t.remove("v") {
-                Some(v) => (v, None),
-                None => (toml::Value::String(raw), None),
-            },
-            Err(e) => {
-                // Only the parser's description and the column: never the text.
-                let looked_like_toml = raw.trim_start().starts_with(['[', '{']);
-                let why = looked_like_toml.then(|| {
-                    let column = e.span().map_or(0, |s| s.start.saturating_sub(PREFIX.len()));
-                    format!(
-                        "read as a string, since as TOML it fails at character {}: {}",
-                        column + 1,
-                        e.message()
-                    )
-                });
-                (toml::Value::String(raw), why)
-            }
-        };
-        let entry = table
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match entry.as_table_mut() {
-            Some(t) => {
-                set.insert(
-                    format!("{section}.{key}"),
-                    FromEnv {
-                        var: name.clone(),
-                        value: value.clone(),
-                        not_toml,
-                    },
-                );
-                t.insert(key, value);
-            }
-            None => errors.push(format!("{name}: [{section}] is not a table in the config")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(set)
-    } else {
-        Err(ConfigErrors(errors))
-    }
-}
-
-/// `error` (`path: message`) with where the value came from: `BATON_X__Y (x.y): message` for a
-/// value from the environment, `path (file line N): message` for one from the file. Whatever its
-/// source, the message never shows a value a variable gave (see `without_values`): a problem may
-/// be reported under another key than the variable's (an enum's tag is checked beside each key).
-fn locate(
-    error: String,
-    file: Option<(&Path, &str)>,
-    from_env: &std::collections::HashMap<String, FromEnv>,
-) -> String {
-    let hide = |message: &str| without_values(message, from_env.values().map(|e| &e.value));
-    let Some((path, message)) = error.split_once(": ") else {
-        return hide(&error);
-    };
-    let message = hide(message);
-    // `section.key`, without an index or a deeper field.
-    let mut parts = path.splitn(2, '.');
-    let (Some(section), Some(rest)) = (parts.next(), parts.next()) else {
-        return format!("{path}: {message}");
-    };
-    let key = rest.split(['[', '.']).next().unwrap_or(rest);
-    if let Some(env) = from_env.get(&format!("{section}.{key}")) {
-        return match &env.not_toml {
-            Some(why) => format!("{} ({path}): {message} (the value was {why})", env.var),
-            None => format!("{} ({path}): {message}", env.var),
-        };
-    }
-    match file.and_then(|(name, text)| line_of(text, path).map(|line| (name, line))) {
-        Some((name, line)) => format!("{path} ({} line {line}): {message}", name.display()),
-        None => format!("{path}: {message}"),
-    }
-}
-
-/// What stands in a message for a value from the environment.
-const NOT_SHOWN: &str = "(value not shown)";
-
-/// `message` with every piece of `values` it quotes replaced by `NOT_SHOWN`: serde and the checks
-/// here quote a string as Rust's `Debug` does (`string "…"`), and a number or an enum's variant
-/// in backticks. Any
-/// longer piece of a value still left in it after that (a check that quoted it another way)
-/// gives a message that says only that the value is not valid.
-fn without_values<'a>(message: &str, values: impl IntoIterator<Item = &'a toml::Value>) -> String {
-    let mut strings = Vec::new();
-    let mut others = Vec::new();
-    for value in values {
-        leaves(value, &mut strings, &mut others);
-    }
-    let mut out = message.to_owned();
-    // Longest first, so a short leaf never breaks up a longer one's quoted form.
-    strings.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in strings.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(&format!("{s:?}"), NOT_SHOWN);
-    }
-    for o in strings.iter().chain(&others).filter(|s| !s.is_empty()) {
-        out = out.replace(&format!("`{o}`"), NOT_SHOWN);
-    }
-    let leaks = strings
-        .iter()
-        .chain(&others)
-        .any(|s| s.len() >= 4 && out.contains(s.as_str()));
-    if leaks {
-        return format!(
-            "not a valid value for this key {NOT_SHOWN}; config/baton.toml describes its form"
-        );
-    }
-    out
-}
-
-/// The strings, and the numbers and dates as text, in `value` (not booleans, nor the names of
-/// an inline table's keys: neither is a secret, and they are words a message uses).
-fn leaves(value: &toml::Value, strings: &mut Vec<String>, others: &mut Vec<String>) {
-    match value {
-        toml::Value::String(s) => strings.push(s.clone()),
-        toml::Value::Array(items) => items.iter().for_each(|v| leaves(v, strings, others)),
-        toml::Value::Table(t) => t.values().for_each(|v| leaves(v, strings, others)),
-        toml::Value::Boolean(_) => {}
-        other => others.push(other.to_string()),
-    }
-}
-
-/// A file that is not valid TOML, reported by line, column and the nearest key before the error
-/// (from the parser's recovered document: a key, never source text) with the parser's
-/// description. The `toml` crate's `Display` of the error would print the source line, which may
-/// hold a secret.
-fn syntax_error(name: &str, text: &str) -> String {
-    use toml::de::DeTable;
-    let (doc, errors) = DeTable::parse_recoverable(text);
-    let Some(error) = errors.first() else {
-        return format!("{name} is not valid TOML");
-    };
-    let Some(offset) = error.span().map(|s| s.start.min(text.len())) else {
-        return format!("{name} is not valid TOML: {}", error.message());
-    };
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    let mut keys = Vec::new();
-    key_starts(doc.get_ref(), "", &mut keys);
-    let near = keys
-        .into_iter()
-        .filter(|(_, start)| *start <= offset)
-        .max_by_key(|(_, start)| *start)
-        .map(|(key, _)| format!(", near {key}"))
-        .unwrap_or_default();
-    format!(
-        "{name} is not valid TOML: line {line}, column {column}{near}: {}",
-        error.message()
-    )
-}
-
-/// Every key path in `table` (`handoff.keys[0].kid`) with where it starts. Only names of the
-/// shape baton's keys have: a quoted key could be any text.
-fn key_starts(table: &toml::de::DeTable<'_>, prefix: &str, out: &mut Vec<(String, usize)>) {
-    use toml::de::DeValue;
-    let plain = |k: &str| {
-        !k.is_empty()
-            && k.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    for (key, value) in table {
-        if !plain(key.get_ref()) {
-            continue;
-        }
-        let path = if prefix.is_empty() {
-            key.get_ref().to_string()
-        } else {
-            format!("{prefix}.{}", key.get_ref())
-        };
-        out.push((path.clone(), key.span().start));
-        match value.get_ref() {
-            DeValue::Table(t) => key_starts(t, &path, out),
-            DeValue::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    if let DeValue::Table(t) = item.get_ref() {
-                        let element = format!("{path}[{i}]");
-                        out.push((element.clone(), item.span().start));
-                        key_starts(t, &element, out);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The line of the value at `path` (`section.key`, `section.key[2]`, `section.key[0].field`) in
-/// the TOML `text`, if it is written there.
-fn line_of(text: &str, path: &str) -> Option<usize> {
-    use toml::de::{DeTable, DeValue};
-    let doc = DeTable::parse(text).ok()?;
-    let mut span = None;
-    let mut table = Some(doc.get_ref());
-    for segment in path.split('.') {
-        let (name, indexes) = match segment.find('[') {
-            Some(i) => (&segment[..i], &segment[i..]),
-            None => (segment, ""),
-        };
-        let (_, value) = table?.iter().find(|(k, _)| k.get_ref() == name)?;
-        span = Some(value.span());
-        let mut value = value.get_ref();
-        for index in indexes
-            .split(['[', ']'])
-            .filter(|s| !s.is_empty())
-            .filter_map(|i| i.parse::<usize>().ok())
-        {
-            let DeValue::Array(items) = value else {
-                return None;
-            };
-            let item = items.get(index)?;
-            span = Some(item.span());
-            value = item.get_ref();
-        }
-        table = match value {
-            DeValue::Table(t) => Some(t),
-            _ => None,
-        };
-    }
-    let offset = span?.start;
-    Some(text[..offset.min(text.len())].matches('\n').count() + 1)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //!
 //! When both arrive and name different sessions, the unpartitioned one wins if it reaches a live
 //! session: it is the one shared by every site, so it is the customer's cross-site session, and
-//! the partitioned one is re-issued to match (see `routes::api::resolve`).
+//! the partitioned one is re-issued to match (see `routes::extract::SessionRequest::resolve`).
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -91,6 +91,32 @@ mod tests {
             serde_json::from_str(include_str!("../tests/data/cookies.json")).expect("json");
         assert_eq!(shared["unpartitioned"], UNPARTITIONED);
         assert_eq!(shared["partitioned"], PARTITIONED);
+    }
+
+    /// The reference spec (docs/openapi.yaml) names the cookies clients see: its two cookie
+    /// security schemes are these names, and it mentions no other `__Host-` cookie (a rename
+    /// that missed it fails here, before the OpenAPI run).
+    #[test]
+    fn the_openapi_reference_names_exactly_these_cookies() {
+        let spec = include_str!("../docs/openapi.yaml");
+        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let mentioned: std::collections::BTreeSet<&str> = spec
+            .match_indices("__Host-")
+            .map(|(at, _)| {
+                let rest = &spec[at + "__Host-".len()..];
+                let len = rest.find(|c| !name_char(c)).unwrap_or(rest.len());
+                spec[at..at + "__Host-".len() + len].trim_end_matches('-')
+            })
+            .filter(|name| *name != "__Host")
+            .collect();
+        let expected = std::collections::BTreeSet::from([UNPARTITIONED, PARTITIONED]);
+        assert_eq!(mentioned, expected);
+        for name in expected {
+            assert!(
+                spec.contains(&format!("in: cookie\n      name: {name}\n")),
+                "no cookie scheme named {name}"
+            );
+        }
     }
 
     #[test]

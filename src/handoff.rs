@@ -1,5 +1,6 @@
-//! Handoff tokens: how a session crosses from one trusted site to another when the browser keeps
-//! only partitioned cookies.
+//! Handoff tokens, and the keys that sign them (`SigningKey`, read from `[handoff]`): how a
+//! session crosses from one trusted site to another when the browser keeps only partitioned
+//! cookies.
 //!
 //! The source site's iframe asks for a token naming the destination origin; the library puts it in
 //! the destination URL's fragment (never sent to servers nor in `Referer`); the destination's iframe
@@ -19,14 +20,16 @@
 //!
 //! The token carries no session reference at all: `jti` (1 to 64 bytes) names a single-use record
 //! in the store that does, so a replay finds nothing and ending the session kills its pending tokens.
+//! The store is only asked about a `jti` the broker mints (`session::Jti::parse`): any other was
+//! never issued.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::SigningKey;
-use crate::session::Timestamp;
+use crate::clock::Timestamp;
+use crate::session::{Jti, Uid};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 1024;
@@ -44,6 +47,22 @@ pub struct Claims {
     pub nbf: i64,
     pub iat: i64,
     pub jti: String,
+}
+
+/// A handoff signing key, decoded. `Debug` never shows the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    #[serde(deserialize_with = "crate::config::kid")]
+    pub kid: String,
+    #[serde(deserialize_with = "crate::config::secret")]
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({}, <redacted>)", self.kid)
+    }
 }
 
 #[derive(Clone)]
@@ -84,7 +103,7 @@ pub enum MintError {
 
 pub struct Minted {
     pub token: String,
-    pub jti: String,
+    pub jti: Jti,
     pub expires_at: Timestamp,
 }
 
@@ -100,7 +119,7 @@ impl HandoffKeys {
         if handoff.uses_dev_key(&config.server.public_origin) {
             keys.push(SigningKey {
                 kid: "dev".into(),
-                secret: crate::session::random_bytes::<32>().to_vec(),
+                secret: crate::random::bytes::<32>().to_vec(),
             });
         }
         Self::new(keys, handoff.issuer.clone(), handoff.ttl_secs)
@@ -125,7 +144,7 @@ impl HandoffKeys {
         self.ttl_secs
     }
 
-    pub fn mint(&self, audience: &str, now: Timestamp, uid: &str) -> Result<Minted, MintError> {
+    pub fn mint(&self, audience: &str, now: Timestamp, uid: &Uid) -> Result<Minted, MintError> {
         let Some(key) = self.keys.first() else {
             return Err(MintError::NoKey);
         };
@@ -139,14 +158,14 @@ impl HandoffKeys {
             .checked_add(self.ttl_secs)
             .ok_or(MintError::TimeOutOfRange)?;
         let expires_at = exp.checked_mul(1000).ok_or(MintError::TimeOutOfRange)?;
-        let jti = crate::session::new_uid_in(crate::session::slot_tag(uid));
+        let jti = Jti::new_for(uid);
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: audience.to_owned(),
             exp,
             nbf: now_s,
             iat: now_s,
-            jti: jti.clone(),
+            jti: jti.to_string(),
         };
         let mut header = Header::new(ALG);
         header.kid = Some(key.kid.clone());
@@ -258,6 +277,11 @@ fn names_crit(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session's uid, as the stores mint it.
+    fn uid() -> Uid {
+        Uid::new_in(Some("abcd"))
+    }
     use proptest::prelude::*;
     use proptest::sample::select;
     use serde_json::{Value, json};
@@ -310,10 +334,11 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_for_its_audience_only() {
         let k = keys(vec![key("a", 1)]);
-        let minted = k.mint(AUD, T0, "u").expect("mint");
+        let minted = k.mint(AUD, T0, &uid()).expect("mint");
         assert_eq!(minted.expires_at, (NOW_S + 60) * 1000);
         let claims = k.verify(&minted.token, AUD, T0 + 1000).expect("valid");
-        assert_eq!(claims.jti, minted.jti);
+        assert_eq!(claims.jti, minted.jti.to_string());
+        assert_eq!(Jti::parse(&claims.jti), Some(minted.jti));
         assert_eq!(
             (claims.exp, claims.nbf, claims.iat),
             (NOW_S + 60, NOW_S, NOW_S)
@@ -328,7 +353,7 @@ mod tests {
     #[test]
     fn expiry_and_not_before_use_the_app_clock() {
         let k = keys(vec![key("a", 1)]);
-        let minted = k.mint(AUD, T0, "u").expect("mint");
+        let minted = k.mint(AUD, T0, &uid()).expect("mint");
         assert!(
             k.verify(&minted.token, AUD, T0 + 64_999).is_ok(),
             "within leeway"
@@ -478,9 +503,9 @@ mod tests {
     fn rotation_verifies_old_keys_and_signs_with_the_first() {
         let old = keys(vec![key("old", 1)]);
         let rotated = keys(vec![key("new", 2), key("old", 1)]);
-        let by_old = old.mint(AUD, T0, "u").expect("mint");
+        let by_old = old.mint(AUD, T0, &uid()).expect("mint");
         assert!(rotated.verify(&by_old.token, AUD, T0).is_ok());
-        let by_new = rotated.mint(AUD, T0, "u").expect("mint");
+        let by_new = rotated.mint(AUD, T0, &uid()).expect("mint");
         assert_eq!(
             old.verify(&by_new.token, AUD, T0).err(),
             Some(Rejection::UnknownKey)
@@ -490,7 +515,7 @@ mod tests {
     #[test]
     fn forged_alg_none_and_oversized_tokens_fail() {
         let k = keys(vec![key("a", 1)]);
-        let forged = keys(vec![key("a", 9)]).mint(AUD, T0, "u").expect("mint");
+        let forged = keys(vec![key("a", 9)]).mint(AUD, T0, &uid()).expect("mint");
         assert_eq!(
             k.verify(&forged.token, AUD, T0).err(),
             Some(Rejection::BadSignatureOrClaims)
@@ -522,7 +547,7 @@ mod tests {
     #[test]
     fn long_lived_tokens_are_refused_even_when_signed() {
         let long = HandoffKeys::new(vec![key("a", 1)], ISS.into(), 3600);
-        let minted = long.mint(AUD, T0, "u").expect("mint");
+        let minted = long.mint(AUD, T0, &uid()).expect("mint");
         assert_eq!(
             keys(vec![key("a", 1)]).verify(&minted.token, AUD, T0).err(),
             Some(Rejection::TooLongLived)
@@ -532,7 +557,7 @@ mod tests {
     #[test]
     fn minting_refuses_times_out_of_range() {
         let mint = |ttl: u64, now: Timestamp| {
-            HandoffKeys::new(vec![key("a", 1)], ISS.into(), ttl).mint(AUD, now, "u")
+            HandoffKeys::new(vec![key("a", 1)], ISS.into(), ttl).mint(AUD, now, &uid())
         };
         // now + ttl overflows (a ttl past i64::MAX used to wrap to a negative lifetime).
         assert!(matches!(mint(u64::MAX, T0), Err(MintError::TimeOutOfRange)));
@@ -557,7 +582,7 @@ mod tests {
         let none = keys(Vec::new());
         assert!(!none.is_enabled());
         assert!(keys(vec![key("a", 1)]).is_enabled());
-        assert!(matches!(none.mint(AUD, T0, "u"), Err(MintError::NoKey)));
+        assert!(matches!(none.mint(AUD, T0, &uid()), Err(MintError::NoKey)));
         let token = signed(&header(), &claims(NOW_S + 60, NOW_S, NOW_S));
         assert_eq!(
             none.verify(&token, AUD, T0).err(),

@@ -36,8 +36,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::clock::Timestamp;
 use crate::origin::{Origin, TrustedOrigins};
-use crate::session::Timestamp;
 
 pub use crate::handoff::LEEWAY_SECS;
 

@@ -16,6 +16,7 @@ pub mod handoff;
 pub mod identity;
 pub mod metrics;
 pub mod origin;
+pub mod random;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;

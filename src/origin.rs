@@ -660,13 +660,29 @@ impl TrustedOrigins {
     }
 
     /// The whole origin rule: parse `raw`, then require a matching pattern.
+    ///
+    /// Most requests come from a trusted page that is listed exactly, so that case goes first:
+    /// `raw` byte for byte an exact entry, which is canonical by construction, so the full rule
+    /// (a URL parse) would only say yes again. It is the one fast path, here beside the rule it
+    /// shortens, and the shared corpus checks the two agree.
     pub fn check(&self, raw: &str) -> Result<Origin, Denied> {
+        if let Some(origin) = self.exact(raw) {
+            return Ok(origin.clone());
+        }
         let origin = Origin::parse(raw)?;
         if self.allows(&origin) {
             Ok(origin)
         } else {
             Err(Denied::NotTrusted)
         }
+    }
+
+    /// The exact entry `raw` is, byte for byte, if any.
+    fn exact(&self, raw: &str) -> Option<&Origin> {
+        self.patterns.iter().find_map(|p| match p {
+            OriginPattern::Exact(o) if o.as_str() == raw => Some(o),
+            _ => None,
+        })
     }
 
     /// Step 4 of the rule, for an origin that is already parsed.

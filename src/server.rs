@@ -215,6 +215,30 @@ impl Drop for Slot {
     }
 }
 
+impl Registry {
+    /// Enters a new connection: its id, and the handle its task serves it with (sharing the
+    /// state the registry reads to find the idle ones).
+    fn register(&self, started: Instant) -> (u64, Connection) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            busy: Arc::default(),
+            idle_since: Arc::new(AtomicU64::new(millis_since(started))),
+            writing: Arc::default(),
+            close: Arc::default(),
+            closing: false,
+        };
+        let conn = Connection {
+            busy: Arc::clone(&entry.busy),
+            idle_since: Arc::clone(&entry.idle_since),
+            writing: Arc::clone(&entry.writing),
+            close: Arc::clone(&entry.close),
+            started,
+        };
+        self.lock().insert(id, entry);
+        (id, conn)
+    }
+}
+
 /// Serves `router` on `listener` until `stop` completes; then drains for up to the grace period.
 pub async fn serve(
     listener: TcpListener,
@@ -264,22 +288,7 @@ pub async fn serve(
         };
         let slot = Slot::new(permit, limits.metrics.clone());
         let _ = stream.set_nodelay(true);
-        let id = registry.next.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry {
-            busy: Arc::default(),
-            idle_since: Arc::new(AtomicU64::new(millis_since(started))),
-            writing: Arc::default(),
-            close: Arc::default(),
-            closing: false,
-        };
-        let conn = Connection {
-            busy: Arc::clone(&entry.busy),
-            idle_since: Arc::clone(&entry.idle_since),
-            writing: Arc::clone(&entry.writing),
-            close: Arc::clone(&entry.close),
-            started,
-        };
-        registry.lock().insert(id, entry);
+        let (id, conn) = registry.register(started);
         let (router, registry, limits) = (router.clone(), Arc::clone(&registry), limits.clone());
         let shutdown = shutdown_rx.clone();
         tasks.spawn(async move {

@@ -2,7 +2,7 @@
 -- flight, like N browsers. wrk's Lua API does not say which connection a request goes out on, so
 -- the cookies form a pool: request() takes a free one, response() gives it back (the value it
 -- wrote starts with "c<index>:", echoed in the response body, which says whose answer it is).
--- Arguments: PATH COOKIE_FILE (one session id a line) VALUE_BYTES ["Header: value" ...]
+-- Arguments: PATH COOKIE_FILE (one Cookie header value a line, `name=id`) VALUE_BYTES ["Header: value" ...]
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 
 local reqs, free, inflight = {}, {}, {}
@@ -12,9 +12,9 @@ shared = 0 -- requests sent with a cookie already in flight (pool empty: only af
 function init(args)
    local path, file, bytes = args[1], args[2], tonumber(args[3])
    local base = parse_headers(args, 4)
-   for id in io.lines(file) do
+   for cookie in io.lines(file) do
       local i = #reqs + 1
-      local headers = { Cookie = "__Host-baton=" .. id, ["Content-Type"] = "application/json" }
+      local headers = { Cookie = cookie, ["Content-Type"] = "application/json" }
       for k, v in pairs(base) do headers[k] = v end
       local value = string.format("c%03d:", i) .. string.rep("x", bytes - 5)
       reqs[i] = wrk.format("PUT", path, headers, '{"value":"' .. value .. '"}')

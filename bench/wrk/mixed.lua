@@ -1,7 +1,7 @@
 -- The memory run's mix, in a fixed cycle of 10 requests: 4 session reads, 2 writes (existing
 -- sessions, round robin), 1 create (PUT without a cookie: a new session each time), the iframe
 -- page, cookie-provider.js compressed, iframe.js compressed.
--- Arguments: COOKIE_FILE ORIGIN
+-- Arguments: COOKIE_FILE (one Cookie header value a line, `name=id`) ORIGIN
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 
 local cycle = {}
@@ -32,7 +32,7 @@ end
 function request()
    n = n % #cycle + 1
    next_id = next_id % #ids + 1
-   return cycle[n]("__Host-baton=" .. ids[next_id])
+   return cycle[n](ids[next_id])
 end
 
 function report(thread)

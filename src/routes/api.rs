@@ -30,7 +30,8 @@ use crate::cookie;
 use crate::error::ApiError;
 use crate::handoff::HandoffKeys;
 use crate::metrics::{Metrics, bump};
-use crate::origin::{Origin, OriginPattern};
+use crate::origin::Origin;
+use crate::session::Jti;
 use crate::state::AppState;
 use crate::telemetry::Throttle;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -115,20 +116,6 @@ fn caller_origin(config: &Config, headers: &HeaderMap) -> Result<Origin, ApiErro
     };
     if raw == public_origin.as_str() {
         return Ok(public_origin.clone());
-    }
-    // The common case first: byte for byte an exact trusted entry, which is canonical by
-    // construction, so the full rule (a URL parse) would only say yes again.
-    let exact = config
-        .trust
-        .origins
-        .patterns()
-        .iter()
-        .find_map(|p| match p {
-            OriginPattern::Exact(o) if o.as_str() == raw => Some(o),
-            _ => None,
-        });
-    if let Some(origin) = exact {
-        return Ok(origin.clone());
     }
     config.trust.origins.check(raw).map_err(|denied| {
         if let Some(suppressed) = DENIALS.allow() {
@@ -387,7 +374,12 @@ async fn redeem_handoff(
             tracing::info!(reason = ?why, page = %page, "handoff token refused");
             ApiError::InvalidToken
         })?;
-    let Some(uid) = req.store.take_handoff(&claims.jti, req.now).await? else {
+    // A jti the broker never minted was never issued: refused as one already used.
+    let uid = match Jti::parse(&claims.jti) {
+        Some(jti) => req.store.take_handoff(&jti, req.now).await?,
+        None => None,
+    };
+    let Some(uid) = uid else {
         bump(&metrics.handoffs_refused);
         tracing::info!(page = %page, "handoff token already used or unknown");
         return Err(ApiError::InvalidToken);

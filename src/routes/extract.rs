@@ -11,13 +11,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::clock::Clock;
+use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::cookie::{self, RequestCookies};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
 use crate::session::{
-    AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, SetOutcome, Timestamp,
+    AdoptOutcome, IdHash, PageKey, Session, SessionId, SessionStore, SetOutcome, Uid,
 };
 
 /// The origin the request acts for, once the API's `guard` has allowed it.
@@ -91,7 +92,7 @@ impl Credentials {
     /// A fresh way in for a session this request is about to create (`None`) or adopt (its
     /// uid, whose slot tag the id carries: `SessionId::generate_for`): a page key in page mode,
     /// else a cookie id.
-    fn fresh(&self, uid: Option<&str>) -> (IdHash, Binding) {
+    fn fresh(&self, uid: Option<&Uid>) -> (IdHash, Binding) {
         match &self.page {
             Some(page) => {
                 let key = uid.map_or_else(PageKey::generate, PageKey::generate_for);
@@ -231,7 +232,7 @@ impl SessionRequest {
     /// holds a value, nothing changes and the answer is 409 `session_conflict`; empty ones are
     /// ended. One atomic store step (`SessionStore::adopt`), so a value written meanwhile is
     /// never lost.
-    pub async fn adopt(&self, uid: &str) -> Result<Option<Resolved>, ApiError> {
+    pub async fn adopt(&self, uid: &Uid) -> Result<Option<Resolved>, ApiError> {
         let (hash, binding) = self.creds.fresh(Some(uid));
         let reached: Vec<IdHash> = self
             .creds

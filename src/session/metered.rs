@@ -10,8 +10,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timestamp,
+    AdoptOutcome, IdHash, Jti, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Uid,
 };
+use crate::clock::Timestamp;
 use crate::metrics::Metrics;
 
 pub struct Metered {
@@ -49,7 +50,7 @@ impl SessionStore for Metered {
 
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: Timestamp,
@@ -73,7 +74,7 @@ impl SessionStore for Metered {
 
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
@@ -81,17 +82,17 @@ impl SessionStore for Metered {
         self.timed("remove_value", call).await
     }
 
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError> {
         self.timed("end", self.inner.end(uid)).await
     }
 
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         self.timed("bind", self.inner.bind(uid, id, now)).await
     }
 
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: Timestamp,
@@ -102,15 +103,15 @@ impl SessionStore for Metered {
 
     async fn put_handoff(
         &self,
-        jti: &str,
-        uid: &str,
+        jti: &Jti,
+        uid: &Uid,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let call = self.inner.put_handoff(jti, uid, expires_at);
         self.timed("put_handoff", call).await
     }
 
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+    async fn take_handoff(&self, jti: &Jti, now: Timestamp) -> Result<Option<Uid>, StoreError> {
         self.timed("take_handoff", self.inner.take_handoff(jti, now))
             .await
     }
@@ -127,14 +128,14 @@ impl SessionStore for Metered {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let call = self.inner.link_identity(subject, uid, now);
         self.timed("link_identity", call).await
     }
 
-    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError> {
         self.timed("detach", self.inner.detach(uid)).await
     }
 

@@ -9,8 +9,7 @@
 pub mod metered;
 pub mod redis;
 pub mod sqlite;
-
-use std::sync::Arc;
+pub mod store_config;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,8 +21,8 @@ use sha2::{Digest, Sha256};
 
 pub use crate::identity::SubjectHash;
 
-/// Milliseconds since the Unix epoch, from the app's `Clock` (tests control it).
-pub type Timestamp = i64;
+use crate::clock::Timestamp;
+use crate::random::{self, hex};
 
 /// The secret a browser holds. `Debug` is redacted so it cannot reach a log by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,16 +34,16 @@ const ID_LEN: usize = 43;
 
 impl SessionId {
     pub fn generate() -> Self {
-        Self(URL_SAFE_NO_PAD.encode(random_bytes::<ID_BYTES>()))
+        Self(URL_SAFE_NO_PAD.encode(random::bytes::<ID_BYTES>()))
     }
 
     /// A fresh id for the session `uid`: random, except that it starts with the session's slot
     /// tag (`slot_tag`), so that the store keeps it in the session's Redis Cluster hash slot. A
     /// session from before tags has none: the id is then wholly random. The tag is 24 bits the
     /// session's ids share; the other 39 characters (234 bits) are random.
-    pub fn generate_for(uid: &str) -> Self {
+    pub fn generate_for(uid: &Uid) -> Self {
         let mut id = Self::generate();
-        if let Some(tag) = slot_tag(uid) {
+        if let Some(tag) = uid.slot_tag() {
             id.0.replace_range(..TAG_LEN, tag);
         }
         id
@@ -94,7 +93,7 @@ impl PageKey {
     }
 
     /// A fresh key for the session `uid`, in its slot (see `SessionId::generate_for`).
-    pub fn generate_for(uid: &str) -> Self {
+    pub fn generate_for(uid: &Uid) -> Self {
         Self(SessionId::generate_for(uid))
     }
 
@@ -150,55 +149,113 @@ impl IdHash {
 /// Characters of a slot tag.
 pub const TAG_LEN: usize = 4;
 
-/// Internal name of a server-side session; never sent to a browser as a credential.
-pub fn new_uid() -> String {
-    hex(&random_bytes::<16>())
-}
-
-/// A fresh name in the slot of `like` (a uid, an id's tag): `<tag>.<32 hex>` when `like` has a
-/// tag, else a plain `new_uid`.
+/// The internal name of a server-side session; never sent to a browser as a credential.
 ///
-/// Redis Cluster runs a script only when all its keys are in one hash slot; the slot of a key
-/// is that of its `{tag}`. So every key of one session (its hash, its ids, its handoff records)
-/// carries the session's tag, and every name the store is later asked about carries it too: the
-/// uid (`<tag>.<hex>`), each id and page key (their first `TAG_LEN` characters, see
-/// `SessionId::generate_for`), each handoff `jti` (`<tag>.<hex>`). A new session takes the tag
-/// of the random id it is created with. Names from before tags (32 hex) have none and keep
-/// their old keys (docs/deployment.md).
-pub fn new_uid_in(tag: Option<&str>) -> String {
-    match tag {
-        Some(tag) => format!("{tag}.{}", new_uid()),
-        None => new_uid(),
+/// Its text is `<tag>.<32 hex>`, or 32 hex for a session from before slot tags. Redis Cluster
+/// runs a script only when all its keys are in one hash slot; the slot of a key is that of its
+/// `{tag}`. So every key of one session (its hash, its ids, its handoff records) carries the
+/// session's tag, and every name the store is later asked about carries it too: the uid, each id
+/// and page key (their first `TAG_LEN` characters, see `SessionId::generate_for`), each handoff
+/// [`Jti`]. A new session takes the tag of the random id it is created with. Names from before
+/// tags have none and keep their old keys (docs/deployment.md).
+///
+/// Parsed once, where its text comes back from a store or a handoff record: [`Uid::parse`]
+/// accepts only what [`Uid::new_in`] mints, so a store row that is not a broker's name is
+/// corruption, never a session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Uid(String);
+
+impl Uid {
+    /// A fresh name in the slot `tag` (an id's tag), or a wholly random one without (`None`).
+    pub fn new_in(tag: Option<&str>) -> Self {
+        Self(tagged_name(tag))
+    }
+
+    /// Accepts only what `new_in` produces.
+    pub fn parse(raw: &str) -> Option<Self> {
+        is_name(raw).then(|| Self(raw.to_owned()))
+    }
+
+    /// The text the stores keep (SQLite columns, Redis keys).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The slot tag it was minted with, or `None` for a session from before tags.
+    pub fn slot_tag(&self) -> Option<&str> {
+        slot_tag(&self.0)
     }
 }
 
-/// The slot tag of a uid or jti minted by `new_uid_in`, or `None` for a name from before tags.
-pub fn slot_tag(name: &str) -> Option<&str> {
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The name of a single-use handoff record (a token's `jti`): the same shape as the [`Uid`] of
+/// the session it leads to, in that session's slot. Only a jti the broker minted parses; any
+/// other text a token carries was never issued.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Jti(String);
+
+impl Jti {
+    /// A fresh name for a handoff to `uid`, in its slot.
+    pub fn new_for(uid: &Uid) -> Self {
+        Self(tagged_name(uid.slot_tag()))
+    }
+
+    /// Accepts only what `new_for` produces.
+    pub fn parse(raw: &str) -> Option<Self> {
+        is_name(raw).then(|| Self(raw.to_owned()))
+    }
+
+    /// The text the stores keep.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The slot tag of its session, or `None` for one from before tags.
+    pub fn slot_tag(&self) -> Option<&str> {
+        slot_tag(&self.0)
+    }
+}
+
+impl fmt::Display for Jti {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `<tag>.<32 hex>` with a tag, else 32 hex.
+fn tagged_name(tag: Option<&str>) -> String {
+    match tag {
+        Some(tag) => format!("{tag}.{}", random::hex_128()),
+        None => random::hex_128(),
+    }
+}
+
+/// Whether `raw` is a name `tagged_name` makes: 32 lowercase hex, after a slot tag or not.
+fn is_name(raw: &str) -> bool {
+    let hex = match slot_tag(raw) {
+        Some(_) => &raw[TAG_LEN + 1..],
+        None => raw,
+    };
+    hex.len() == 32
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The slot tag of a name (uid, jti) minted with one, or `None` for a name from before tags:
+/// `TAG_LEN` characters of `A-Z a-z 0-9 - _`, then a dot.
+pub(crate) fn slot_tag(name: &str) -> Option<&str> {
     let tag = name.get(..TAG_LEN)?;
     let ok = name.as_bytes().get(TAG_LEN) == Some(&b'.')
         && tag
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then_some(tag)
-}
-
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    // The OS generator failing means the machine cannot make secrets at all: refuse to go on
-    // rather than hand out guessable ids.
-    #[allow(clippy::expect_used)]
-    getrandom::fill(&mut buf).expect("the OS random number generator failed");
-    buf
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 pub type Values = BTreeMap<String, String>;
@@ -218,7 +275,7 @@ pub fn is_valid_key(key: &str) -> bool {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    pub uid: String,
+    pub uid: Uid,
     pub values: Values,
     pub created_at: Timestamp,
     pub last_seen: Timestamp,
@@ -252,63 +309,6 @@ impl Timeouts {
     /// script gets it as a number).
     pub fn touch_step_ms(&self) -> i64 {
         (self.idle_ms / 60).clamp(1, 30_000)
-    }
-}
-
-/// `[store]`: which backend holds the sessions, with its own keys. Opening the store is the
-/// config's job, so a new backend is one variant here, one arm in `open`, and its module.
-#[derive(Clone, serde::Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum StoreConfig {
-    /// Embedded, nothing to install, one node.
-    Sqlite(sqlite::SqliteConfig),
-    /// Several nodes behind a load balancer.
-    Redis(redis::RedisConfig),
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self::Sqlite(sqlite::SqliteConfig::default())
-    }
-}
-
-/// Printed in logs: the Redis URL without its password.
-impl fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(c) => write!(f, "sqlite {}", c.sqlite_path),
-            Self::Redis(c) => write!(f, "redis {} prefix {:?}", c.describe(), c.redis_prefix),
-        }
-    }
-}
-
-impl StoreConfig {
-    /// Opens the backend this config names.
-    pub async fn open(&self, timeouts: Timeouts) -> Result<Arc<dyn SessionStore>, StoreError> {
-        Ok(match self {
-            Self::Sqlite(c) => Arc::new(sqlite::SqliteStore::open(&c.sqlite_path, timeouts)?),
-            Self::Redis(c) => {
-                let store = Arc::new(redis::RedisStore::open(c, timeouts).await?);
-                store.probe();
-                store
-            }
-        })
-    }
-
-    pub(crate) fn problems(&self, out: &mut Vec<String>) {
-        match self {
-            Self::Sqlite(c) => c.problems(out),
-            Self::Redis(c) => c.problems(out),
-        }
-    }
-
-    /// How often expired sessions are deleted (at least every second).
-    pub fn sweep_interval(&self) -> std::time::Duration {
-        let secs = match self {
-            Self::Sqlite(c) => c.sweep_interval_secs,
-            Self::Redis(c) => c.sweep_interval_secs,
-        };
-        std::time::Duration::from_secs(secs.max(1))
     }
 }
 
@@ -360,7 +360,7 @@ pub enum StoreError {
 /// - Handoff records are single use: `take_handoff` returns the session uid at most once, and
 ///   never after `expires_at`.
 /// - The new `id` of `bind` and `adopt` and the `jti` of `put_handoff` are minted for the
-///   session they join (`SessionId::generate_for`, `PageKey::generate_for`, `new_uid_in`), as the
+///   session they join (`SessionId::generate_for`, `PageKey::generate_for`, `Jti::new_for`), as the
 ///   broker always does: a backend may refuse others (Redis Cluster keeps them in the session's
 ///   hash slot, and answers `Internal` for one of another slot).
 #[async_trait]
@@ -378,7 +378,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// concurrent writers takes a session past `max_values`. `Missing` and `Full` change nothing.
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: Timestamp,
@@ -410,16 +410,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes `key` from the live session `uid`; `None` when it is missing or expired.
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError>;
 
     /// Deletes the session `uid`, every id that reaches it and its handoff records. Idempotent.
-    async fn end(&self, uid: &str) -> Result<(), StoreError>;
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError>;
 
     /// Makes the live session `uid` reachable through `id` too; `false` when it is gone.
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError>;
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: Timestamp) -> Result<bool, StoreError>;
 
     /// A handoff's redeem: makes the live session `uid` reachable through `id` too, for a request
     /// that already reaches the sessions of the ids `reached` (its cookies and page key), in one
@@ -437,7 +437,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// value into a new session, which would silently replace the adopted one.
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: Timestamp,
@@ -446,13 +446,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Records a handoff `jti` for session `uid`, redeemable once until `expires_at`.
     async fn put_handoff(
         &self,
-        jti: &str,
-        uid: &str,
+        jti: &Jti,
+        uid: &Uid,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
     /// Consumes the handoff record `jti`: the session uid the first time before expiry, else `None`.
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
+    async fn take_handoff(&self, jti: &Jti, now: Timestamp) -> Result<Option<Uid>, StoreError>;
 
     /// The live session the identity `subject` is linked to (`link_identity`), touched as `load`
     /// touches it; `None` when the subject is linked to nothing, or to a session that is missing
@@ -475,7 +475,7 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 
@@ -484,7 +484,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// deleted, so no token minted before can bind it again; the session itself, its values and
     /// its identity links stay (`load_identity` still finds it). Idempotent, and nothing for a
     /// missing session.
-    async fn detach(&self, uid: &str) -> Result<(), StoreError>;
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError>;
 
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -518,10 +518,15 @@ mod tests {
     #[test]
     fn ids_minted_for_a_session_carry_its_slot_tag() {
         let first = SessionId::generate();
-        let uid = new_uid_in(Some(first.hash().tag()));
-        let tag = slot_tag(&uid).expect("a tagged uid");
+        let uid = Uid::new_in(Some(first.hash().tag()));
+        let tag = uid.slot_tag().expect("a tagged uid");
         assert_eq!(tag, &first.as_str()[..TAG_LEN]);
-        assert_eq!(uid.len(), TAG_LEN + 1 + 32);
+        assert_eq!(uid.as_str().len(), TAG_LEN + 1 + 32);
+        assert_eq!(
+            Jti::new_for(&uid).slot_tag(),
+            Some(tag),
+            "a jti in its session's slot"
+        );
         for _ in 0..20 {
             let id = SessionId::generate_for(&uid);
             assert!(SessionId::parse(id.as_str()).is_some(), "still a valid id");
@@ -530,8 +535,9 @@ mod tests {
             assert_eq!(PageKey::generate_for(&uid).as_str()[..TAG_LEN], *tag);
         }
         // Names from before tags (32 hex) have none: their ids are wholly random.
-        let legacy = new_uid_in(None);
-        assert_eq!(slot_tag(&legacy), None);
+        let legacy = Uid::new_in(None);
+        assert_eq!(legacy.slot_tag(), None);
+        assert_eq!(Jti::new_for(&legacy).slot_tag(), None);
         assert_eq!(slot_tag("abc.def"), None);
         assert_eq!(slot_tag("ab{d.def"), None);
         assert_eq!(slot_tag("a-_9.x"), Some("a-_9"));
@@ -539,6 +545,47 @@ mod tests {
             .map(|_| SessionId::generate_for(&legacy).as_str()[..TAG_LEN].to_owned())
             .collect();
         assert!(ids.len() > 1, "no shared tag without one");
+    }
+
+    #[test]
+    fn uids_and_jtis_parse_only_what_the_broker_mints_and_print_it_back() {
+        let tagged = Uid::new_in(Some("a-_9"));
+        let legacy = Uid::new_in(None);
+        let jti = Jti::new_for(&tagged);
+        for name in [tagged.as_str(), legacy.as_str(), jti.as_str()] {
+            assert_eq!(
+                Uid::parse(name).map(|u| u.to_string()).as_deref(),
+                Some(name)
+            );
+            assert_eq!(
+                Jti::parse(name).map(|j| j.to_string()).as_deref(),
+                Some(name)
+            );
+        }
+        let hex = "0123456789abcdef0123456789abcdef";
+        for never in [
+            "",
+            "never-issued",
+            "jti-1",
+            &hex[1..],
+            &format!("{hex}0"),
+            &hex.to_uppercase(),
+            &format!("abc.{hex}"),
+            &format!("ab{{d.{hex}"),
+            &format!("abcd.{hex}0"),
+            &format!("abcd-{hex}"),
+            &format!("abcd.{}", &hex[1..]),
+            &format!("{}g", &hex[1..]),
+        ] {
+            assert_eq!(Uid::parse(never), None, "{never:?}");
+            assert_eq!(Jti::parse(never), None, "{never:?}");
+        }
+        assert_eq!(
+            Uid::parse(&format!("abcd.{hex}"))
+                .and_then(|u| u.slot_tag().map(str::to_owned))
+                .as_deref(),
+            Some("abcd")
+        );
     }
 
     #[test]

@@ -32,9 +32,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timeouts,
-    Timestamp, Values, new_uid,
+    AdoptOutcome, IdHash, Jti, Session, SessionStore, SetOutcome, StoreError, SubjectHash,
+    Timeouts, Uid, Values,
 };
+use crate::clock::Timestamp;
 
 /// `[store]` with `backend = "sqlite"`.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -447,8 +448,30 @@ fn run_group(conn: &Connection, group: Vec<Job>) -> bool {
     committed
 }
 
+/// A uid or jti is stored as its text, as it always was; text the broker never minted, read
+/// back, is corruption (a 500), never a session.
+impl rusqlite::types::FromSql for Uid {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Uid::parse(value.as_str()?).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other("not a uid the broker mints".into())
+        })
+    }
+}
+
+impl rusqlite::ToSql for Uid {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::ToSql for Jti {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
 /// The session uid an id reaches, if any.
-fn uid_of(conn: &Connection, id: &str) -> Result<Option<String>, StoreError> {
+fn uid_of(conn: &Connection, id: &str) -> Result<Option<Uid>, StoreError> {
     conn.prepare_cached("SELECT uid FROM session_ids WHERE id_hash = ?1")
         .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
         .map_err(internal)
@@ -494,7 +517,7 @@ fn live_joined(
         .and_then(|mut s| {
             s.query_row(params![key, now], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, Uid>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
@@ -518,7 +541,7 @@ fn live_joined(
 /// The live session `uid`, or `None`.
 fn live_by_uid(
     conn: &Connection,
-    uid: &str,
+    uid: &Uid,
     now: Timestamp,
 ) -> Result<Option<Session>, StoreError> {
     let row = conn
@@ -541,7 +564,7 @@ fn live_by_uid(
     };
     let values: Values = serde_json::from_str(&vals).map_err(internal)?;
     Ok(Some(Session {
-        uid: uid.to_owned(),
+        uid: uid.clone(),
         values,
         created_at,
         last_seen,
@@ -585,7 +608,7 @@ fn exec(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<usi
 fn update_values(
     conn: &Connection,
     timeouts: Timeouts,
-    uid: &str,
+    uid: &Uid,
     now: Timestamp,
     change: impl FnOnce(&mut Values) -> bool,
 ) -> Result<SetOutcome, StoreError> {
@@ -606,7 +629,7 @@ impl SessionStore for SqliteStore {
         let id = id.as_str().to_owned();
         self.write(move |conn, timeouts| {
             let session = Session {
-                uid: new_uid(),
+                uid: Uid::new_in(None),
                 values: Values::new(),
                 created_at: now,
                 last_seen: now,
@@ -641,7 +664,7 @@ impl SessionStore for SqliteStore {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let (subject, uid) = (subject.to_hex(), uid.to_owned());
@@ -660,7 +683,7 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError> {
         let uid = uid.to_owned();
         self.write(move |conn, _| {
             exec(conn, "DELETE FROM session_ids WHERE uid = ?1", params![uid])?;
@@ -671,7 +694,7 @@ impl SessionStore for SqliteStore {
 
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: Timestamp,
@@ -692,7 +715,7 @@ impl SessionStore for SqliteStore {
 
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
@@ -710,7 +733,7 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError> {
         let uid = uid.to_owned();
         self.write(move |conn, _| {
             // ON DELETE CASCADE removes its ids and handoff records in the same statement.
@@ -719,7 +742,7 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         let (uid, id) = (uid.to_owned(), id.as_str().to_owned());
         self.write(move |conn, timeouts| {
             let Some(session) = live_by_uid(conn, &uid, now)? else {
@@ -734,7 +757,7 @@ impl SessionStore for SqliteStore {
 
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: Timestamp,
@@ -747,7 +770,7 @@ impl SessionStore for SqliteStore {
             let Some(session) = live_by_uid(conn, &uid, now)? else {
                 return Ok(AdoptOutcome::Missing);
             };
-            let mut replaced: Vec<String> = Vec::new();
+            let mut replaced: Vec<Uid> = Vec::new();
             for hash in &reached {
                 let Some(other) =
                     uid_of(conn, hash)?.filter(|o| *o != uid && !replaced.contains(o))
@@ -774,8 +797,8 @@ impl SessionStore for SqliteStore {
 
     async fn put_handoff(
         &self,
-        jti: &str,
-        uid: &str,
+        jti: &Jti,
+        uid: &Uid,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let (jti, uid) = (jti.to_owned(), uid.to_owned());
@@ -790,14 +813,14 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+    async fn take_handoff(&self, jti: &Jti, now: Timestamp) -> Result<Option<Uid>, StoreError> {
         let jti = jti.to_owned();
         self.write(move |conn, _| {
             // DELETE ... RETURNING is the single atomic step that makes a record single use.
             conn.prepare_cached("DELETE FROM handoffs WHERE jti = ?1 RETURNING uid, expires_at")
                 .and_then(|mut s| {
                     s.query_row(params![jti], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                        Ok((r.get::<_, Uid>(0)?, r.get::<_, i64>(1)?))
                     })
                     .optional()
                 })
@@ -969,18 +992,23 @@ mod tests {
         runtime().block_on(async {
             let id = crate::session::SessionId::generate().hash();
             let session = store.create(&id, 1_000).await.expect("create");
+            let taken = crate::session::Jti::new_for(&session.uid);
             store
-                .put_handoff("taken", &session.uid, 2_000)
+                .put_handoff(&taken, &session.uid, 2_000)
                 .await
                 .expect("first record");
             let before = store.commits();
             let mut tasks = Vec::new();
             for i in 0..64 {
-                let (store, uid) = (std::sync::Arc::clone(&store), session.uid.clone());
+                let (store, uid, taken) = (
+                    std::sync::Arc::clone(&store),
+                    session.uid.clone(),
+                    taken.clone(),
+                );
                 tasks.push(tokio::spawn(async move {
                     if i % 8 == 0 {
                         // A duplicate jti: this job's INSERT fails inside the group.
-                        store.put_handoff("taken", &uid, 2_000).await.map(|_| false)
+                        store.put_handoff(&taken, &uid, 2_000).await.map(|_| false)
                     } else {
                         let key = format!("k{}", i % 16);
                         store

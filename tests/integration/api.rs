@@ -124,11 +124,8 @@ async fn an_untrusted_origin_cannot_read_or_end_a_session() {
     // Every /v1 route, with the customer's cookies and a well-formed body: refused before any
     // handler runs, so nothing is read, written, minted or redeemed, and no cookie is set.
     let token: serde_json::Value = app
-        .req(Method::POST, "/v1/handoff", Some(SHOP), Some(&cookie))
-        .json(&serde_json::json!({ "audience": SUPPORT }))
-        .send()
+        .handoff(SHOP, Some(&cookie), SUPPORT)
         .await
-        .expect("send")
         .json()
         .await
         .expect("json");
@@ -166,11 +163,13 @@ async fn an_untrusted_origin_cannot_read_or_end_a_session() {
     assert_eq!(body["values"]["chat"], "secret", "still there, unchanged");
     // The token was not spent by the refused redeem.
     let res = app
-        .req(Method::POST, "/v1/handoff/redeem", Some(SUPPORT), None)
-        .json(&serde_json::json!({ "token": token["token"], "origin": SUPPORT }))
-        .send()
-        .await
-        .expect("send");
+        .redeem(
+            SUPPORT,
+            None,
+            token["token"].as_str().expect("token"),
+            Some(SUPPORT),
+        )
+        .await;
     assert_eq!(res.status(), 200, "the token is still good");
     app.stop().await;
 }
@@ -405,11 +404,7 @@ async fn delete_value_and_end_session() {
     let res = app.put("a", "1", SHOP, None).await;
     let cookie = cookie_header(res.headers());
     app.put("b", "2", SHOP, Some(&cookie)).await;
-    let res = app
-        .req(Method::DELETE, "/v1/session/a", Some(SHOP), Some(&cookie))
-        .send()
-        .await
-        .expect("send");
+    let res = app.delete_value("a", SHOP, Some(&cookie)).await;
     assert_eq!(res.status(), 204);
     let body: serde_json::Value = app
         .get(SHOP, Some(&cookie))
@@ -419,11 +414,7 @@ async fn delete_value_and_end_session() {
         .expect("json");
     assert_eq!(body, serde_json::json!({ "values": { "b": "2" } }));
 
-    let res = app
-        .req(Method::DELETE, "/v1/session", Some(SUPPORT), Some(&cookie))
-        .send()
-        .await
-        .expect("send");
+    let res = app.end(SUPPORT, Some(&cookie)).await;
     assert_eq!(res.status(), 204);
     let removals = set_cookies(res.headers());
     assert_eq!(removals.len(), 2);

@@ -5,7 +5,6 @@ use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The test config's signing key: its base64url secret "AAAA…" decodes to zeros.
@@ -50,12 +49,7 @@ fn der(base64_lines: &[&str]) -> Vec<u8> {
 }
 
 async fn mint(app: &TestApp, cookie: &str, audience: &str) -> String {
-    let res = app
-        .req(Method::POST, "/v1/handoff", Some(SHOP), Some(cookie))
-        .json(&serde_json::json!({ "audience": audience }))
-        .send()
-        .await
-        .expect("send");
+    let res = app.handoff(SHOP, Some(cookie), audience).await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.expect("json");
     assert_eq!(body["expires_in"], 60);
@@ -64,16 +58,8 @@ async fn mint(app: &TestApp, cookie: &str, audience: &str) -> String {
 
 /// Redeems as the broker's own iframe would: request Origin = broker, page origin in the body.
 async fn redeem(app: &TestApp, token: &str, page: &str, cookie: Option<&str>) -> reqwest::Response {
-    app.req(
-        Method::POST,
-        "/v1/handoff/redeem",
-        Some(&app.public_origin.clone()),
-        cookie,
-    )
-    .json(&serde_json::json!({ "token": token, "origin": page }))
-    .send()
-    .await
-    .expect("send")
+    app.redeem(&app.public_origin, cookie, token, Some(page))
+        .await
 }
 
 async fn shop_session(app: &TestApp) -> String {
@@ -121,10 +107,7 @@ async fn a_token_moves_the_session_to_the_destination_once() {
     assert_eq!(error_code(res).await, (401, "invalid_token".into()));
 
     // Ending it on one site ends it on the other.
-    app.req(Method::DELETE, "/v1/session", Some(SUPPORT), Some(&support))
-        .send()
-        .await
-        .expect("send");
+    app.end(SUPPORT, Some(&support)).await;
     assert_eq!(app.get(SHOP, Some(&shop)).await.status(), 204);
     app.stop().await;
 }
@@ -134,23 +117,13 @@ async fn a_trusted_page_may_redeem_directly_but_only_for_itself() {
     let app = spawn_app().await;
     let shop = shop_session(&app).await;
     let token = mint(&app, &shop, SUPPORT).await;
-    let res = app
-        .req(Method::POST, "/v1/handoff/redeem", Some(SUPPORT), None)
-        .json(&serde_json::json!({ "token": token, "origin": SHOP }))
-        .send()
-        .await
-        .expect("send");
+    let res = app.redeem(SUPPORT, None, &token, Some(SHOP)).await;
     assert_eq!(
         error_code(res).await,
         (401, "invalid_token".into()),
         "claimed origin must be the caller"
     );
-    let res = app
-        .req(Method::POST, "/v1/handoff/redeem", Some(SUPPORT), None)
-        .json(&serde_json::json!({ "token": token }))
-        .send()
-        .await
-        .expect("send");
+    let res = app.redeem(SUPPORT, None, &token, None).await;
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
@@ -253,12 +226,7 @@ async fn tokens_for_another_audience_expired_or_forged_are_refused() {
 #[tokio::test]
 async fn minting_needs_a_session_and_a_trusted_audience() {
     let app = spawn_app().await;
-    let res = app
-        .req(Method::POST, "/v1/handoff", Some(SHOP), None)
-        .json(&serde_json::json!({ "audience": SUPPORT }))
-        .send()
-        .await
-        .expect("send");
+    let res = app.handoff(SHOP, None, SUPPORT).await;
     assert_no_session(res).await;
     let shop = shop_session(&app).await;
     for audience in [
@@ -268,12 +236,7 @@ async fn minting_needs_a_session_and_a_trusted_audience() {
         "http://support.localhost:9001/",
         "HTTP://SUPPORT.localhost:9001",
     ] {
-        let res = app
-            .req(Method::POST, "/v1/handoff", Some(SHOP), Some(&shop))
-            .json(&serde_json::json!({ "audience": audience }))
-            .send()
-            .await
-            .expect("send");
+        let res = app.handoff(SHOP, Some(&shop), audience).await;
         assert_eq!(
             error_code(res).await,
             (400, "bad_audience".into()),
@@ -281,12 +244,7 @@ async fn minting_needs_a_session_and_a_trusted_audience() {
         );
     }
     // An untrusted site cannot mint even with the customer's cookies.
-    let res = app
-        .req(Method::POST, "/v1/handoff", Some(EVIL), Some(&shop))
-        .json(&serde_json::json!({ "audience": SUPPORT }))
-        .send()
-        .await
-        .expect("send");
+    let res = app.handoff(EVIL, Some(&shop), SUPPORT).await;
     assert_eq!(res.status(), 403);
     app.stop().await;
 }
@@ -321,10 +279,7 @@ async fn ending_the_session_kills_its_pending_tokens() {
     let app = spawn_app().await;
     let shop = shop_session(&app).await;
     let token = mint(&app, &shop, SUPPORT).await;
-    app.req(Method::DELETE, "/v1/session", Some(SHOP), Some(&shop))
-        .send()
-        .await
-        .expect("send");
+    app.end(SHOP, Some(&shop)).await;
     let res = redeem(&app, &token, SUPPORT, None).await;
     assert_eq!(error_code(res).await, (401, "invalid_token".into()));
     app.stop().await;
@@ -510,22 +465,14 @@ async fn without_signing_keys_handoff_is_disabled() {
     assert!(!config.handoff.uses_dev_key(&config.server.public_origin));
     let app = spawn_with(config, ":memory:").await;
     let shop = shop_session(&app).await;
-    let res = app
-        .req(Method::POST, "/v1/handoff", Some(SHOP), Some(&shop))
-        .json(&json!({ "audience": SUPPORT }))
-        .send()
-        .await
-        .expect("send");
+    let res = app.handoff(SHOP, Some(&shop), SUPPORT).await;
     assert_eq!(error_code(res).await, (503, "handoff_disabled".into()));
     // And nothing verifies: a token signed with the key the config used to hold is refused.
     let claims =
         json!({ "iss": ISS, "aud": SUPPORT, "exp": NOW + 60, "nbf": NOW, "iat": NOW, "jti": "j" });
     let res = app
-        .req(Method::POST, "/v1/handoff/redeem", Some(SUPPORT), None)
-        .json(&json!({ "token": sign_raw(&hs256(), &claims, &KEY) }))
-        .send()
-        .await
-        .expect("send");
+        .redeem(SUPPORT, None, &sign_raw(&hs256(), &claims, &KEY), None)
+        .await;
     assert_eq!(error_code(res).await, (401, "invalid_token".into()));
     app.stop().await;
 }
@@ -538,16 +485,7 @@ async fn a_chat_behind_the_losing_cookie_is_kept_too() {
     let app = spawn_app().await;
     let res = app.put("draft", "x", SUPPORT, None).await;
     let empty = only_cookie(res.headers(), UNPARTITIONED);
-    let res = app
-        .req(
-            Method::DELETE,
-            "/v1/session/draft",
-            Some(SUPPORT),
-            Some(&empty),
-        )
-        .send()
-        .await
-        .expect("send");
+    let res = app.delete_value("draft", SUPPORT, Some(&empty)).await;
     assert_eq!(res.status(), 204, "an empty but live session");
     let res = app.put("chat", "support-own", SUPPORT, None).await;
     let chat = only_cookie(res.headers(), PARTITIONED);
@@ -588,15 +526,7 @@ async fn every_empty_session_reached_is_replaced() {
     for name in [UNPARTITIONED, PARTITIONED] {
         let res = app.put("draft", "x", SUPPORT, None).await;
         let cookie = only_cookie(res.headers(), name);
-        app.req(
-            Method::DELETE,
-            "/v1/session/draft",
-            Some(SUPPORT),
-            Some(&cookie),
-        )
-        .send()
-        .await
-        .expect("send");
+        app.delete_value("draft", SUPPORT, Some(&cookie)).await;
         reached.push(cookie);
     }
     let shop = shop_session(&app).await;

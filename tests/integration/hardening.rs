@@ -212,11 +212,7 @@ async fn every_v1_answer_has_the_same_cache_and_cors_headers() {
     config.server.rate_limit_per_minute = 3;
     let app = spawn_with(config, ":memory:").await;
     // 403: no CORS (the caller is not trusted), but never cached.
-    let res = app
-        .req(Method::GET, "/v1/session", Some(EVIL), None)
-        .send()
-        .await
-        .expect("send");
+    let res = app.get(EVIL, None).await;
     assert_eq!(res.status(), 403);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert!(res.headers().get("access-control-allow-origin").is_none());
@@ -412,11 +408,7 @@ async fn the_rate_limit_covers_refused_origins_preflights_and_pages() {
     }
     // The health checks are not limited: the load balancer must see a busy node as alive.
     assert_eq!(app.fetch("/healthz").await.status(), 200);
-    let refused_origin = app
-        .req(Method::GET, "/v1/session", Some(EVIL), None)
-        .send()
-        .await
-        .expect("send");
+    let refused_origin = app.get(EVIL, None).await;
     assert_eq!(refused_origin.status(), 429, "refused origin");
     assert!(
         refused_origin

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use baton::clock::ManualClock;
+use baton::clock::{ManualClock, Timestamp};
 use baton::config::Config;
 pub use baton::cookie::{PARTITIONED, UNPARTITIONED};
 use baton::session::sqlite::SqliteStore;
 use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timestamp,
+    AdoptOutcome, IdHash, Jti, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Uid,
 };
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
@@ -179,6 +179,71 @@ impl TestApp {
             .send()
             .await
             .expect("send")
+    }
+
+    /// `DELETE /v1/session/{key}`: removes one value.
+    pub async fn delete_value(
+        &self,
+        key: &str,
+        origin: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        self.req(
+            reqwest::Method::DELETE,
+            &format!("/v1/session/{key}"),
+            Some(origin),
+            cookie,
+        )
+        .send()
+        .await
+        .expect("send")
+    }
+
+    /// `DELETE /v1/session`: ends the session everywhere.
+    pub async fn end(&self, origin: &str, cookie: Option<&str>) -> reqwest::Response {
+        self.req(reqwest::Method::DELETE, "/v1/session", Some(origin), cookie)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// `POST /v1/handoff`: asks for a token for `audience`.
+    pub async fn handoff(
+        &self,
+        origin: &str,
+        cookie: Option<&str>,
+        audience: &str,
+    ) -> reqwest::Response {
+        self.req(reqwest::Method::POST, "/v1/handoff", Some(origin), cookie)
+            .json(&serde_json::json!({ "audience": audience }))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// `POST /v1/handoff/redeem` of `token`, naming the page `page` in the body when given (as
+    /// the broker's iframe does) or leaving it out (a trusted page redeeming for itself).
+    pub async fn redeem(
+        &self,
+        origin: &str,
+        cookie: Option<&str>,
+        token: &str,
+        page: Option<&str>,
+    ) -> reqwest::Response {
+        let body = match page {
+            Some(page) => serde_json::json!({ "token": token, "origin": page }),
+            None => serde_json::json!({ "token": token }),
+        };
+        self.req(
+            reqwest::Method::POST,
+            "/v1/handoff/redeem",
+            Some(origin),
+            cookie,
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
     }
 }
 
@@ -412,7 +477,7 @@ impl SessionStore for Faulty {
     }
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: Timestamp,
@@ -423,24 +488,24 @@ impl SessionStore for Faulty {
     }
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
         self.check()?;
         self.0.remove_value(uid, key, now).await
     }
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError> {
         self.check()?;
         self.0.end(uid).await
     }
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
         self.check()?;
         self.0.bind(uid, id, now).await
     }
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: Timestamp,
@@ -448,11 +513,11 @@ impl SessionStore for Faulty {
         self.check()?;
         self.0.adopt(uid, id, reached, now).await
     }
-    async fn put_handoff(&self, jti: &str, uid: &str, at: Timestamp) -> Result<(), StoreError> {
+    async fn put_handoff(&self, jti: &Jti, uid: &Uid, at: Timestamp) -> Result<(), StoreError> {
         self.check()?;
         self.0.put_handoff(jti, uid, at).await
     }
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+    async fn take_handoff(&self, jti: &Jti, now: Timestamp) -> Result<Option<Uid>, StoreError> {
         self.check()?;
         self.0.take_handoff(jti, now).await
     }
@@ -467,13 +532,13 @@ impl SessionStore for Faulty {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.check()?;
         self.0.link_identity(subject, uid, now).await
     }
-    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError> {
         self.check()?;
         self.0.detach(uid).await
     }

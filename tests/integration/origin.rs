@@ -136,6 +136,42 @@ fn corpus_cases_get_the_expected_verdict_and_reason() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+/// `check` answers an exact entry, byte for byte, without parsing it (the guard's fast path);
+/// on every corpus case it must say what the full rule says, and the corpus must reach it.
+#[test]
+fn the_exact_fast_path_agrees_with_the_full_rule_on_the_corpus() {
+    let full = |raw: &str| -> Result<Origin, Denied> {
+        let origin = Origin::parse(raw)?;
+        if TRUSTED.allows(&origin) {
+            Ok(origin)
+        } else {
+            Err(Denied::NotTrusted)
+        }
+    };
+    let exact: Vec<&str> = TRUSTED
+        .patterns()
+        .iter()
+        .filter_map(|p| match p {
+            OriginPattern::Exact(o) => Some(o.as_str()),
+            OriginPattern::Wildcard { .. } => None,
+        })
+        .collect();
+    let mut fast = 0;
+    for case in &CORPUS.cases {
+        assert_eq!(
+            TRUSTED.check(&case.origin),
+            full(&case.origin),
+            "{}",
+            show(&case.origin)
+        );
+        fast += usize::from(exact.contains(&case.origin.as_str()));
+    }
+    assert!(
+        fast >= exact.len() && !exact.is_empty(),
+        "{fast} corpus cases take the fast path"
+    );
+}
+
 #[test]
 fn corpus_patterns_are_accepted_or_refused() {
     let mut failures = Vec::new();

@@ -348,16 +348,7 @@ async fn a_chat_behind_the_page_key_is_kept_when_a_cookie_wins() {
     let support_key = page_session(&app, SUPPORT, "support-chat").await;
     let res = app.put("draft", "x", SUPPORT, None).await;
     let empty = cookie_header(res.headers());
-    let res = app
-        .req(
-            Method::DELETE,
-            "/v1/session/draft",
-            Some(SUPPORT),
-            Some(&empty),
-        )
-        .send()
-        .await
-        .expect("send");
+    let res = app.delete_value("draft", SUPPORT, Some(&empty)).await;
     assert_eq!(res.status(), 204);
     let shop_key = page_session(&app, SHOP, "shop-chat").await;
     let token = mint_with(&app, SHOP, &shop_key, SUPPORT).await;

@@ -881,7 +881,7 @@ async fn sentinel_replica_acks_that_do_not_come_answer_503() {
 async fn cluster_store(urls: &[String]) -> Arc<dyn baton::session::SessionStore> {
     let config = baton::session::redis::RedisConfig {
         redis_cluster_nodes: urls.to_vec(),
-        redis_prefix: format!("contract:{}:", baton::session::new_uid()),
+        redis_prefix: format!("contract:{}:", baton::random::hex_128()),
         ..Default::default()
     };
     Arc::new(

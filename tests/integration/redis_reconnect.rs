@@ -3,7 +3,7 @@
 //! once), for every method of the contract. A private `redis-server`, restarted on its port.
 
 use baton::session::redis::RedisStore;
-use baton::session::{AdoptOutcome, SessionStore, SetOutcome, StoreError};
+use baton::session::{AdoptOutcome, Jti, SessionStore, SetOutcome, StoreError};
 
 use crate::helpers::PrivateRedis;
 use crate::store_contract::{T0, TIMEOUTS, id, redis_config};
@@ -38,8 +38,9 @@ async fn the_first_call_of_an_idle_store_after_a_redis_restart_succeeds() {
     assert!(matches!(written, SetOutcome::Done(_)));
     setup.create(&e, T0).await.expect("create");
     let ending = setup.create(&x, T0).await.expect("create");
+    let (jti_before, jti_after) = (Jti::new_for(&s.uid), Jti::new_for(&s.uid));
     setup
-        .put_handoff("jti-before", &s.uid, T0 + 60_000)
+        .put_handoff(&jti_before, &s.uid, T0 + 60_000)
         .await
         .expect("put");
 
@@ -106,11 +107,11 @@ async fn the_first_call_of_an_idle_store_after_a_redis_restart_succeeds() {
                 |o| matches!(o, AdoptOutcome::Done(_)),
             ),
             "put_handoff" => check(
-                store.put_handoff("jti-after", &s.uid, now + 60_000).await,
+                store.put_handoff(&jti_after, &s.uid, now + 60_000).await,
                 |_| true,
             ),
-            "take_handoff" => check(store.take_handoff("jti-before", now).await, |u| {
-                u.as_deref() == Some(s.uid.as_str())
+            "take_handoff" => check(store.take_handoff(&jti_before, now).await, |u| {
+                u.as_ref() == Some(&s.uid)
             }),
             "end" => check(store.end(&ending.uid).await, |_| true),
             "ping" => check(store.ping().await, |_| true),
@@ -139,11 +140,11 @@ async fn the_first_call_of_an_idle_store_after_a_redis_restart_succeeds() {
         "adopted over"
     );
     assert_eq!(
-        setup.take_handoff("jti-before", now).await.expect("take"),
+        setup.take_handoff(&jti_before, now).await.expect("take"),
         None
     );
     assert_eq!(
-        setup.take_handoff("jti-after", now).await.expect("take"),
+        setup.take_handoff(&jti_after, now).await.expect("take"),
         Some(s.uid.clone())
     );
 }
@@ -220,7 +221,8 @@ async fn a_call_whose_reply_is_lost_is_repeated_safely() {
         .expect("open");
     let a = id();
     let s = store.create(&a, T0).await.expect("create");
-    for jti in ["warm-up", "jti-cut"] {
+    let (warm_up, jti_cut) = (Jti::new_for(&s.uid), Jti::new_for(&s.uid));
+    for jti in [&warm_up, &jti_cut] {
         store
             .put_handoff(jti, &s.uid, T0 + 60_000)
             .await
@@ -229,7 +231,7 @@ async fn a_call_whose_reply_is_lost_is_repeated_safely() {
     // Loads the script into Redis first, so that the cut reply is the script's own.
     assert!(
         store
-            .take_handoff("warm-up", T0)
+            .take_handoff(&warm_up, T0)
             .await
             .expect("take")
             .is_some()
@@ -237,12 +239,12 @@ async fn a_call_whose_reply_is_lost_is_repeated_safely() {
 
     proxy.cut_next_reply();
     assert_eq!(
-        store.take_handoff("jti-cut", T0).await.expect("take"),
+        store.take_handoff(&jti_cut, T0).await.expect("take"),
         Some(s.uid.clone()),
         "the repeat of the call that took the record"
     );
     assert_eq!(
-        store.take_handoff("jti-cut", T0).await.expect("take"),
+        store.take_handoff(&jti_cut, T0).await.expect("take"),
         None,
         "any other call"
     );

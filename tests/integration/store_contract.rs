@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use baton::session::{
-    AdoptOutcome, IdHash, Session, SessionId, SessionStore, SetOutcome, StoreError, SubjectHash,
-    Timeouts,
+    AdoptOutcome, IdHash, Jti, Session, SessionId, SessionStore, SetOutcome, StoreError,
+    SubjectHash, Timeouts, Uid,
 };
 
 pub const T0: i64 = 1_800_000_000_000;
@@ -22,16 +22,18 @@ pub fn id() -> IdHash {
 
 /// An id as the broker mints it for the existing session `uid` (to bind, or to adopt with): in
 /// its slot (`SessionId::generate_for`), which Redis Cluster requires.
-pub fn id_for(uid: &str) -> IdHash {
+pub fn id_for(uid: &Uid) -> IdHash {
     SessionId::generate_for(uid).hash()
 }
 
-/// A handoff `jti` named `name`, as the broker mints it for session `uid`: in its slot.
-pub fn jti_for(uid: &str, name: &str) -> String {
-    match baton::session::slot_tag(uid) {
-        Some(tag) => format!("{tag}.{name}"),
-        None => name.to_owned(),
-    }
+/// A fresh handoff `jti`, as the broker mints it for session `uid`: in its slot.
+pub fn jti_for(uid: &Uid) -> Jti {
+    Jti::new_for(uid)
+}
+
+/// A uid the broker could have minted but no store holds: a session that never was.
+pub fn nope() -> Uid {
+    Uid::new_in(Some(id().tag()))
 }
 
 /// Far more values than any test writes: `set` is never refused for the count.
@@ -40,7 +42,7 @@ pub const ROOM: usize = 1000;
 /// `set_value` with `ROOM`: the session written, or `None` when it is missing or expired.
 pub async fn set(
     store: &dyn SessionStore,
-    uid: &str,
+    uid: &Uid,
     key: &str,
     value: &str,
     now: i64,
@@ -96,17 +98,18 @@ pub async fn reads_touch_in_steps(store: Arc<dyn SessionStore>) {
 
 pub async fn missing_id_is_none(store: Arc<dyn SessionStore>) {
     assert!(store.load(&id(), T0).await.expect("load").is_none());
-    assert!(set(&*store, "nope", "k", "v", T0).await.is_none());
+    assert!(set(&*store, &nope(), "k", "v", T0).await.is_none());
     assert!(
         store
-            .remove_value("nope", "k", T0)
+            .remove_value(&nope(), "k", T0)
             .await
             .expect("rm")
             .is_none()
     );
-    assert!(!store.bind("nope", &id(), T0).await.expect("bind"));
+    let never = nope();
+    assert!(!store.bind(&never, &id_for(&never), T0).await.expect("bind"));
     store
-        .end("nope")
+        .end(&nope())
         .await
         .expect("end of a missing session is fine");
 }
@@ -246,7 +249,7 @@ pub async fn bind_shares_the_session(store: Arc<dyn SessionStore>) {
 pub async fn end_removes_every_id_and_handoff(store: Arc<dyn SessionStore>) {
     let a = id();
     let s = store.create(&a, T0).await.expect("create");
-    let (b, jti) = (id_for(&s.uid), jti_for(&s.uid, "jti-end"));
+    let (b, jti) = (id_for(&s.uid), jti_for(&s.uid));
     assert!(store.bind(&s.uid, &b, T0).await.expect("bind"));
     store
         .put_handoff(&jti, &s.uid, T0 + 60_000)
@@ -261,7 +264,7 @@ pub async fn end_removes_every_id_and_handoff(store: Arc<dyn SessionStore>) {
 
 pub async fn handoff_is_single_use(store: Arc<dyn SessionStore>) {
     let s = store.create(&id(), T0).await.expect("create");
-    let (j1, j2) = (jti_for(&s.uid, "jti-1"), jti_for(&s.uid, "jti-2"));
+    let (j1, j2) = (jti_for(&s.uid), jti_for(&s.uid));
     store
         .put_handoff(&j1, &s.uid, T0 + 60_000)
         .await
@@ -281,14 +284,17 @@ pub async fn handoff_is_single_use(store: Arc<dyn SessionStore>) {
         "expired"
     );
     assert_eq!(
-        store.take_handoff("never-issued", T0).await.expect("take"),
+        store
+            .take_handoff(&jti_for(&s.uid), T0)
+            .await
+            .expect("take"),
         None
     );
 }
 
 pub async fn concurrent_takes_yield_one_winner(store: Arc<dyn SessionStore>) {
     let s = store.create(&id(), T0).await.expect("create");
-    let jti = jti_for(&s.uid, "jti-race");
+    let jti = jti_for(&s.uid);
     store
         .put_handoff(&jti, &s.uid, T0 + 60_000)
         .await
@@ -390,7 +396,10 @@ pub async fn values_are_bounded(store: Arc<dyn SessionStore>) {
     assert_eq!(put("e", "1", T0 + 61_000).await, SetOutcome::Full);
     // Not refused for being full when it is missing: missing is missing.
     assert_eq!(
-        store.set_value("nope", "k", "v", T0, 0).await.expect("set"),
+        store
+            .set_value(&nope(), "k", "v", T0, 0)
+            .await
+            .expect("set"),
         SetOutcome::Missing
     );
 
@@ -542,7 +551,7 @@ pub async fn adopt_replaces_the_empty_sessions_reached(store: Arc<dyn SessionSto
     let (a, b, new) = (id(), id(), id_for(&s.uid));
     let ea = store.create(&a, T0).await.expect("create");
     store.create(&b, T0 + 1000).await.expect("create");
-    let replaced = jti_for(&ea.uid, "jti-replaced");
+    let replaced = jti_for(&ea.uid);
     store
         .put_handoff(&replaced, &ea.uid, T0 + 60_000)
         .await
@@ -630,11 +639,12 @@ pub async fn adopt_refuses_when_a_session_reached_holds_values(store: Arc<dyn Se
 
 /// Adopting a session that is gone is `Missing` and ends nothing.
 pub async fn adopt_of_a_missing_session_changes_nothing(store: Arc<dyn SessionStore>) {
-    let (e, new) = (id(), id());
+    let never = nope();
+    let (e, new) = (id(), id_for(&never));
     store.create(&e, T0).await.expect("create");
     assert_eq!(
         store
-            .adopt("nope", &new, std::slice::from_ref(&e), T0)
+            .adopt(&never, &new, std::slice::from_ref(&e), T0)
             .await
             .expect("adopt"),
         AdoptOutcome::Missing
@@ -726,15 +736,11 @@ pub async fn sweep_forgets_only_the_expired(store: Arc<dyn SessionStore>) {
 /// than one id, and handoff records, which are not counted) make three, however many calls a
 /// backend takes to get to them; once they are gone, further sweeps find nothing and say 0.
 pub async fn sweep_counts_each_expired_session_once(store: Arc<dyn SessionStore>) {
-    for i in 0..3 {
+    for _ in 0..3 {
         let s = store.create(&id(), T0).await.expect("create");
         assert!(store.bind(&s.uid, &id_for(&s.uid), T0).await.expect("bind"));
         store
-            .put_handoff(
-                &jti_for(&s.uid, &format!("jti-sweep-{i}")),
-                &s.uid,
-                T0 + 30_000,
-            )
+            .put_handoff(&jti_for(&s.uid), &s.uid, T0 + 30_000)
             .await
             .expect("put");
     }
@@ -847,7 +853,7 @@ pub async fn identity_links_find_their_session(store: Arc<dyn SessionStore>) {
     );
     assert!(
         !store
-            .link_identity(&alice, "nope", now)
+            .link_identity(&alice, &nope(), now)
             .await
             .expect("link"),
         "missing session"
@@ -939,7 +945,7 @@ pub async fn detach_keeps_only_the_identity_link(store: Arc<dyn SessionStore>) {
     let (first, s) = session_with_value(&*store, T0).await;
     let second = id_for(&s.uid);
     assert!(store.bind(&s.uid, &second, T0).await.expect("bind"));
-    let jti = jti_for(&s.uid, "jti-detach");
+    let jti = jti_for(&s.uid);
     store
         .put_handoff(&jti, &s.uid, T0 + 30_000)
         .await
@@ -951,7 +957,7 @@ pub async fn detach_keeps_only_the_identity_link(store: Arc<dyn SessionStore>) {
     store.detach(&s.uid).await.expect("detach");
     store.detach(&s.uid).await.expect("detach again");
     store
-        .detach("nope")
+        .detach(&nope())
         .await
         .expect("detach of a missing session");
     let now = T0 + 1000;
@@ -1071,13 +1077,16 @@ async fn sqlite_sweep_and_end_delete_the_rows() {
     assert!(store.bind(&old.uid, &id(), T0).await.expect("bind"));
     let fresh = store.create(&id(), T0 + 50_000).await.expect("create");
     let ended = store.create(&id(), T0 + 50_000).await.expect("create");
-    for (jti, uid, expires_at) in [
-        ("old", &old.uid, T0 + 60_000),
-        ("fresh-expired", &fresh.uid, T0 + 55_000),
-        ("fresh", &fresh.uid, T0 + 110_000),
-        ("ended", &ended.uid, T0 + 110_000),
+    for (uid, expires_at) in [
+        (&old.uid, T0 + 60_000),
+        (&fresh.uid, T0 + 55_000),
+        (&fresh.uid, T0 + 110_000),
+        (&ended.uid, T0 + 110_000),
     ] {
-        store.put_handoff(jti, uid, expires_at).await.expect("put");
+        store
+            .put_handoff(&jti_for(uid), uid, expires_at)
+            .await
+            .expect("put");
     }
     // Linked when created (a link touches its session).
     for (sub, uid, at) in [
@@ -1112,7 +1121,8 @@ async fn sqlite_sweep_and_end_delete_the_rows() {
         (&ended.uid, [0, 0, 0, 0], "ended"),
         (&fresh.uid, [1, 1, 1, 1], "live, one handoff record left"),
     ] {
-        let got = ["sessions", "session_ids", "handoffs", "identities"].map(|t| rows(t, uid));
+        let got =
+            ["sessions", "session_ids", "handoffs", "identities"].map(|t| rows(t, uid.as_str()));
         assert_eq!(
             got, want,
             "{what}: rows in sessions, session_ids, handoffs, identities"
@@ -1161,15 +1171,17 @@ async fn sqlite_schema_is_versioned() {
         )
         .expect("old schema");
         let expires = T0 + 60_000;
+        // A uid as SQLite has always minted them: 32 hex.
+        let uid = Uid::new_in(None);
         conn.execute(
-            "INSERT INTO sessions VALUES ('u1', ?1, ?1, ?2, '{\"chat\":\"old\"}')",
-            rusqlite::params![T0, expires],
+            "INSERT INTO sessions VALUES (?3, ?1, ?1, ?2, '{\"chat\":\"old\"}')",
+            rusqlite::params![T0, expires, uid.as_str()],
         )
         .expect("row");
         let id = id();
         conn.execute(
-            "INSERT INTO session_ids VALUES (?1, 'u1')",
-            rusqlite::params![id.as_str()],
+            "INSERT INTO session_ids VALUES (?1, ?2)",
+            rusqlite::params![id.as_str(), uid.as_str()],
         )
         .expect("id");
         drop(conn);
@@ -1218,7 +1230,7 @@ async fn redis_store() -> Arc<dyn SessionStore> {
 
 async fn redis_cleanup() -> Kept<RedisKeys> {
     let url = redis_url();
-    let prefix = format!("baton-test:{}:", baton::session::new_uid());
+    let prefix = format!("baton-test:{}:", baton::random::hex_128());
     let store = baton::session::redis::RedisStore::open(&redis_config(&url, &prefix), TIMEOUTS)
         .await
         .expect("open");
@@ -1290,7 +1302,7 @@ impl<G: Send + Sync + 'static> SessionStore for Kept<G> {
     }
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: i64,
@@ -1312,31 +1324,31 @@ impl<G: Send + Sync + 'static> SessionStore for Kept<G> {
     }
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: i64,
     ) -> Result<Option<Session>, StoreError> {
         self.store.remove_value(uid, key, now).await
     }
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError> {
         self.store.end(uid).await
     }
-    async fn bind(&self, uid: &str, id: &IdHash, now: i64) -> Result<bool, StoreError> {
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: i64) -> Result<bool, StoreError> {
         self.store.bind(uid, id, now).await
     }
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: i64,
     ) -> Result<AdoptOutcome, StoreError> {
         self.store.adopt(uid, id, reached, now).await
     }
-    async fn put_handoff(&self, jti: &str, uid: &str, expires_at: i64) -> Result<(), StoreError> {
+    async fn put_handoff(&self, jti: &Jti, uid: &Uid, expires_at: i64) -> Result<(), StoreError> {
         self.store.put_handoff(jti, uid, expires_at).await
     }
-    async fn take_handoff(&self, jti: &str, now: i64) -> Result<Option<String>, StoreError> {
+    async fn take_handoff(&self, jti: &Jti, now: i64) -> Result<Option<Uid>, StoreError> {
         self.store.take_handoff(jti, now).await
     }
     async fn load_identity(
@@ -1349,12 +1361,12 @@ impl<G: Send + Sync + 'static> SessionStore for Kept<G> {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: i64,
     ) -> Result<bool, StoreError> {
         self.store.link_identity(subject, uid, now).await
     }
-    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError> {
         self.store.detach(uid).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1382,7 +1394,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
     let s = store.create(&old, T0).await.expect("create");
     assert!(store.bind(&s.uid, &id_for(&s.uid), T0).await.expect("bind"));
     store
-        .put_handoff(&jti_for(&s.uid, "jti-ttl"), &s.uid, T0 + 60_000)
+        .put_handoff(&jti_for(&s.uid), &s.uid, T0 + 60_000)
         .await
         .expect("put");
     let f = store.create(&fresh, T0 + 50_000).await.expect("create");
@@ -1413,7 +1425,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
     }
 
     // The session hash, under the session's slot tag (src/session/redis/mod.rs, module doc).
-    let tag = baton::session::slot_tag(&f.uid).expect("a new session has a slot tag");
+    let tag = f.uid.slot_tag().expect("a new session has a slot tag");
     let fresh_hash = format!("{}{{{tag}}}s:{}", store.guard.prefix, f.uid);
     let _: () = ::redis::cmd("PERSIST")
         .arg(&fresh_hash)
@@ -1505,8 +1517,10 @@ async fn redis_sessions_from_before_slot_tags_keep_working() {
         .expect("connect");
     let old_id = SessionId::generate();
     let hash = old_id.hash().as_str().to_owned();
-    let uid = baton::session::new_uid();
-    let jti = baton::session::new_uid();
+    // Names from before slot tags: 32 hex each.
+    let uid = Uid::new_in(None);
+    let jti = Jti::new_for(&uid);
+    assert_eq!((uid.slot_tag(), jti.slot_tag()), (None, None));
     let mut pipe = ::redis::pipe();
     pipe.cmd("HSET")
         .arg(format!("{p}s:{uid}"))
@@ -1518,19 +1532,19 @@ async fn redis_sessions_from_before_slot_tags_keep_working() {
         .arg("old")
         .cmd("SET")
         .arg(format!("{p}id:{hash}"))
-        .arg(&uid)
+        .arg(uid.as_str())
         .cmd("SADD")
         .arg(format!("{p}ids:{uid}"))
         .arg(&hash)
         .cmd("HSET")
         .arg(format!("{p}h:{jti}"))
         .arg("u")
-        .arg(&uid)
+        .arg(uid.as_str())
         .arg("e")
         .arg(T0 + 60_000)
         .cmd("SADD")
         .arg(format!("{p}hs:{uid}"))
-        .arg(&jti);
+        .arg(jti.as_str());
     let _: () = pipe
         .query_async(&mut conn)
         .await

@@ -19,6 +19,8 @@ Here those schemas become the run's own origins:
   extension of runtime expressions (not standard OpenAPI, hence not in the reference spec).
 
 Nothing else changes: every status, header and schema is checked as the reference spec says.
+The cookie names come from tests/data/cookies.json (`cookie_names.py`), and the run stops if the
+reference spec names any others.
 
 usage: instantiate.py SPEC OUT PUBLIC_ORIGIN TRUSTED_ORIGIN...
 """
@@ -26,6 +28,7 @@ usage: instantiate.py SPEC OUT PUBLIC_ORIGIN TRUSTED_ORIGIN...
 import sys
 
 import yaml
+from cookie_names import UNPARTITIONED, check_spec
 
 
 def main() -> int:
@@ -34,7 +37,9 @@ def main() -> int:
         return 2
     spec_path, out_path, public_origin, *trusted = sys.argv[1:]
     with open(spec_path, encoding="utf-8") as f:
-        spec = yaml.safe_load(f)
+        text = f.read()
+    spec = yaml.safe_load(text)
+    check_spec(spec, text)
     schemas = spec["components"]["schemas"]
     params = spec["components"]["parameters"]
     for name in ("AllowedOrigin", "TrustedOrigin"):
@@ -59,7 +64,7 @@ def main() -> int:
     for link in spec["components"].get("links", {}).values():
         carried = link.get("parameters", {})
         if carried.get("header.Baton-Page-Key") == "$response.body#/page_key":
-            carried["cookie.__Host-baton"] = "$response.header.Set-Cookie#regex:__Host-baton=([A-Za-z0-9_-]+);"
+            carried[f"cookie.{UNPARTITIONED}"] = f"$response.header.Set-Cookie#regex:{UNPARTITIONED}=([A-Za-z0-9_-]+);"
     spec["servers"] = [{"url": "/"}]
     # Plain YAML, no anchors: the same header object used twice is written out twice.
     class Dumper(yaml.SafeDumper):

@@ -19,6 +19,7 @@ import sys
 
 import requests
 import schemathesis
+from cookie_names import PARTITIONED, UNPARTITIONED
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -34,7 +35,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-COOKIE = re.compile(r"(__Host-baton(?:-p)?)=([A-Za-z0-9_-]{43});")
+COOKIE = re.compile(rf"({re.escape(UNPARTITIONED)}|{re.escape(PARTITIONED)})=([A-Za-z0-9_-]{{43}});")
 
 
 class Run:
@@ -118,13 +119,13 @@ def main() -> int:
     # Cookie mode: a session created on A, read back, its cookies re-issued when only one arrives.
     r = run.call("create by PUT (cookies)", "PUT", "/v1/session/{key}", 200, key="chat", headers=hdr(a), body={"value": "hello"})
     jar = cookies_of(r)
-    run.expect(set(jar) == {"__Host-baton", "__Host-baton-p"} and len(set(jar.values())) == 1, f"create by PUT: expected both cookies with one id, got {set_cookies(r)!r}")
-    sid = jar.get("__Host-baton", "")
-    both = {"__Host-baton": sid, "__Host-baton-p": sid}
+    run.expect(set(jar) == {UNPARTITIONED, PARTITIONED} and len(set(jar.values())) == 1, f"create by PUT: expected both cookies with one id, got {set_cookies(r)!r}")
+    sid = jar.get(UNPARTITIONED, "")
+    both = {UNPARTITIONED: sid, PARTITIONED: sid}
     r = run.call("read with both cookies", "GET", "/v1/session", 200, headers=hdr(a), cookies=both)
     run.expect(body(r).get("values") == {"chat": "hello"}, f"read with both cookies: unexpected body {r.text}")
     run.expect(not set_cookies(r), "read with both cookies: re-issued cookies that already agree")
-    r = run.call("read with the partitioned cookie only", "GET", "/v1/session", 200, headers=hdr(a), cookies={"__Host-baton-p": sid})
+    r = run.call("read with the partitioned cookie only", "GET", "/v1/session", 200, headers=hdr(a), cookies={PARTITIONED: sid})
     run.expect(cookies_of(r) == both, f"partitioned cookie only: expected both cookies re-issued, got {set_cookies(r)!r}")
     run.call("same-origin read without Origin", "GET", "/v1/session", 200, headers={"Sec-Fetch-Site": "same-origin"}, cookies=both)
     run.call("untrusted Origin", "GET", "/v1/session", 403, headers=hdr("https://evil.example.net"), cookies=both)
@@ -150,7 +151,7 @@ def main() -> int:
     run.call("redeem for another origin", "POST", "/v1/handoff/redeem", 401, headers=hdr(a), body={"token": token, "origin": a})
     r = run.call("redeem on B (direct call)", "POST", "/v1/handoff/redeem", 200, headers=hdr(b), body={"token": token, "origin": b})
     b_jar = cookies_of(r)
-    run.expect(set(b_jar) == {"__Host-baton", "__Host-baton-p"} and b_jar.get("__Host-baton") != sid, f"redeem on B: expected both cookies with a fresh id, got {set_cookies(r)!r}")
+    run.expect(set(b_jar) == {UNPARTITIONED, PARTITIONED} and b_jar.get(UNPARTITIONED) != sid, f"redeem on B: expected both cookies with a fresh id, got {set_cookies(r)!r}")
     run.call("replayed token", "POST", "/v1/handoff/redeem", 401, headers=hdr(b), body={"token": token, "origin": b})
     r = run.call("read on B", "GET", "/v1/session", 200, headers=hdr(b), cookies=b_jar)
     run.expect(body(r).get("values", {}).get("chat") == "hello again", f"read on B: the session did not carry over: {r.text}")

@@ -85,7 +85,7 @@ pub(super) fn store_error(e: RedisError) -> StoreError {
     }
 }
 
-/// An id or jti not minted for the session's slot (`SessionId::generate_for`, `new_uid_in`):
+/// An id or jti not minted for the session's slot (`SessionId::generate_for`, `Jti::new_for`):
 /// Redis Cluster cannot write it in the same step as the session. The broker never asks this.
 pub(super) fn other_slot() -> StoreError {
     StoreError::Internal("an id or jti of another slot than its session's (Redis Cluster)".into())

@@ -5,7 +5,7 @@
 //! each), `reply` (reading scripts' answers) and `sweep`.
 //!
 //! Keys, all under the configured prefix `P`, and all of one session under its slot tag `{T}`
-//! (see `session::new_uid_in`: the uid is `T.<hex>`, each id and page key starts with `T`, each
+//! (see `session::Uid`: the uid is `T.<hex>`, each id and page key starts with `T`, each
 //! handoff jti is `T.<hex>`), so that on Redis Cluster every script's keys are in one hash slot:
 //! - `P{T}s:<uid>`: the session, a hash: `c` (created_at), `l` (last_seen), `v:<key>` (each value);
 //! - `P{T}id:<id hash>`: the uid an id reaches; `P{T}ids:<uid>`: every id that reaches it
@@ -95,9 +95,10 @@ use self::errors::{corrupt, is_demoted, node_lost, other_slot, store_error, wait
 use self::reply::{Written, session, written};
 use self::scripts::{Lua, Scripts};
 use super::{
-    AdoptOutcome, IdHash, Session, SessionStore, SetOutcome, StoreError, SubjectHash, Timeouts,
-    Timestamp, Values, new_uid, new_uid_in, slot_tag,
+    AdoptOutcome, IdHash, Jti, Session, SessionStore, SetOutcome, StoreError, SubjectHash,
+    Timeouts, Uid, Values, slot_tag,
 };
+use crate::clock::Timestamp;
 
 pub struct RedisStore {
     connector: Connector,
@@ -377,12 +378,12 @@ async fn send(
 impl SessionStore for RedisStore {
     async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError> {
         // The session takes the slot tag of the id it is created with.
-        let uid = new_uid_in(Some(id.tag()));
+        let uid = Uid::new_in(Some(id.tag()));
         self.run::<i64>(
             &self.scripts.create,
             now,
-            &[self.session_key(&uid)],
-            &[&uid, &Self::member(id)],
+            &[self.session_key(uid.as_str())],
+            &[uid.as_str(), &Self::member(id)],
         )
         .await?;
         Ok(Session {
@@ -415,12 +416,13 @@ impl SessionStore for RedisStore {
 
     async fn set_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         value: &str,
         now: Timestamp,
         max_values: usize,
     ) -> Result<SetOutcome, StoreError> {
+        let uid = uid.as_str();
         if self.absent(uid) {
             return Ok(SetOutcome::Missing);
         }
@@ -472,10 +474,11 @@ impl SessionStore for RedisStore {
 
     async fn remove_value(
         &self,
-        uid: &str,
+        uid: &Uid,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError> {
+        let uid = uid.as_str();
         if self.absent(uid) {
             return Ok(None);
         }
@@ -492,7 +495,8 @@ impl SessionStore for RedisStore {
             .transpose()
     }
 
-    async fn end(&self, uid: &str) -> Result<(), StoreError> {
+    async fn end(&self, uid: &Uid) -> Result<(), StoreError> {
+        let uid = uid.as_str();
         if self.absent(uid) {
             return Ok(());
         }
@@ -502,7 +506,8 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    async fn bind(&self, uid: &str, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bind(&self, uid: &Uid, id: &IdHash, now: Timestamp) -> Result<bool, StoreError> {
+        let uid = uid.as_str();
         if self.connector.is_cluster() {
             match slot_tag(uid) {
                 None => return Ok(false),
@@ -523,11 +528,12 @@ impl SessionStore for RedisStore {
 
     async fn adopt(
         &self,
-        uid: &str,
+        uid: &Uid,
         id: &IdHash,
         reached: &[IdHash],
         now: Timestamp,
     ) -> Result<AdoptOutcome, StoreError> {
+        let uid = uid.as_str();
         let mut here: Vec<&IdHash> = reached.iter().collect();
         if self.connector.is_cluster() {
             match slot_tag(uid) {
@@ -562,10 +568,12 @@ impl SessionStore for RedisStore {
 
     async fn put_handoff(
         &self,
-        jti: &str,
-        uid: &str,
+        jti: &Jti,
+        uid: &Uid,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
+        let uid = uid.as_str();
+        let jti = jti.as_str();
         if self.absent(uid) {
             return Ok(());
         }
@@ -584,16 +592,20 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    async fn take_handoff(&self, jti: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+    async fn take_handoff(&self, jti: &Jti, now: Timestamp) -> Result<Option<Uid>, StoreError> {
+        let jti = jti.as_str();
         // Chosen once, so that a repeat of this call (see `bounded`) is recognised as itself.
         if self.absent(jti) {
             return Ok(None);
         }
-        let claim = new_uid();
+        let claim = crate::random::hex_128();
         let key = format!("{}h:{jti}", self.base(jti));
         // A write: a take lost in a failover could be redeemed again.
-        self.run(&self.scripts.take_handoff, now, &[key], &[jti, &claim])
-            .await
+        let uid: Option<String> = self
+            .run(&self.scripts.take_handoff, now, &[key], &[jti, &claim])
+            .await?;
+        uid.map(|uid| Uid::parse(&uid).ok_or_else(|| corrupt("handoff uid")))
+            .transpose()
     }
 
     async fn load_identity(
@@ -638,9 +650,10 @@ impl SessionStore for RedisStore {
     async fn link_identity(
         &self,
         subject: &SubjectHash,
-        uid: &str,
+        uid: &Uid,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let uid = uid.as_str();
         if self.absent(uid) {
             return Ok(false);
         }
@@ -666,7 +679,8 @@ impl SessionStore for RedisStore {
         Ok(true)
     }
 
-    async fn detach(&self, uid: &str) -> Result<(), StoreError> {
+    async fn detach(&self, uid: &Uid) -> Result<(), StoreError> {
+        let uid = uid.as_str();
         if self.absent(uid) {
             return Ok(());
         }

@@ -2,10 +2,12 @@
 //! `HGETALL` fields, and the tagged replies (`done`, `full`, `conflict`) of the writes.
 
 use super::errors::corrupt;
-use crate::session::{Session, StoreError, Values};
+use crate::session::{Session, StoreError, Uid, Values};
 
-/// A session from its `HGETALL` reply (field, value, field, value...).
+/// A session from its `HGETALL` reply (field, value, field, value...), and the uid it was
+/// found under (a name the broker minted, or the data is corrupt).
 pub(super) fn session(uid: String, fields: Vec<String>) -> Result<Session, StoreError> {
+    let uid = Uid::parse(&uid).ok_or_else(|| corrupt("uid"))?;
     let (mut created_at, mut last_seen) = (None, None);
     let mut values = Values::new();
     let mut it = fields.into_iter();
@@ -68,6 +70,10 @@ pub(super) fn written(
 mod tests {
     use super::*;
 
+    /// A uid in a slot, and one from before slot tags.
+    const U: &str = "abcd.0123456789abcdef0123456789abcdef";
+    const W: &str = "0123456789abcdef0123456789abcdef";
+
     fn strings(list: &[&str]) -> Option<Vec<String>> {
         Some(list.iter().map(|s| (*s).to_owned()).collect())
     }
@@ -78,7 +84,7 @@ mod tests {
     fn a_write_reply_is_read_the_same_for_every_script() {
         let done = |uid: &str| {
             Written::Done(Session {
-                uid: uid.into(),
+                uid: Uid::parse(uid).expect("uid"),
                 values: Values::from([("k".to_owned(), "v".to_owned())]),
                 created_at: 1,
                 last_seen: 2,
@@ -86,23 +92,17 @@ mod tests {
         };
         let fields = ["c", "1", "l", "2", "v:k", "v"];
         let named = |head: &[&str]| strings(&[head, &fields[..]].concat());
-        assert_eq!(written(None, Some("u"), "t").ok(), Some(Written::Missing));
+        assert_eq!(written(None, Some(U), "t").ok(), Some(Written::Missing));
         assert_eq!(
             written(strings(&["full"]), None, "t").ok(),
             Some(Written::Full)
         );
         assert_eq!(
-            written(strings(&["conflict"]), Some("u"), "t").ok(),
+            written(strings(&["conflict"]), Some(U), "t").ok(),
             Some(Written::Conflict)
         );
-        assert_eq!(
-            written(named(&["done"]), Some("u"), "t").ok(),
-            Some(done("u"))
-        );
-        assert_eq!(
-            written(named(&["done", "w"]), None, "t").ok(),
-            Some(done("w"))
-        );
+        assert_eq!(written(named(&["done"]), Some(U), "t").ok(), Some(done(U)));
+        assert_eq!(written(named(&["done", W]), None, "t").ok(), Some(done(W)));
         for bad in [strings(&[]), strings(&["done"]), strings(&["other"])] {
             let e = written(bad.clone(), None, "t").expect_err("corrupt");
             assert!(matches!(e, StoreError::Internal(_)), "{bad:?}");
@@ -114,10 +114,10 @@ mod tests {
         let fields = ["c", "5", "v:chat", "hi", "l", "7", "other", "ignored"]
             .map(String::from)
             .to_vec();
-        let s = session("u".into(), fields).expect("valid");
+        let s = session(U.into(), fields).expect("valid");
         assert_eq!((s.created_at, s.last_seen), (5, 7));
         assert_eq!(s.values.len(), 1);
         assert_eq!(s.values["chat"], "hi");
-        assert!(session("u".into(), vec!["l".into(), "7".into()]).is_err());
+        assert!(session(U.into(), vec!["l".into(), "7".into()]).is_err());
     }
 }

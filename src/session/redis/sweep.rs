@@ -10,7 +10,8 @@ use redis::{FromRedisValue, Value};
 use super::RedisStore;
 use super::conn::Conn;
 use super::errors::corrupt;
-use crate::session::{StoreError, Timestamp};
+use crate::clock::Timestamp;
+use crate::session::StoreError;
 
 /// Session hashes examined per `SCAN` step and steps per `sweep`: the sweep is a safety net (see
 /// `sweep`), so each run does a bounded slice of the keyspace and the next run continues.
