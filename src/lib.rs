@@ -2,7 +2,8 @@
 //! company owns, through a hidden iframe, partitioned cookies and single-use handoff tokens.
 //!
 //! Where to look: `origin` (who is trusted), `cookie` (the one cookie builder), `session` (the
-//! store contract and backends), `handoff` (cross-site tokens), `identity` (partners' signed
+//! store contract and backends), `handoff` (cross-site tokens), `link`
+//! (which origin a link's token may go to), `identity` (partners' signed
 //! assertions of who the customer is), `routes` (HTTP), `config`
 //! (TOML + env, validated once), `startup` (`Application::build`).
 
@@ -14,6 +15,7 @@ pub mod cookie;
 pub mod error;
 pub mod handoff;
 pub mod identity;
+pub mod link;
 pub mod metrics;
 pub mod origin;
 pub mod random;

@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::cookie;
 use crate::error::ApiError;
 use crate::handoff::HandoffKeys;
+use crate::link;
 use crate::metrics::{Metrics, bump};
 use crate::origin::Origin;
 use crate::session::Jti;
@@ -296,10 +297,14 @@ async fn end_session(req: SessionRequest) -> Result<Response, ApiError> {
     ))
 }
 
+/// Either the audience itself, or the URL of the link the token is for (the broker applies
+/// `link::destination`), with the page's origin as the iframe saw it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MintRequest {
-    audience: String,
+    audience: Option<String>,
+    url: Option<String>,
+    origin: Option<String>,
 }
 
 async fn mint_handoff(
@@ -310,12 +315,30 @@ async fn mint_handoff(
     if !keys.is_enabled() {
         return Err(ApiError::HandoffDisabled);
     }
-    let audience = req
-        .config
-        .trust
-        .origins
-        .check(&body.audience)
-        .map_err(|_| ApiError::BadAudience)?;
+    let trusted = &req.config.trust.origins;
+    let audience = match (&body.audience, &body.url, &body.origin) {
+        (Some(audience), None, None) => {
+            trusted.check(audience).map_err(|_| ApiError::BadAudience)?
+        }
+        (None, Some(url), _) => {
+            let audience = link::destination(url, trusted).map_err(|why| {
+                tracing::info!(reason = why.code(), "no handoff for this link");
+                ApiError::BadAudience
+            })?;
+            // A link to the page's own site needs no token. The iframe names the page; naming
+            // one only ever refuses more, so it needs no check. A direct caller, like one that
+            // names its `audience`, is left to decide for itself.
+            if body.origin.as_deref() == Some(audience.as_str()) {
+                return Err(ApiError::BadAudience);
+            }
+            audience
+        }
+        _ => {
+            return Err(ApiError::BadJson(
+                "the body is `{\"audience\": ...}` or `{\"url\": ..., \"origin\": ...}`".to_owned(),
+            ));
+        }
+    };
     // No session, no token: a link followed on a first visit is plain, not a failed request.
     let Some(r) = req.resolve().await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -331,7 +354,12 @@ async fn mint_handoff(
         .await?;
     bump(&req.metrics.handoffs_issued);
     tracing::info!(audience = %audience, "handoff token issued");
-    Ok(Json(json!({ "token": minted.token, "expires_in": keys.ttl_secs() })).into_response())
+    Ok(Json(json!({
+        "token": minted.token,
+        "expires_in": keys.ttl_secs(),
+        "audience": audience.as_str(),
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]

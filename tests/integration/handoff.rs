@@ -249,6 +249,59 @@ async fn minting_needs_a_session_and_a_trusted_audience() {
     app.stop().await;
 }
 
+/// Mints with the link's URL, as the iframe does (request Origin = broker, page in the body).
+async fn mint_for_link(app: &TestApp, cookie: &str, url: &str) -> reqwest::Response {
+    app.req(
+        Method::POST,
+        "/v1/handoff",
+        Some(&app.public_origin.clone()),
+        Some(cookie),
+    )
+    .json(&json!({ "url": url, "origin": SHOP }))
+    .send()
+    .await
+    .expect("send")
+}
+
+#[tokio::test]
+async fn a_link_gets_a_token_for_where_it_leads_only_when_every_origin_it_names_is_trusted() {
+    let app = spawn_app().await;
+    let shop = shop_session(&app).await;
+    let named = format!(
+        "{SHOP}/go?to={}",
+        SUPPORT.replace(':', "%3A").replace('/', "%2F") + "%2Flanding"
+    );
+    for url in [format!("{SUPPORT}/landing"), named] {
+        let res = mint_for_link(&app, &shop, &url).await;
+        assert_eq!(res.status(), 200, "{url}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["audience"], SUPPORT, "{url}");
+        let token = body["token"].as_str().expect("token");
+        assert_eq!(claims_of(token)["aud"], SUPPORT, "{url}");
+    }
+    for url in [
+        format!("{SHOP}/go?to={EVIL}/"),
+        format!("{SHOP}/go?to=%2F%2F{}", EVIL.trim_start_matches("http://")),
+        format!("{SUPPORT}/go?to={SHOP}/"),
+        format!("{SHOP}/other"),
+        format!("{SHOP}/go?to=%zz"),
+        "not a url".to_owned(),
+    ] {
+        let res = mint_for_link(&app, &shop, &url).await;
+        assert_eq!(error_code(res).await, (400, "bad_audience".into()), "{url}");
+    }
+    for body in [json!({}), json!({ "audience": SUPPORT, "url": SUPPORT })] {
+        let res = app
+            .req(Method::POST, "/v1/handoff", Some(SHOP), Some(&shop))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(error_code(res).await, (400, "bad_json".into()), "{body}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_existing_session_at_the_destination_is_kept() {
     let app = spawn_app().await;

@@ -13,6 +13,8 @@ Here those schemas become the run's own origins:
   another one, is refused (403).
 - `TrustedOrigin` (`Baton-Page-Origin`, a handoff's `audience`, a redeem's `origin`): an enum of
   the trusted origins given.
+- `LinkUrl` (a handoff's `url`): a link to the last trusted origin given, and a redirect link of
+  the first one naming it.
 - The links that carry a page key (`$response.body#/page_key`) also carry the session cookie the
   answer set: a browser sends it by itself, but Schemathesis would not (the cookie is `Secure`
   and the run is plain http), so the link passes it explicitly, with Schemathesis' own `#regex:`
@@ -26,6 +28,7 @@ usage: instantiate.py SPEC OUT PUBLIC_ORIGIN TRUSTED_ORIGIN...
 """
 
 import sys
+from urllib.parse import quote
 
 import yaml
 from cookie_names import UNPARTITIONED, check_spec
@@ -42,7 +45,7 @@ def main() -> int:
     check_spec(spec, text)
     schemas = spec["components"]["schemas"]
     params = spec["components"]["parameters"]
-    for name in ("AllowedOrigin", "TrustedOrigin"):
+    for name in ("AllowedOrigin", "TrustedOrigin", "LinkUrl"):
         if name not in schemas:
             raise SystemExit(f"instantiate.py: {spec_path} has no components.schemas.{name}")
     schemas["AllowedOrigin"] = {
@@ -54,6 +57,12 @@ def main() -> int:
         "description": schemas["TrustedOrigin"].get("description", ""),
         "type": "string",
         "enum": list(trusted),
+    }
+    linked = trusted[-1] + "/landing"
+    schemas["LinkUrl"] = {
+        "description": schemas["LinkUrl"].get("description", ""),
+        "type": "string",
+        "enum": [linked, f"{trusted[0]}/go?to={quote(linked, safe='')}"],
     }
     params["Origin"]["required"] = True
     params["Origin"].pop("examples", None)
