@@ -5,6 +5,7 @@ use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The test config's signing key: its base64url secret "AAAA…" decodes to zeros.
