@@ -26,7 +26,8 @@
 //!
 //! Replica acknowledgements (`replica_acks`): each script is followed by `WAIT` in the same
 //! pipeline, so the answer stands only once that many replicas have every write sent before it
-//! on that connection; otherwise 503. A failover promotes the replica with the most data, so an
+//! on that connection; otherwise 503. `WAIT` holds its connection until then, so such a node
+//! takes its calls in turn over a few connections (`conn::Pool`) rather than one. A failover promotes the replica with the most data, so an
 //! acknowledged write survives the loss of the primary (`RedisStore::run`).
 //!
 //! Time: liveness is always judged against the stored `created_at`/`last_seen` and the caller's
@@ -79,7 +80,7 @@ use async_trait::async_trait;
 use redis::{Cmd, ErrorKind, FromRedisValue, ServerErrorKind, Value};
 
 pub use self::config::RedisConfig;
-use self::conn::{Conn, Connector};
+use self::conn::{ACKED_CONNECTIONS, Conn, Pool};
 use self::errors::{corrupt, is_demoted, node_lost, other_slot, store_error, wait_refused};
 use self::reply::{Written, session, written};
 use self::scripts::{Lua, Scripts};
@@ -89,7 +90,7 @@ use super::{
 };
 
 pub struct RedisStore {
-    connector: Connector,
+    connector: Pool,
     prefix: String,
     timeout: Duration,
     timeouts: Timeouts,
@@ -108,7 +109,12 @@ impl RedisStore {
     pub async fn open(config: &RedisConfig, timeouts: Timeouts) -> Result<Self, StoreError> {
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
         // The error text of a bad URL never repeats the URL, which may hold a password.
-        let connector = Connector::open(config.topology(), timeout)
+        let size = if config.replica_acks > 0 {
+            ACKED_CONNECTIONS
+        } else {
+            1
+        };
+        let connector = Pool::open(config.topology(), timeout, size)
             .map_err(|e| StoreError::Internal(format!("the redis address is not usable: {e}")))?;
         let store = Self {
             connector,
@@ -157,15 +163,15 @@ impl RedisStore {
     {
         // The generation of the connection last used, so a timeout can drop it too.
         let last = AtomicU64::new(u64::MAX);
+        let connector = self.connector.pick();
         let attempt = || async {
-            let lease = self.connector.lease().await?;
+            let lease = connector.lease().await?;
             last.store(lease.generation(), Ordering::Relaxed);
             let result = call(lease.conn.clone()).await;
             if let Err(e) = &result
                 && node_lost(e)
             {
-                self.connector
-                    .failed(lease.generation(), is_demoted(e) || e.is_timeout());
+                connector.failed(lease.generation(), is_demoted(e) || e.is_timeout());
             }
             result
         };
@@ -186,7 +192,7 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, attempts).await {
             Ok(result) => result.map_err(store_error),
             Err(_) => {
-                self.connector.failed(last.load(Ordering::Relaxed), true);
+                connector.failed(last.load(Ordering::Relaxed), true);
                 Err(StoreError::Unavailable(format!(
                     "redis did not answer within {} ms",
                     self.timeout.as_millis()
