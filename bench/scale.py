@@ -73,6 +73,11 @@ def sessions(n: int, keep: int):
         yield new_id(), i < keep
 
 
+def short(sid: str) -> str:
+    """How the Redis store names an id (prelude.lua, `short`): 128 bits of its hash, base64url."""
+    return urlsafe_b64encode(bytes.fromhex(id_hash(sid)[:32])).decode().rstrip("=")
+
+
 # --- SQLite: one transaction into the schema the broker created --------------------------------
 
 def sqlite_fill(path: Path, n: int, created: int, keep: int) -> list[str]:
@@ -124,21 +129,19 @@ def resp(*args: str) -> bytes:
 
 
 def redis_layout(prefix: str, sid: str, created: int, now: int) -> list[bytes]:
-    """The commands `create.lua` then `set_value.lua` send for one session whose id is `sid`,
-    created and last seen at `created`, as seen at `now`."""
+    """The commands `create.lua` then `set_value.lua` leave the effect of, for one session whose id
+    is `sid`, created and last seen at `created`, as seen at `now` (prelude.lua: `link`, `put`)."""
     tag = sid[:4]
     uid = f"{tag}.{secrets.token_hex(16)}"
     base = f"{prefix}{{{tag}}}"
-    h = id_hash(sid)
-    s, ids = f"{base}s:{uid}", f"{base}ids:{uid}"
+    h = short(sid)
+    s = f"{base}s:{uid}"
     hash_ttl = min(created + IDLE_MS, created + ABSOLUTE_MS) - now
     id_ttl = created + ABSOLUTE_MS - now
     return [
-        resp("HSET", s, "c", str(created), "l", str(created), "v:chat", VALUE),
+        resp("HSET", s, "c", str(created), "l", str(created), f"i{tag}:{h}", "", "v:chat", VALUE),
         resp("PEXPIRE", s, str(hash_ttl)),
-        resp("SET", f"{base}id:{h}", uid, "PX", str(id_ttl)),
-        resp("SADD", ids, f"{tag}:{h}"),
-        resp("PEXPIRE", ids, str(id_ttl)),
+        resp("SET", f"{base}i:{h}", uid, "PX", str(id_ttl)),
     ]
 
 
@@ -175,12 +178,11 @@ def redis_usage_per_session(redis: Redis, prefix: str, sids: list[str]) -> tuple
     total, keys = 0, 0
     for sid in sids:
         tag = sid[:4]
-        idk = f"{prefix}{{{tag}}}id:{id_hash(sid)}"
+        idk = f"{prefix}{{{tag}}}i:{short(sid)}"
         uid = redis.call("GET", idk)
-        if uid is None:  # a layout without id keys: count what the prefix holds for the tag
+        if uid is None:
             raise SystemExit(f"no id key for a bulk session ({idk[:40]}...)")
-        found = [idk] + [k for k in (f"{prefix}{{{tag}}}s:{uid}", f"{prefix}{{{tag}}}ids:{uid}")
-                         if redis.call("EXISTS", k) == "1"]
+        found = [idk] + [k for k in (f"{prefix}{{{tag}}}s:{uid}",) if redis.call("EXISTS", k) == "1"]
         keys += len(found)
         total += sum(int(redis.call("MEMORY", "USAGE", k, "SAMPLES", "0") or 0) for k in found)
     return total / len(sids), keys / len(sids)
@@ -407,8 +409,13 @@ def main() -> None:
             rv = re.search(r"redis_version:(\S+)", redis.call("INFO", "server"))[1]
             say(f"- Redis {rv} at {a.redis_url}, keys under {run_prefix}")
         if a.memory:
-            b, pop = populate(procs, binary, tmp, "redis", 20000, redis, a.redis_url, run_prefix + "m:")
-            per, keys = redis_usage_per_session(redis, run_prefix + "m:", pop.cookies[:2000])
+            # A prefix as long as the default ("baton:"): key names are part of the figure.
+            short = f"m{secrets.token_hex(2)}:"
+            if redis.call("SCAN", "0", "MATCH", short + "*", "COUNT", "100000")[1]:
+                raise SystemExit(f"keys under {short} exist already: run again")
+            run_prefix = short
+            b, pop = populate(procs, binary, tmp, "redis", 20000, redis, a.redis_url, short)
+            per, keys = redis_usage_per_session(redis, short, pop.cookies[:2000])
             say(f"- Redis, 20,000 sessions with one 36-byte value: used_memory grew "
                 f"{pop.bytes_on_store / 20000:,.0f} B/session; MEMORY USAGE {per:,.0f} B/session "
                 f"over 2,000 of them, {keys:.2f} keys/session (load {uptime()})")
