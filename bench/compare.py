@@ -45,6 +45,9 @@ COOKIE = json.loads((HERE.parent / "tests" / "data" / "cookies.json").read_text(
 VALUE_BYTES = 88  # {"value":"<88 bytes>"} is a 100-byte body
 TICK = os.sysconf("SC_CLK_TCK")
 CLIENT_BOUND = 0.8  # wrk's CPU use (cores) from which the client, not the server, sets the pace
+# --one-core: servers on CPU 0, wrk on CPU 1 (taskset), nginx with one worker; empty: no pinning.
+PIN_SERVER: list[str] = []
+PIN_CLIENT: list[str] = []
 
 
 def say(*args) -> None:
@@ -67,7 +70,7 @@ class Procs:
 
     def start(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        p = subprocess.Popen(PIN_SERVER + argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env=env, start_new_session=True)
         p.name, p.log = name, self.tmp / f"{name}.log"
         self.running.append(p)
@@ -208,7 +211,7 @@ class Redis:
 # --- the two servers ---------------------------------------------------------------------------
 
 NGINX_CONF = """\
-{user}worker_processes auto;
+{user}worker_processes {workers};
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
@@ -243,7 +246,8 @@ def start_nginx(procs: Procs, tmp: Path) -> tuple[int, list[int]]:
     (tmp / "nginx-tmp").mkdir()
     # As root, the workers would otherwise switch to an unprivileged user that cannot read tmp.
     user = "user root;\n" if os.geteuid() == 0 else ""
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port))
+    workers = "1" if PIN_SERVER else "auto"
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port, workers=workers))
     p = procs.start("nginx", ["nginx", "-p", str(tmp), "-e", str(tmp / "nginx-error.log"),
                               "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"])
     wait_ready(p, port, "/iframe.html")
@@ -377,7 +381,7 @@ class Wrk:
         self.procs, self.connections = procs, connections
 
     def start(self, t: Target, seconds: int) -> subprocess.Popen:
-        argv = ["wrk", "-t1", f"-c{self.connections}", f"-d{seconds}s", "--timeout", "5s",
+        argv = PIN_CLIENT + ["wrk", "-t1", f"-c{self.connections}", f"-d{seconds}s", "--timeout", "5s",
                 "-s", str(LUA / t.script), f"http://127.0.0.1:{t.port}", "--", *t.args]
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
@@ -591,7 +595,14 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--one-core", action="store_true",
+                    help="servers pinned to CPU 0 (nginx with one worker), wrk to CPU 1: no row is client-bound")
     a = ap.parse_args()
+    if a.one_core:
+        if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+            raise SystemExit("--one-core needs 2 CPUs and taskset (util-linux)")
+        PIN_SERVER[:] = ["taskset", "-c", "0"]
+        PIN_CLIENT[:] = ["taskset", "-c", "1"]
     rounds = a.rounds or (2 if a.quick else 5)
     seconds = a.seconds or (1 if a.quick else 5)
     warmup = 1 if a.quick else 2
@@ -660,7 +671,11 @@ def main() -> None:
         nginx_port, nginx_pids = start_nginx(procs, tmp)
 
         print_served(nginx_port, baton.port, auth(baton))
-        say(f"nginx runs {len(nginx_pids) - 1} worker processes (`worker_processes auto`).")
+        if PIN_SERVER:
+            say("One core each: nginx (1 worker), baton and its store's writer on CPU 0, wrk on CPU 1 "
+                "(taskset; a shared Redis is not pinned).")
+        else:
+            say(f"nginx runs {len(nginx_pids) - 1} worker processes (`worker_processes auto`).")
         say("nginx has no brotli here (Debian's nginx has no brotli module): it sends the precompressed")
         say("cookie-provider.js.gz (gzip -9, `gzip_static on`); baton compresses each response itself.")
         say()

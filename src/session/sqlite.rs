@@ -143,6 +143,10 @@ const MAX_GROUP: usize = 256;
 const READERS: usize = 4;
 /// Writes that may wait for the writer before callers wait to queue more.
 const QUEUE: usize = 4096;
+/// Sessions one sweep job deletes: some 20 ms of the writer (deleting a session touches pages
+/// all over its tables and indexes), so a live write queued behind it waits little longer than
+/// behind a full group.
+const SWEEP_BATCH: usize = 200;
 
 pub struct SqliteStore {
     /// Before `jobs`: fields drop in order, so a store dropped without `close` also closes its
@@ -860,21 +864,40 @@ impl SessionStore for SqliteStore {
         }
     }
 
+    /// In batches of `SWEEP_BATCH` sessions, each a write job of its own followed by a pause as
+    /// long as it took, so live writes take turns with the sweep and it has at most half the
+    /// writer: one `DELETE` of a million sessions that expired together held the writer (and so
+    /// every `PUT`) for seconds, and back-to-back batches of 1,000 made every `PUT` wait behind
+    /// one (`bench/scale.py`). Expired sessions are invisible to reads, so a slower sweep costs
+    /// only disk space for a while (a million: about five minutes).
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |conn, _| {
             exec(
                 conn,
                 "DELETE FROM handoffs WHERE expires_at <= ?1",
                 params![now],
-            )?;
-            let n = exec(
-                conn,
-                "DELETE FROM sessions WHERE expires_at <= ?1",
-                params![now],
-            )?;
-            Ok(n as u64)
+            )
         })
-        .await
+        .await?;
+        let mut swept = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let n = self
+                .write(move |conn, _| {
+                    exec(
+                        conn,
+                        "DELETE FROM sessions WHERE uid IN \
+                         (SELECT uid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+                        params![now, SWEEP_BATCH],
+                    )
+                })
+                .await?;
+            swept += n as u64;
+            if n < SWEEP_BATCH {
+                return Ok(swept);
+            }
+            tokio::time::sleep(started.elapsed()).await;
+        }
     }
 }
 
@@ -1162,5 +1185,33 @@ mod tests {
         assert_eq!(journal, "wal");
         assert_eq!(synchronous, "2", "FULL: the WAL is synced on every commit");
         assert_eq!(foreign_keys, "1", "ids and handoffs go with their session");
+    }
+
+    /// A sweep goes on batch after batch (each its own write job, so live writes take turns)
+    /// until none is full: every expired session goes in one call, the live one stays.
+    #[test]
+    fn a_sweep_deletes_every_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("baton.db");
+        let store = SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open");
+        let expired = 2 * SWEEP_BATCH + 7;
+        runtime().block_on(async {
+            for _ in 0..expired {
+                let id = crate::session::SessionId::generate().hash();
+                store.create(&id, 0).await.expect("create");
+            }
+            let live = crate::session::SessionId::generate().hash();
+            store.create(&live, TIMEOUTS.idle_ms).await.expect("create");
+            let swept = store.sweep(TIMEOUTS.idle_ms).await.expect("sweep");
+            assert_eq!(swept, expired as u64);
+            assert!(
+                store
+                    .load(&live, TIMEOUTS.idle_ms)
+                    .await
+                    .expect("load")
+                    .is_some()
+            );
+            assert_eq!(store.sweep(TIMEOUTS.idle_ms).await.expect("sweep"), 0);
+        });
     }
 }

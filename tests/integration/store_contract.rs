@@ -1410,8 +1410,8 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         .query_async(&mut conn)
         .await
         .expect("keys");
-    // Two sessions, three ids, one id set each, a handoff record and its set.
-    assert_eq!(keys.len(), 2 + 3 + 2 + 2, "{keys:?}");
+    // Two sessions (each hash lists its ids), three ids, a handoff record and its set.
+    assert_eq!(keys.len(), 2 + 3 + 2, "{keys:?}");
     for key in &keys {
         let ttl: i64 = ::redis::cmd("PTTL")
             .arg(key)
@@ -1451,11 +1451,7 @@ async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
         .query_async(&mut conn)
         .await
         .expect("keys");
-    assert_eq!(
-        left.len(),
-        3,
-        "the fresh session, its id and id set: {left:?}"
-    );
+    assert_eq!(left.len(), 2, "the fresh session and its id: {left:?}");
     let ttl: i64 = ::redis::cmd("PTTL")
         .arg(&fresh_hash)
         .query_async(&mut conn)
@@ -1483,7 +1479,7 @@ async fn redis_sweep_goes_past_one_scan_batch() {
     let store = baton::session::redis::RedisStore::open(&redis_config(&url, "sweep:"), TIMEOUTS)
         .await
         .expect("open");
-    // 1,500 other keys and 20 sessions (3 keys each): a hash table of 2,048 buckets, four times
+    // 1,500 other keys and 20 sessions (2 keys each): a hash table of 2,048 buckets, four times
     // what one SCAN step examines (500), within what one sweep examines (8 steps).
     let mut conn = ::redis::Client::open(url.as_str())
         .expect("url")
@@ -1501,6 +1497,122 @@ async fn redis_sweep_goes_past_one_scan_batch() {
     let swept = store.sweep(T0 + TIMEOUTS.idle_ms).await.expect("sweep");
     assert_eq!(swept, 20, "one sweep finds every expired session");
     redis.kill();
+}
+
+/// A session costs Redis two keys (its hash, which lists its ids, and one key per id) and its
+/// hash keeps the compact listpack encoding: the layout that holds a session with one 36-byte
+/// value to about 450 bytes (`bench/scale.py --memory`; three keys and 853 bytes before).
+#[tokio::test]
+async fn redis_session_is_two_compact_keys() {
+    let store = redis_cleanup().await;
+    let mut conn = ::redis::Client::open(store.guard.url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let first = id();
+    let s = store.create(&first, T0).await.expect("create");
+    set(&store, &s.uid, "chat", &"v".repeat(36), T0 + 1)
+        .await
+        .expect("written");
+    let mut keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{}*", store.guard.prefix))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    keys.sort();
+    let tag = s.uid.slot_tag().expect("tagged");
+    // The id's key: the first 128 bits of its hash in base64url.
+    let bits: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&first.as_str()[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    use base64::Engine as _;
+    let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bits);
+    let p = &store.guard.prefix;
+    assert_eq!(
+        keys,
+        [
+            format!("{p}{{{tag}}}i:{short}"),
+            format!("{p}{{{tag}}}s:{}", s.uid)
+        ],
+    );
+    let hash = format!("{}{{{tag}}}s:{}", store.guard.prefix, s.uid);
+    let encoding: String = ::redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(&hash)
+        .query_async(&mut conn)
+        .await
+        .expect("encoding");
+    assert_eq!(encoding, "listpack");
+}
+
+/// Sessions written in the layout before two-key sessions (`P{T}id:<whole hash>` per id, a set
+/// `P{T}ids:<uid>` of them) keep working with no migration: found by their old id, written,
+/// bound to a new id, and ended with every key of both layouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_from_before_two_key_sessions_keep_working() {
+    let store = redis_cleanup().await;
+    let p = store.guard.prefix.clone();
+    let mut conn = ::redis::Client::open(store.guard.url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let old_id = SessionId::generate();
+    let hash = old_id.hash();
+    let tag = hash.tag().to_owned();
+    let uid = baton::session::Uid::new_in(Some(&tag));
+    let mut pipe = ::redis::pipe();
+    pipe.cmd("HSET")
+        .arg(format!("{p}{{{tag}}}s:{uid}"))
+        .arg("c")
+        .arg(T0)
+        .arg("l")
+        .arg(T0)
+        .arg("v:chat")
+        .arg("old")
+        .cmd("SET")
+        .arg(format!("{p}{{{tag}}}id:{}", hash.as_str()))
+        .arg(uid.as_str())
+        .cmd("SADD")
+        .arg(format!("{p}{{{tag}}}ids:{uid}"))
+        .arg(format!("{tag}:{}", hash.as_str()));
+    let _: () = pipe
+        .query_async(&mut conn)
+        .await
+        .expect("write the old layout");
+
+    let found = store
+        .load(&hash, T0 + 1000)
+        .await
+        .expect("load")
+        .expect("found by its old id");
+    assert_eq!(
+        (found.uid.as_str(), found.values["chat"].as_str()),
+        (uid.as_str(), "old")
+    );
+    set(&store, &uid, "chat", "new", T0 + 2000)
+        .await
+        .expect("written");
+    let new_id = id_for(&uid);
+    assert!(store.bind(&uid, &new_id, T0 + 3000).await.expect("bind"));
+    for id in [&hash, &new_id] {
+        let s = store
+            .load(id, T0 + 4000)
+            .await
+            .expect("load")
+            .expect("found by either id");
+        assert_eq!(s.values["chat"], "new");
+    }
+    store.end(&uid).await.expect("end");
+    assert!(store.load(&hash, T0).await.expect("load").is_none());
+    assert!(store.load(&new_id, T0).await.expect("load").is_none());
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{p}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(left.is_empty(), "end deletes every key: {left:?}");
 }
 
 /// Sessions written before slot tags (keys `P s:<uid>`, `P id:<hash>`, `P ids:<uid>`,

@@ -13,8 +13,13 @@
 //!   `MOVED` and refreshes its slot map by itself when a primary fails over.
 //!
 //! Every connection is made lazily: the node starts while Redis is down.
+//!
+//! With replica acknowledgements, a `Pool` of several such connections: `WAIT` blocks the
+//! connection it is sent on until the replicas answer, so on one shared connection every call of
+//! the node would wait for the replication of the one before it.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{
@@ -32,6 +37,7 @@ const RECONNECT_RETRIES: usize = 2;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 
 /// Where the store's Redis is.
+#[derive(Clone, Copy)]
 pub(super) enum Topology<'a> {
     Single(&'a str),
     Sentinel {
@@ -77,6 +83,46 @@ impl ConnectionLike for Conn {
             Self::Multiplexed(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+/// Connections with replica acknowledgements: enough for that many calls to wait for their
+/// replicas at once, few enough to cost Redis little (each is a client of every node). Measured
+/// with `bench/acks.py`.
+pub(super) const ACKED_CONNECTIONS: usize = 16;
+
+/// One `Connector`, or several taken in turn (each call keeps the one it starts on, so a failure
+/// is reported to the connector whose connection failed). Each reconnects, and with Sentinel asks
+/// the sentinels, on its own.
+pub struct Pool {
+    connectors: Vec<Connector>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// `size` connectors (at least one) to `topology`.
+    pub fn open(topology: Topology<'_>, timeout: Duration, size: usize) -> RedisResult<Self> {
+        let connectors = (0..size.max(1))
+            .map(|_| Connector::open(topology, timeout))
+            .collect::<RedisResult<_>>()?;
+        Ok(Self {
+            connectors,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The connector for the next call.
+    pub fn pick(&self) -> &Connector {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connectors.len();
+        &self.connectors[i]
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.connectors[0].is_cluster()
+    }
+
+    pub fn is_sentinel(&self) -> bool {
+        self.connectors[0].is_sentinel()
     }
 }
 

@@ -7,9 +7,10 @@
 //! Keys, all under the configured prefix `P`, and all of one session under its slot tag `{T}`
 //! (see `session::Uid`: the uid is `T.<hex>`, each id and page key starts with `T`, each
 //! handoff jti is `T.<hex>`), so that on Redis Cluster every script's keys are in one hash slot:
-//! - `P{T}s:<uid>`: the session, a hash: `c` (created_at), `l` (last_seen), `v:<key>` (each value);
-//! - `P{T}id:<id hash>`: the uid an id reaches; `P{T}ids:<uid>`: every id that reaches it
-//!   (`T:<id hash>`), so `end` can delete them all;
+//! - `P{T}s:<uid>`: the session, a hash: `c` (created_at), `l` (last_seen), `v:<key>` (each value),
+//!   `iT:<h>` (each id that reaches it, so `end` can delete them all);
+//! - `P{T}i:<h>`: the uid an id reaches, where `<h>` is the first 128 bits of its hash in
+//!   base64url (22 characters);
 //! - `P{T}h:<jti>`: a handoff record, a hash `u` (uid), `e` (expires_at); `P{T}hs:<uid>`: its jtis.
 //! - `P{S}sub:<subject hash>`: an identity link, the uid a customer's session is (issue 19), under
 //!   the subject's own tag `S` (`SubjectHash::slot_tag`), since one customer's sessions come and
@@ -22,6 +23,13 @@
 //! and learns its deadline, then writes the link. Each step is safe to repeat, and a link left
 //! pointing at a dead session (an `end` or a sweep between two steps, or at any time: `end`
 //! cannot reach the link's slot) is never followed and expires by itself.
+//!
+//! Two keys per session at rest, and a hash small enough for Redis's listpack encoding (fields and
+//! values under `hash-max-listpack-value`, 64 bytes): 498 bytes of Redis memory for a session with
+//! one 36-byte value, where the layout before (a key `P{T}id:<whole hash>` per id and a set
+//! `P{T}ids:<uid>` of them) took 853 (`bench/scale.py --memory`). Sessions written in that layout
+//! are read, touched and ended as before, with no migration: a lookup tries the old id key after
+//! the new one, `end` deletes both kinds, and binding an id moves it to the new layout.
 //!
 //! Data written before slot tags (`P s:<uid>`, `P id:<hash>`, ... with 32-hex uids and jtis) keeps
 //! working on one Redis and on Sentinel: a lookup that finds no tagged id key tries the untagged
@@ -37,7 +45,8 @@
 //!
 //! Replica acknowledgements (`replica_acks`): each script is followed by `WAIT` in the same
 //! pipeline, so the answer stands only once that many replicas have every write sent before it
-//! on that connection; otherwise 503. A failover promotes the replica with the most data, so an
+//! on that connection; otherwise 503. `WAIT` holds its connection until then, so such a node
+//! takes its calls in turn over a few connections (`conn::Pool`) rather than one. A failover promotes the replica with the most data, so an
 //! acknowledged write survives the loss of the primary (`RedisStore::run`).
 //!
 //! Time: liveness is always judged against the stored `created_at`/`last_seen` and the caller's
@@ -46,7 +55,7 @@
 //! an instant (`PEXPIREAT expires_at`): Redis's clock and the app's then never meet, so a node
 //! clock running behind Redis's cannot make Redis drop a live session early, and a test clock in
 //! any year gives sane expiries. The session hash expires with the session (slid on every touch);
-//! its id keys and id set expire at the absolute deadline, set once, so a touch costs the same
+//! its id keys expire at the absolute deadline, set once, so a touch costs the same
 //! however many ids a session has; once the hash is gone they lead nowhere and are deleted when
 //! next read or at that deadline.
 //!
@@ -90,7 +99,7 @@ use async_trait::async_trait;
 use redis::{Cmd, ErrorKind, FromRedisValue, ServerErrorKind, Value};
 
 pub use self::config::RedisConfig;
-use self::conn::{Conn, Connector};
+use self::conn::{ACKED_CONNECTIONS, Conn, Pool};
 use self::errors::{corrupt, is_demoted, node_lost, other_slot, store_error, wait_refused};
 use self::reply::{Written, session, written};
 use self::scripts::{Lua, Scripts};
@@ -101,7 +110,7 @@ use super::{
 use crate::clock::Timestamp;
 
 pub struct RedisStore {
-    connector: Connector,
+    connector: Pool,
     prefix: String,
     timeout: Duration,
     timeouts: Timeouts,
@@ -120,7 +129,12 @@ impl RedisStore {
     pub async fn open(config: &RedisConfig, timeouts: Timeouts) -> Result<Self, StoreError> {
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
         // The error text of a bad URL never repeats the URL, which may hold a password.
-        let connector = Connector::open(config.topology(), timeout)
+        let size = if config.replica_acks > 0 {
+            ACKED_CONNECTIONS
+        } else {
+            1
+        };
+        let connector = Pool::open(config.topology(), timeout, size)
             .map_err(|e| StoreError::Internal(format!("the redis address is not usable: {e}")))?;
         let store = Self {
             connector,
@@ -169,15 +183,15 @@ impl RedisStore {
     {
         // The generation of the connection last used, so a timeout can drop it too.
         let last = AtomicU64::new(u64::MAX);
+        let connector = self.connector.pick();
         let attempt = || async {
-            let lease = self.connector.lease().await?;
+            let lease = connector.lease().await?;
             last.store(lease.generation(), Ordering::Relaxed);
             let result = call(lease.conn.clone()).await;
             if let Err(e) = &result
                 && node_lost(e)
             {
-                self.connector
-                    .failed(lease.generation(), is_demoted(e) || e.is_timeout());
+                connector.failed(lease.generation(), is_demoted(e) || e.is_timeout());
             }
             result
         };
@@ -198,7 +212,7 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, attempts).await {
             Ok(result) => result.map_err(store_error),
             Err(_) => {
-                self.connector.failed(last.load(Ordering::Relaxed), true);
+                connector.failed(last.load(Ordering::Relaxed), true);
                 Err(StoreError::Unavailable(format!(
                     "redis did not answer within {} ms",
                     self.timeout.as_millis()
@@ -290,8 +304,9 @@ impl RedisStore {
         format!("{}s:{uid}", self.base(uid))
     }
 
+    /// The key `idkey` names for `id`: the first 128 bits of its hash in base64url.
     fn id_key(&self, id: &IdHash) -> String {
-        format!("{}{{{}}}id:{}", self.prefix, id.tag(), id.as_str())
+        format!("{}{{{}}}i:{}", self.prefix, id.tag(), short_name(id))
     }
 
     /// A subject's identity link, in the subject's own slot.
@@ -349,6 +364,18 @@ impl RedisStore {
         }
         Ok(None)
     }
+}
+
+/// The first 128 bits of `id`'s hash in base64url (22 characters), as `short` in prelude.lua.
+fn short_name(id: &IdHash) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = (0..16)
+        .filter_map(|i| {
+            let pair = id.as_str().get(2 * i..2 * i + 2)?;
+            u8::from_str_radix(pair, 16).ok()
+        })
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Sends `call` on `conn`, and with `acks` `WAIT` right behind it in one pipeline: its reply and,
@@ -733,5 +760,32 @@ impl SessionStore for RedisStore {
     /// A bounded slice of the keyspace per call (`RedisStore::sweep_slice`).
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.sweep_slice(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Rust side names an id's key as the scripts do (`short` in prelude.lua, checked
+    /// against Redis by `store_contract::redis_session_is_two_compact_keys`): 22 characters that
+    /// are the first 16 bytes of the hash.
+    #[test]
+    fn an_id_key_is_named_by_128_bits_of_its_hash_in_base64url() {
+        use base64::Engine as _;
+        let id = crate::session::SessionId::parse("abcd56789012345678901234567890123456789012_")
+            .expect("an id")
+            .hash();
+        let bytes: Vec<u8> = (0..16)
+            .map(|i| u8::from_str_radix(&id.as_str()[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        let short = short_name(&id);
+        assert_eq!(short.len(), 22);
+        assert_eq!(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&short)
+                .expect("base64url"),
+            bytes
+        );
     }
 }

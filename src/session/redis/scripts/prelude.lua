@@ -17,36 +17,78 @@ local function base(name)
   return P
 end
 local function skey(uid) return base(uid) .. 's:' .. uid end
-local function idskey(uid) return base(uid) .. 'ids:' .. uid end
 local function hskey(uid) return base(uid) .. 'hs:' .. uid end
 local function hkey(jti) return base(jti) .. 'h:' .. jti end
--- An id as the store names it: '<tag>:<hash>', or '<hash>' (a member of an ids set from before
--- tags); its key.
+-- An id as the store names it: '<tag>:<hash>', or '<hash>' (an id from before tags). Its key is
+-- named by the first 128 bits of its hash in base64url (22 characters; 128 bits of a SHA-256 of
+-- a 256-bit secret: no two ids meet), and the session hash lists it as field 'i<tag>:<those 22>'
+-- ('i<those 22>' untagged): short enough for Redis's compact encodings (listpack values up to
+-- hash-max-listpack-value, 64 bytes; fewer allocator size classes per key).
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+local function b64char(n) return string.sub(B64, n + 1, n + 1) end
+local function short(m)
+  local t, h = string.match(m, '^([^:]+):(%x+)$')
+  h = h or m
+  local out = {}
+  for i = 1, 30, 3 do
+    local n = tonumber(string.sub(h, i, i + 2), 16)
+    table.insert(out, b64char(math.floor(n / 64)) .. b64char(n % 64))
+  end
+  local n = tonumber(string.sub(h, 31, 32), 16)
+  table.insert(out, b64char(math.floor(n / 4)) .. b64char(n % 4 * 16))
+  return t, table.concat(out)
+end
 local function idkey(m)
+  local t, h = short(m)
+  if t then return P .. '{' .. t .. '}i:' .. h end
+  return P .. 'i:' .. h
+end
+local function idfield(m)
+  local t, h = short(m)
+  if t then return 'i' .. t .. ':' .. h end
+  return 'i' .. h
+end
+-- Where ids were before (a compatible read path, no migration): the key named by the whole hash
+-- (`P{T}id:<hash>`, untagged `P id:<hash>`), and a set `P{T}ids:<uid>` of a session's ids.
+local function oldidkey(m)
   local t, h = string.match(m, '^([^:]+):(%x+)$')
   if t then return P .. '{' .. t .. '}id:' .. h end
   return P .. 'id:' .. m
 end
+local function oldidskey(uid) return base(uid) .. 'ids:' .. uid end
 
 -- The uid id `m` reaches and the key that says so; nil when none.
 local function find(m)
-  local k = idkey(m)
-  local uid = redis.call('GET', k)
-  if not uid and legacy then
+  for _, k in ipairs({idkey(m), oldidkey(m)}) do
+    local uid = redis.call('GET', k)
+    if uid then return uid, k end
+  end
+  if legacy then
     local h = string.match(m, ':(%x+)$')
     if h then
-      k = P .. 'id:' .. h
-      uid = redis.call('GET', k)
+      local k = P .. 'id:' .. h
+      local uid = redis.call('GET', k)
+      if uid then return uid, k end
     end
   end
-  if uid then return uid, k end
   return nil
 end
 
--- Deletes every id and handoff record that leads to session `uid`, not the session itself.
+-- Deletes every id (either layout) and handoff record that leads to session `uid`, not the
+-- session itself: its values and times stay (a `forget()`, see detach.lua).
 local function cut(uid)
-  local ids, hs = idskey(uid), hskey(uid)
-  for _, m in ipairs(redis.call('SMEMBERS', ids)) do redis.call('DEL', idkey(m)) end
+  local s, ids, hs = skey(uid), oldidskey(uid), hskey(uid)
+  for _, f in ipairs(redis.call('HKEYS', s)) do
+    local t, h = string.match(f, '^i([^:]+):([%w_%-]+)$')
+    if t then
+      redis.call('DEL', P .. '{' .. t .. '}i:' .. h)
+      redis.call('HDEL', s, f)
+    elseif string.match(f, '^i[%w_%-]+$') then
+      redis.call('DEL', P .. 'i:' .. string.sub(f, 2))
+      redis.call('HDEL', s, f)
+    end
+  end
+  for _, m in ipairs(redis.call('SMEMBERS', ids)) do redis.call('DEL', oldidkey(m)) end
   for _, j in ipairs(redis.call('SMEMBERS', hs)) do redis.call('DEL', hkey(j)) end
   redis.call('DEL', ids, hs)
 end
@@ -106,14 +148,17 @@ local function put(uid, c, field, value, max)
   return true
 end
 
--- Makes id `m` reach the live session `uid` (created at `c`) until its absolute deadline.
+-- Makes id `m` reach the live session `uid` (created at `c`) until its absolute deadline. A key
+-- of `m` in an old layout goes: the new one answers first, and the old one could outlive an `end`.
 local function link(uid, m, c)
   local ttl = c + absolute - now
-  local k = idkey(m)
-  local old = redis.call('GET', k)
-  if old and old ~= uid then redis.call('SREM', idskey(old), m) end
+  local k, f = idkey(m), idfield(m)
+  local old, at = find(m)
+  if old and old ~= uid then
+    redis.call('HDEL', skey(old), f)
+    redis.call('SREM', oldidskey(old), m)
+  end
+  if at and at ~= k then redis.call('DEL', at) end
   redis.call('SET', k, uid, 'PX', ttl)
-  local ids = idskey(uid)
-  redis.call('SADD', ids, m)
-  redis.call('PEXPIRE', ids, ttl)
+  redis.call('HSET', skey(uid), f, '')
 end
