@@ -102,7 +102,8 @@ CREATE INDEX identities_uid ON identities(uid);
 -- a lookup by id or uid descends one B-tree instead of an index and then the table (a read by id
 -- touched four trees, whose leaf pages are mostly outside the page cache); and handoffs get an
 -- index on uid, so a session's delete no longer scans every pending token for its cascade.
--- Rebuilt the documented way (create, copy, drop, rename) with foreign keys off (`migrate`).
+-- Rebuilt the documented way (create, copy, drop, rename) with foreign keys off (`migrate`);
+-- copied in key order, so the new trees are written by appending: full pages, not half-split ones.
 CREATE TABLE sessions_v3 (
     uid TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -110,7 +111,7 @@ CREATE TABLE sessions_v3 (
     expires_at INTEGER NOT NULL,
     vals TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
-INSERT INTO sessions_v3 SELECT uid, created_at, last_seen, expires_at, vals FROM sessions;
+INSERT INTO sessions_v3 SELECT uid, created_at, last_seen, expires_at, vals FROM sessions ORDER BY uid;
 DROP TABLE sessions;
 ALTER TABLE sessions_v3 RENAME TO sessions;
 CREATE INDEX sessions_expires_at ON sessions(expires_at);
@@ -118,7 +119,7 @@ CREATE TABLE session_ids_v3 (
     id_hash TEXT PRIMARY KEY,
     uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
-INSERT INTO session_ids_v3 SELECT id_hash, uid FROM session_ids;
+INSERT INTO session_ids_v3 SELECT id_hash, uid FROM session_ids ORDER BY id_hash;
 DROP TABLE session_ids;
 ALTER TABLE session_ids_v3 RENAME TO session_ids;
 CREATE INDEX session_ids_uid ON session_ids(uid);
@@ -126,7 +127,7 @@ CREATE TABLE identities_v3 (
     subject TEXT PRIMARY KEY,
     uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
-INSERT INTO identities_v3 SELECT subject, uid FROM identities;
+INSERT INTO identities_v3 SELECT subject, uid FROM identities ORDER BY subject;
 DROP TABLE identities;
 ALTER TABLE identities_v3 RENAME TO identities;
 CREATE INDEX identities_uid ON identities(uid);
