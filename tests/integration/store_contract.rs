@@ -1197,7 +1197,7 @@ async fn sqlite_schema_is_versioned() {
         .expect("open")
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 2, "every step, the identity links' table the last");
+    assert_eq!(version, 3, "every step, the WITHOUT ROWID rebuild the last");
 
     rusqlite::Connection::open(path)
         .expect("open")
@@ -1207,6 +1207,107 @@ async fn sqlite_schema_is_versioned() {
         .err()
         .expect("a newer schema is refused");
     assert!(err.to_string().contains("version 99"), "{err}");
+}
+
+/// Schema step 3 rebuilds a step-2 database in place: its sessions, ids, identity links and
+/// handoff records all still read (the rebuild drops the old tables, which with foreign keys on
+/// would have cascaded every id and record away), and the tables keyed by text are now
+/// `WITHOUT ROWID` (one B-tree per lookup) with handoffs indexed by uid.
+#[tokio::test]
+async fn sqlite_step_3_rebuilds_a_step_2_database_keeping_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v2.db");
+    let path = path.to_str().expect("utf-8 path");
+    let uid = Uid::new_in(None);
+    let (id, sub, jti) = (id(), subject("customer-7"), jti_for(&uid));
+    {
+        // The schema exactly as steps 0 and 1 left it.
+        let conn = rusqlite::Connection::open(path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE sessions (uid TEXT PRIMARY KEY, created_at INTEGER NOT NULL, \
+             last_seen INTEGER NOT NULL, expires_at INTEGER NOT NULL, vals TEXT NOT NULL) STRICT;
+             CREATE INDEX sessions_expires_at ON sessions(expires_at);
+             CREATE TABLE session_ids (id_hash TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE) STRICT;
+             CREATE INDEX session_ids_uid ON session_ids(uid);
+             CREATE TABLE handoffs (jti TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE, expires_at INTEGER NOT NULL) STRICT;
+             CREATE TABLE identities (subject TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE) STRICT;
+             CREATE INDEX identities_uid ON identities(uid);
+             PRAGMA user_version = 2;",
+        )
+        .expect("step-2 schema");
+        conn.execute(
+            "INSERT INTO sessions VALUES (?1, ?2, ?2, ?3, '{\"chat\":\"v2\"}')",
+            rusqlite::params![uid.as_str(), T0, T0 + 60_000],
+        )
+        .expect("session");
+        conn.execute(
+            "INSERT INTO session_ids VALUES (?1, ?2)",
+            rusqlite::params![id.as_str(), uid.as_str()],
+        )
+        .expect("id");
+        conn.execute(
+            "INSERT INTO identities VALUES (?1, ?2)",
+            rusqlite::params![sub.to_hex(), uid.as_str()],
+        )
+        .expect("identity");
+        conn.execute(
+            "INSERT INTO handoffs VALUES (?1, ?2, ?3)",
+            rusqlite::params![jti.as_str(), uid.as_str(), T0 + 30_000],
+        )
+        .expect("handoff");
+    }
+    {
+        let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("migrates");
+        let s = store
+            .load(&id, T0 + 1000)
+            .await
+            .expect("load")
+            .expect("the session, by its id");
+        assert_eq!((&s.uid, s.values["chat"].as_str()), (&uid, "v2"));
+        let linked = store
+            .load_identity(&sub, T0 + 1000)
+            .await
+            .expect("load_identity")
+            .expect("the identity link");
+        assert_eq!(linked.uid, uid);
+        assert_eq!(
+            store.take_handoff(&jti, T0 + 1000).await.expect("take"),
+            Some(uid.clone()),
+            "the handoff record"
+        );
+        store.close().await;
+    }
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 3);
+    for table in ["sessions", "session_ids", "identities"] {
+        let err = conn
+            .prepare(&format!("SELECT rowid FROM {table}"))
+            .err()
+            .unwrap_or_else(|| panic!("{table} still has a rowid"));
+        assert!(err.to_string().contains("rowid"), "{table}: {err}");
+    }
+    let uses_index: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN DELETE FROM handoffs WHERE uid = 'x'",
+            [],
+            |r| r.get(3),
+        )
+        .expect("plan");
+    assert!(uses_index.contains("handoffs_uid"), "{uses_index}");
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .expect("check")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(problems.is_empty(), "dangling references: {problems:?}");
 }
 
 /// Redis: the machine's server (or `BATON_TEST_REDIS_URL`), a fresh key prefix per test, deleted
