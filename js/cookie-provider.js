@@ -16,11 +16,9 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,629 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
+ * Size matters (2,537 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
-import { KEY } from "./shared.js";
-
 const w = window;
 const d = document;
 const l = location;
@@ -98,8 +96,6 @@ const tell = (type) => w.dispatchEvent(new Event("baton:" + type));
 // told of a change, so that it re-reads the session and a chat ended meanwhile goes at once.
 on("pageshow", (e) => e.persisted && tell("change"));
 
-const str = (v) => typeof v == "string";
-
 const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
 /** @type {Record<string, [(v: any) => void, (e: BatonError) => void]>} request id -> settle
@@ -143,23 +139,21 @@ const channel = (url) => {
       frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
     });
 
-  /** Posts one request whose failure is not the caller's to hear of. */
-  const once = (op, args) => race(post(op, args), TIMEOUT).catch(() => {});
-  /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
+  /**
+   * Resolves when requests may go: the iframe answered the handshake. It carries the token this
+   * page arrived with and, for the first channel only, the page's identity: the iframe redeems and
+   * presents them before it answers, so that every later request sees the session they lead to.
+   */
   const ready = new Promise((resolve) => (frame.onload = resolve))
     // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
-    // fires `load`, with an error page that never answers: the first request finds out fast.
-    .then(() => race(post("trusted"), 2000, "iframe_error"))
-    .then((patterns) => {
-      ch.trusted = patterns;
-      const t = token;
+    // fires `load`, with an error page that never answers: the first request finds out fast,
+    // unless the answer waits on the broker too.
+    .then(() => {
+      const args = { token, assertion: ch === linker && assertion };
       token = undefined;
-      // Redeemed before any other request, so that they all see the adopted session.
-      return t && once("redeem", { token: t });
+      return race(post("trusted", args), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error");
     })
-    // Then the page's identity, before any other request too. A refusal leaves the page with the
-    // session it had; a conflict is told by `listen`.
-    .then(() => assertion && ch === linker && once("identify", { assertion }));
+    .then((patterns) => (ch.trusted = patterns));
   ready.catch(() => {});
 
   /** @type {Channel} */
@@ -338,17 +332,14 @@ const connect = (iframeUrl, options) => {
   const ch = channel(iframeUrl);
   const timeout = (options && options.timeout) || TIMEOUT;
   const send = (op, args) => ch.send(op, args, timeout);
-  /** A request the library refuses itself: a bad key, or a value not a string. */
-  const keyed = (op, key, args, ok = 1) =>
-    ok && str(key) && KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request"));
   return {
     ready: ch.ready,
     /** @param {string} key @returns {Promise<string | null>} */
-    get: (key) => keyed("get", key),
+    get: (key) => send("get", { key }),
     /** @param {string} key @param {string} value @returns {Promise<null>} */
-    set: (key, value) => keyed("set", key, { value }, str(value)),
+    set: (key, value) => send("set", { key, value }),
     /** @param {string} key @returns {Promise<null>} */
-    delete: (key) => keyed("delete", key),
+    delete: (key) => send("delete", { key }),
     /** Ends the session everywhere. @returns {Promise<null>} */
     end: () => send("end"),
     /** Joins the session of the customer `assertion` names (docs/identity.md). @param {string} assertion @returns {Promise<null>} */

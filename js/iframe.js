@@ -62,8 +62,10 @@ const api = async (r, method, path, body) => {
   const none = res.status === 204;
   const json = none ? null : await res.json().catch(() => null);
   const j = json || {};
-  if (j.page_key) r.reply.pk = j.page_key;
-  if (none && r.k && method !== "DELETE") r.reply.pk = "";
+  // A key issued or dropped is the one the request's next call carries (the handshake's identify
+  // after its redeem).
+  if (j.page_key) r.reply.pk = r.k = j.page_key;
+  if (none && r.k && method !== "DELETE") r.reply.pk = r.k = "";
   // Another session with values in this browser (a handoff or an identity met it, and the broker
   // changed nothing): the page hears of it as an event, whatever the request's own result.
   if (res.status === 409) r.conflict = 1;
@@ -153,7 +155,6 @@ const ops = {
   delete: [key, (m, call) => call("DELETE", path(m)).then(changed)],
   end: [any, (m, call) => call("DELETE", "session").then(changed)],
   mode: [any, mode],
-  trusted: [any, () => trusted],
   // The broker reads the whole URL (a redirect link names where it leads) and answers 400
   // `bad_audience` when no token may go with it: for the page, that is no token, like no session.
   handoff: [
@@ -163,14 +164,6 @@ const ops = {
         .then((r) => r && r.token)
         .catch(unless("bad_audience", null)),
   ],
-  redeem: [
-    (m) => str(m.token),
-    (m, call, origin) =>
-      call("POST", "handoff/redeem", { token: m.token, origin })
-        .then(() => changed({ adopted: true }))
-        .catch(unless("session_conflict", { adopted: false, reason: "existing_session" }))
-        .catch(unless("invalid_token", { adopted: false, reason: "invalid_token" })),
-  ],
   // An assertion is at most 4096 bytes (the broker's rule, with its own error code); a page
   // posting far more than that gets no fetch of it.
   identify: [
@@ -178,6 +171,18 @@ const ops = {
     (m, call, origin) => call("POST", "identify", { assertion: m.assertion, origin }).then(() => changed(null)),
   ],
   forget: [any, (m, call) => call("POST", "forget").then(() => changed(null))],
+  // The load handshake: first the token the page arrived with is redeemed, then the page's
+  // identity presented, so that every later request of the page sees the session they lead to.
+  // Their failures are not the page's to hear of (a 409 is, as the conflict event); a page key
+  // either brings rides on this reply. Then the trusted patterns.
+  trusted: [
+    any,
+    async (m, call, origin) => {
+      if (str(m.token)) await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
+      if (ops.identify[0](m)) await ops.identify[1](m, call, origin).catch(any);
+      return trusted;
+    },
+  ],
 };
 
 /** Answers one request of a page, if its sender is trusted and the request well formed. */
@@ -186,12 +191,15 @@ const answer = async (e) => {
   const origin = e.origin;
   const source = e.source;
   const op = m && m.baton === 1 && str(m.id) && source && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
-  if (!op || !op[0](m)) return;
+  if (!op) return;
   last = [source, origin];
   /** @type {any} */
   const reply = { baton: 1, id: m.id, ok: true };
   const r = { o: origin, k: str(m.pk) && m.pk, reply };
   try {
+    // A request from a trusted page with bad arguments (a bad key, a value not a string) is
+    // answered `bad_request`, without a broker call: the library leaves that check to this frame.
+    if (!op[0](m)) throw Error("bad_request");
     reply.result = await op[1](m, (method, path, body) => api(r, method, path, body), origin);
     // Nothing this browser held reaches the session any more: neither does the page's key.
     if (m.op === "end" || m.op === "forget") reply.pk = "";

@@ -111,7 +111,7 @@ for (const [file, src] of [
     assert.equal(iframe.fetches.length, 0);
   });
 
-  test(`${file}: drops malformed messages without reply`, async () => {
+  test(`${file}: drops malformed messages without reply, answers bad arguments bad_request`, async () => {
     const iframe = boot(src, { trusted: ["http://shop.localhost:8080"] });
     const o = "http://shop.localhost:8080";
     for (const m of [
@@ -123,6 +123,14 @@ for (const [file, src] of [
       { baton: 1, id: "1", op: "nope" },
       { baton: 1, id: "1", op: "toString" },
       { baton: 1, id: "1", op: "__proto__" },
+      { baton: 1, id: "1", op: "redeem", token: "t" },
+    ]) {
+      assert.deepEqual(await iframe.send(m, o), [], JSON.stringify(m));
+    }
+    // Well formed but for its arguments, from a trusted page: refused by this frame itself (the
+    // library leaves the key and value checks to it), with no broker call.
+    const bad = { baton: 1, id: "1", ok: false, error: { code: "bad_request", message: "bad_request" } };
+    for (const m of [
       { baton: 1, id: "1", op: "get" },
       { baton: 1, id: "1", op: "get", key: "" },
       { baton: 1, id: "1", op: "get", key: "a/b" },
@@ -130,18 +138,17 @@ for (const [file, src] of [
       { baton: 1, id: "1", op: "set", key: "k" },
       { baton: 1, id: "1", op: "set", key: "k", value: 1 },
       { baton: 1, id: "1", op: "handoff" },
-      { baton: 1, id: "1", op: "redeem", token: null },
       { baton: 1, id: "1", op: "identify" },
       { baton: 1, id: "1", op: "identify", assertion: 1 },
       { baton: 1, id: "1", op: "identify", assertion: "x".repeat(8193) },
     ]) {
-      assert.deepEqual(await iframe.send(m, o), [], JSON.stringify(m));
+      assert.deepEqual(await iframe.send(m, o), [[bad, o]], JSON.stringify(m));
     }
     assert.equal(iframe.fetches.length, 0);
-    assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: "x".repeat(128) }, o)).length, 1);
-    // The shared key corpus: a valid key gets an answer, an invalid one is dropped.
-    for (const k of keys.valid) assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: k }, o)).length, 1, JSON.stringify(k));
-    for (const k of keys.invalid) assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: k }, o)).length, 0, JSON.stringify(k));
+    assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: "x".repeat(128) }, o))[0][0].ok, true);
+    // The shared key corpus: a valid key is read, an invalid one refused.
+    for (const k of keys.valid) assert.equal((await iframe.send({ baton: 1, id: "1", op: "get", key: k }, o))[0][0].ok, true, JSON.stringify(k));
+    for (const k of keys.invalid) assert.deepEqual(await iframe.send({ baton: 1, id: "1", op: "get", key: k }, o), [[bad, o]], JSON.stringify(k));
   });
 
   test(`${file}: refuses to run top-level or sandboxed`, () => {
@@ -202,24 +209,27 @@ for (const [file, src] of [
     next = () => Response.json({ error: "bad_audience", message: "no" }, { status: 400 });
     assert.deepEqual(await ask({ op: "handoff", url: "http://evil.localhost:8080/" }), { baton: 1, id: "7", ok: true, result: null });
 
+    // The handshake redeems the token the page arrived with before it answers; a refused token
+    // (401) or a conflict (409: an event first) still answers the handshake.
     next = () => Response.json({ adopted: true, values: {} });
-    assert.deepEqual((await ask({ op: "redeem", token: "t.o.k" })).result, { adopted: true });
+    assert.deepEqual((await ask({ op: "trusted", token: "t.o.k" })).result, [shop, support]);
     assert.deepEqual(lastFetch(), ["POST", "/v1/handoff/redeem", { token: "t.o.k", origin: shop }, "application/json"]);
     next = () => Response.json({ error: "session_conflict" }, { status: 409 });
-    // The reply comes after a conflict event (see the identify test below).
-    const conflict = await iframe.send({ baton: 1, id: "7", op: "redeem", token: "t" }, shop);
-    assert.deepEqual(conflict.at(-1)[0].result, { adopted: false, reason: "existing_session" });
+    const conflict = await iframe.send({ baton: 1, id: "7", op: "trusted", token: "t" }, shop);
+    assert.deepEqual(conflict.map(([m]) => m.event ?? m.result), ["conflict", [shop, support]]);
     next = () => Response.json({ error: "invalid_token" }, { status: 401 });
-    assert.deepEqual((await ask({ op: "redeem", token: "t" })).result, { adopted: false, reason: "invalid_token" });
+    assert.deepEqual((await ask({ op: "trusted", token: "t" })).result, [shop, support]);
 
+    const fetched = iframe.fetches.length;
     assert.deepEqual((await ask({ op: "trusted" })).result, [shop, support]);
+    assert.equal(iframe.fetches.length, fetched, "a handshake with nothing to present calls nothing");
     assert.equal((await ask({ op: "mode" })).result, "page", "document.cookie keeps nothing in this mock");
   });
 
   test(`${file}: page mode names the page and carries its key; the key comes and goes in replies`, async () => {
     const shop = "http://shop.localhost:8080";
     let next = () => Response.json({ values: { k: "v" }, page_key: "K1" });
-    const iframe = boot(src, { trusted: [shop], respond: () => next() });
+    const iframe = boot(src, { trusted: [shop], respond: (url) => next(url) });
     const ask = async (m) => (await iframe.send({ baton: 1, id: "7", ...m }, shop))[0][0];
     const headers = () => iframe.fetches.at(-1).headers;
 
@@ -242,6 +252,15 @@ for (const [file, src] of [
     assert.equal((await ask({ op: "delete", key: "k", pk: "K1" })).pk, undefined, "a DELETE's 204 says nothing about the session");
     assert.equal((await ask({ op: "end", pk: "K1" })).pk, "", "end drops the key");
     assert.equal((await ask({ op: "mode" })).result, "page");
+
+    // The handshake: the key the redeem issues is the one the identify after it carries, and the
+    // one the page is told to keep.
+    next = (url) => Response.json(url.endsWith("redeem") ? { adopted: true, values: {}, page_key: "K3" } : { values: {} });
+    const hello = await ask({ op: "trusted", token: "t.o.k", assertion: "a.b.c" });
+    const [redeem, identify] = iframe.fetches.slice(-2);
+    assert.deepEqual([redeem.url, redeem.headers["Baton-Page-Key"]], ["/v1/handoff/redeem", undefined]);
+    assert.deepEqual([identify.url, identify.headers["Baton-Page-Key"]], ["/v1/identify", "K3"]);
+    assert.equal(hello.pk, "K3");
   });
 
   test(`${file}: identify and forget call the broker; a 409 is told to the page as a conflict event`, async () => {
@@ -267,8 +286,8 @@ for (const [file, src] of [
     const conflict = await ask({ op: "identify", assertion: "a.b.c" });
     assert.deepEqual(conflict.map(([m]) => m.event ?? m.error.code), ["conflict", "session_conflict"], "the event first, then the rejection");
     assert.equal(conflict[0][1], shop, "to the page's exact origin");
-    const redeemed = await ask({ op: "redeem", token: "t" });
-    assert.deepEqual(redeemed.map(([m]) => m.event ?? m.result), ["conflict", { adopted: false, reason: "existing_session" }]);
+    const redeemed = await ask({ op: "trusted", token: "t" });
+    assert.deepEqual(redeemed.map(([m]) => m.event ?? m.result), ["conflict", [shop]]);
 
     next = () => Response.json({ values: {}, page_key: "" });
     const posted = iframe.posted.length;
