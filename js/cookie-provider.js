@@ -16,7 +16,7 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,537 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
+ * Size matters (2,466 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
 const w = window;
@@ -98,10 +98,6 @@ on("pageshow", (e) => e.persisted && tell("change"));
 
 const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
-/** @type {Record<string, [(v: any) => void, (e: BatonError) => void]>} request id -> settle
- * functions, for every channel (ids are unique across them) */
-const pending = {};
-let seq = 0;
 /** @type {Record<string, Channel>} one per iframe URL */
 const channels = {};
 /** The channel that decorates link clicks: the first one created. */
@@ -131,12 +127,28 @@ const channel = (url) => {
   if (channels[url]) return channels[url];
   const origin = new URL(url).origin;
   const frame = d.createElement("iframe");
-  /** Posts one request; resolves with the result once the iframe answers. */
+  /**
+   * Posts one request with a port of its own, whose other end only the iframe holds: the answer
+   * can come from nowhere else (a frame of another site on this page can post to `window`, not
+   * there). The iframe tells the page of events on the port of the request it answered last: a
+   * conflict (a handoff or the page's identity met another session with values in this browser:
+   * the broker's 409), before the answer, or a change (another tab of this site changed the
+   * session), later.
+   */
   const post = (op, args) =>
     new Promise((resolve, reject) => {
-      const id = "" + ++seq;
-      pending[id] = [resolve, reject];
-      frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
+      const c = new MessageChannel();
+      c.port1.onmessage = ({ data: m }) => {
+        if (m.event) return tell(m.event);
+        // A page key issued (or dropped) by the broker: kept before the caller hears of it, so
+        // that its next request carries it.
+        try {
+          if (m.pk) keys[origin] = m.pk;
+          else if (m.pk === "") delete keys[origin];
+        } catch {}
+        m.ok ? resolve(m.result) : reject(new BatonError(m.error.code, m.error.message));
+      };
+      frame.contentWindow.postMessage({ baton: 1, op, pk: keys[origin], ...args }, origin, [c.port2]);
     });
 
   /**
@@ -166,7 +178,6 @@ const channel = (url) => {
     send: (op, args, timeout) => ("sedif".includes(op[0]) && (ch.m = {}), race(ready.then(() => post(op, args)), timeout)),
   };
 
-  listen(frame, origin);
   // Another tab changed the session: tokens minted for the old one go.
   on("baton:change", () => (ch.m = {}));
   frame.src = url;
@@ -179,32 +190,6 @@ const channel = (url) => {
   if (!linker) intercept((linker = ch));
   return (channels[url] = ch);
 };
-
-/**
- * Settles the requests in `pending` as the iframe `frame` of `origin` answers them, keeps the page
- * keys it hands out, and tells the page of the events it posts.
- * @param {HTMLIFrameElement} frame
- * @param {string} origin
- */
-const listen = (frame, origin) =>
-  on("message", (e) => {
-    const m = e.data;
-    if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
-    // "change" (another tab of this site changed the session) or "conflict" (a handoff or the
-    // page's identity met another session with values in this browser: the broker's 409).
-    if (m.event) tell(m.event);
-    // Only the broker's iframe gets here, and it echoes the ids this page made.
-    const p = pending[m.id];
-    if (!p) return;
-    delete pending[m.id];
-    // A page key issued (or dropped) by the broker: kept before the caller hears of it, so that
-    // its next request carries it.
-    try {
-      if (m.pk) keys[origin] = m.pk;
-      else if (m.pk === "") delete keys[origin];
-    } catch {}
-    m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
-  });
 
 /**
  * Whether a token may go with `href` at all: its origin looks trusted and is another site's or, for

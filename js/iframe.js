@@ -4,7 +4,7 @@
  * Partner pages (through cookie-provider.js) post requests to this frame; it checks the sender's
  * origin against the trusted patterns from the page's `#baton-config` block, calls the broker's
  * `/v1` API with same-origin `fetch` (so the broker's cookies, partitioned by the top-level site,
- * travel with it) and answers to the sender's exact origin. See docs/PROTOCOL.md.
+ * travel with it) and answers on the port the request came with. See docs/PROTOCOL.md.
  *
  * Size matters (the page plus this script must stay under 2 KiB gzipped): short local names are
  * mangled by terser, but string literals and duplicated logic are not, so keep both rare.
@@ -28,7 +28,8 @@ let page;
 let storageAccess;
 /** @type {BroadcastChannel | undefined} tells this site's other tabs */
 let channel;
-/** The window and origin this frame last answered: where change events go. */
+/** @type {MessagePort | undefined} the port of the request this frame last answered: where change
+ * events go */
 let last;
 
 /**
@@ -189,12 +190,14 @@ const ops = {
 const answer = async (e) => {
   const m = e.data;
   const origin = e.origin;
-  const source = e.source;
-  const op = m && m.baton === 1 && str(m.id) && source && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
+  // The page's own end of a channel it made for this request: the answer goes there, so to the
+  // page that sent it and to nothing else.
+  const port = e.ports[0];
+  const op = m && m.baton === 1 && port && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
   if (!op) return;
-  last = [source, origin];
+  last = port;
   /** @type {any} */
-  const reply = { baton: 1, id: m.id, ok: true };
+  const reply = { ok: true };
   const r = { o: origin, k: str(m.pk) && m.pk, reply };
   try {
     // A request from a trusted page with bad arguments (a bad key, a value not a string) is
@@ -207,8 +210,8 @@ const answer = async (e) => {
     reply.ok = false;
     reply.error = { code: e.code || "bad_request", message: e.message || String(e) };
   }
-  if (r.conflict) source.postMessage({ baton: 1, event: "conflict" }, origin);
-  source.postMessage(reply, origin);
+  if (r.conflict) port.postMessage({ event: "conflict" });
+  port.postMessage(reply);
 };
 
 // Neither top-level (a phishing page could run it first-party) nor sandboxed (no cookies, and
@@ -227,7 +230,7 @@ if (w.top !== w && w.origin !== "null") {
   // tab is told.
   try {
     channel = new BroadcastChannel("baton");
-    channel.onmessage = () => last && last[0].postMessage({ baton: 1, event: "change" }, last[1]);
+    channel.onmessage = () => last && last.postMessage({ event: "change" });
   } catch {}
   w.addEventListener("message", answer);
 }
