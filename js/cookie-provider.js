@@ -16,7 +16,7 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,466 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
+ * Size matters (2,450 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
 const w = window;
@@ -75,7 +75,8 @@ try {
   const s = w.localStorage;
   s[PARAM] = 1;
   delete s[PARAM];
-  kept = keys = s;
+  keys = s;
+  kept = 1;
 } catch {}
 
 // The partner's identity assertion for this page view (docs/identity.md), from its
@@ -146,7 +147,7 @@ const channel = (url) => {
           if (m.pk) keys[origin] = m.pk;
           else if (m.pk === "") delete keys[origin];
         } catch {}
-        m.ok ? resolve(m.result) : reject(new BatonError(m.error.code, m.error.message));
+        m.error ? reject(new BatonError(m.error, m.message)) : resolve(m.result);
       };
       frame.contentWindow.postMessage({ baton: 1, op, pk: keys[origin], ...args }, origin, [c.port2]);
     });
@@ -332,7 +333,7 @@ const connect = (iframeUrl, options) => {
     /** Detaches this browser, on every site, from the session it reaches. @returns {Promise<null>} */
     forget: () => send("forget"),
     /** @returns {Promise<"unpartitioned" | "partitioned" | "page" | "none">} "page" needs storage that outlives the page */
-    mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
+    mode: () => send("mode", { kept }),
     /** @param {string} url @returns {Promise<string>} */
     handoffUrl: (url) => mint(ch, (url = abs(url)), 1, timeout).p.then((t) => decorate(url, t)),
     /**
@@ -384,17 +385,17 @@ const encode = (v) => (/^[!#-+\--:<-[\]-~]*$/.test(v) ? v : '"' + encodeURICompo
 
 /** The page's own first-party cookie `name`, decoded as `encode` wrote it, or null. */
 const readCookie = (name) => {
-  let v = null;
   try {
-    const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    if (c) {
-      v = c.slice(name.length + 1);
-      const q = /^"([^"]*)"$/.exec(v);
+    // The first cookie of that name, as `find` on the pairs would give.
+    const v = ("; " + d.cookie).split("; " + name + "=")[1];
+    if (v !== undefined) {
+      const r = v.split(";")[0];
+      const q = /^"([^"]*)"$/.exec(r);
       // A quoted value some other writer made that is not ours to decode (`"100%"`) stays raw.
-      if (q) v = decodeURIComponent(q[1]);
+      return q ? decodeURIComponent(q[1]) : r;
     }
   } catch {}
-  return v;
+  return null;
 };
 
 /**

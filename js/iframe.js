@@ -129,7 +129,7 @@ const path = (m) => "session/" + m.key;
  * one signal that tells it from a silently partitioned one), a cookie per site, the page's key,
  * or nowhere.
  */
-const mode = async () => {
+const mode = async (m) => {
   await storageAccess;
   const test = "baton-m=1;Path=/;Secure;SameSite=None";
   let shared;
@@ -141,11 +141,12 @@ const mode = async () => {
   try {
     d.cookie = test + ";Max-Age=0";
   } catch {}
-  return shared ? "unpartitioned" : keeps ? "partitioned" : page ? "page" : "none";
+  // Page mode needs the page's key to outlive the page: the library says whether it does.
+  return shared ? "unpartitioned" : keeps ? "partitioned" : page && m.kept ? "page" : "none";
 };
 
 /**
- * The operations: `[check, run]`. A request failing its check is dropped without reply. `run`
+ * The operations: `[check, run]`. A request failing its check is answered `bad_request`. `run`
  * gets the message and `call(method, path, body)`, the API bound to this request.
  * @type {Record<string, [(m: any) => unknown, (m: any, call: (method: string, path: string, body?: object) => Promise<any>, origin: string) => any]>}
  */
@@ -197,7 +198,7 @@ const answer = async (e) => {
   if (!op) return;
   last = port;
   /** @type {any} */
-  const reply = { ok: true };
+  const reply = {};
   const r = { o: origin, k: str(m.pk) && m.pk, reply };
   try {
     // A request from a trusted page with bad arguments (a bad key, a value not a string) is
@@ -207,8 +208,8 @@ const answer = async (e) => {
     // Nothing this browser held reaches the session any more: neither does the page's key.
     if (m.op === "end" || m.op === "forget") reply.pk = "";
   } catch (e) {
-    reply.ok = false;
-    reply.error = { code: e.code || "bad_request", message: e.message || String(e) };
+    reply.error = e.code || "bad_request";
+    reply.message = e.message || String(e);
   }
   if (r.conflict) port.postMessage({ event: "conflict" });
   port.postMessage(reply);

@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
  * 2886, and the size passes (the redirect rule moved to the broker, golf, then work moved into
  * the iframe) brought it down without dropping a feature. This allowance, lowered with each step,
  * keeps those gains until the rest is found. */
-const BUDGET = 2470;
+const BUDGET = 2452;
 /** The iframe page and its script together. */
 const IFRAME_BUDGET = 2048;
 const gz = (text) => gzipSync(text, { level: 9 }).length;

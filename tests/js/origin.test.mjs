@@ -134,7 +134,7 @@ for (const [file, src] of [
     assert.deepEqual(await iframe.send({ baton: 1, op: "get", key: "k" }, o, "bare"), [], "no port to answer on");
     // Well formed but for its arguments, from a trusted page: refused by this frame itself (the
     // library leaves the key and value checks to it), with no broker call.
-    const bad = { ok: false, error: { code: "bad_request", message: "bad_request" } };
+    const bad = { error: "bad_request", message: "bad_request" };
     for (const m of [
       { baton: 1, op: "get" },
       { baton: 1, op: "get", key: "" },
@@ -150,9 +150,9 @@ for (const [file, src] of [
       assert.deepEqual(await iframe.send(m, o), [[bad, o]], JSON.stringify(m));
     }
     assert.equal(iframe.fetches.length, 0);
-    assert.equal((await iframe.send({ baton: 1, op: "get", key: "x".repeat(128) }, o))[0][0].ok, true);
+    assert.equal((await iframe.send({ baton: 1, op: "get", key: "x".repeat(128) }, o))[0][0].error, undefined);
     // The shared key corpus: a valid key is read, an invalid one refused.
-    for (const k of keys.valid) assert.equal((await iframe.send({ baton: 1, op: "get", key: k }, o))[0][0].ok, true, JSON.stringify(k));
+    for (const k of keys.valid) assert.equal((await iframe.send({ baton: 1, op: "get", key: k }, o))[0][0].error, undefined, JSON.stringify(k));
     for (const k of keys.invalid) assert.deepEqual(await iframe.send({ baton: 1, op: "get", key: k }, o), [[bad, o]], JSON.stringify(k));
   });
 
@@ -179,7 +179,7 @@ for (const [file, src] of [
       return [f.method, f.url, f.body && JSON.parse(f.body), f.headers["Content-Type"]];
     };
 
-    assert.deepEqual(await ask({ op: "get", key: "k" }), { ok: true, result: "v" });
+    assert.deepEqual(await ask({ op: "get", key: "k" }), { result: "v" });
     assert.deepEqual(lastFetch(), ["GET", "/v1/session", undefined, undefined]);
     // A key named like an Object.prototype member reads nothing from the prototype.
     assert.equal((await ask({ op: "get", key: "toString" })).result, null);
@@ -188,7 +188,7 @@ for (const [file, src] of [
     assert.equal((await ask({ op: "handoff", url: support + "/x" })).result, null, "no session, no token");
 
     next = () => Response.json({ values: { k: "w" } });
-    assert.deepEqual(await ask({ op: "set", key: "k", value: "w" }), { ok: true, result: null });
+    assert.deepEqual(await ask({ op: "set", key: "k", value: "w" }), { result: null });
     assert.deepEqual(lastFetch(), ["PUT", "/v1/session/k", { value: "w" }, "application/json"]);
     assert.equal(iframe.posted.length, 1, "a change is broadcast to the site's other iframes");
 
@@ -199,10 +199,7 @@ for (const [file, src] of [
     assert.deepEqual(lastFetch(), ["DELETE", "/v1/session", undefined, undefined]);
 
     next = () => Response.json({ error: "too_large", message: "the value is larger than 4096 bytes" }, { status: 413 });
-    assert.deepEqual((await ask({ op: "set", key: "k", value: "w" })).error, {
-      code: "too_large",
-      message: "the value is larger than 4096 bytes",
-    });
+    assert.deepEqual(await ask({ op: "set", key: "k", value: "w" }), { error: "too_large", message: "the value is larger than 4096 bytes" });
 
     next = () => Response.json({ token: "t.o.k", expires_in: 60 });
     assert.equal((await ask({ op: "handoff", url: support + "/page?x#y" })).result, "t.o.k");
@@ -210,7 +207,7 @@ for (const [file, src] of [
     assert.deepEqual(lastFetch(), ["POST", "/v1/handoff", { url: support + "/page?x#y", origin: shop }, "application/json"]);
     // The broker refuses a link no token may go with (an untrusted or the page's own origin): no token.
     next = () => Response.json({ error: "bad_audience", message: "no" }, { status: 400 });
-    assert.deepEqual(await ask({ op: "handoff", url: "http://evil.localhost:8080/" }), { ok: true, result: null });
+    assert.deepEqual(await ask({ op: "handoff", url: "http://evil.localhost:8080/" }), { result: null });
 
     // The handshake redeems the token the page arrived with before it answers; a refused token
     // (401) or a conflict (409: an event first) still answers the handshake.
@@ -226,7 +223,8 @@ for (const [file, src] of [
     const fetched = iframe.fetches.length;
     assert.deepEqual((await ask({ op: "trusted" })).result, [shop, support]);
     assert.equal(iframe.fetches.length, fetched, "a handshake with nothing to present calls nothing");
-    assert.equal((await ask({ op: "mode" })).result, "page", "document.cookie keeps nothing in this mock");
+    assert.equal((await ask({ op: "mode", kept: 1 })).result, "page", "document.cookie keeps nothing in this mock");
+    assert.equal((await ask({ op: "mode" })).result, "none", "page mode, but the page's storage keeps no key");
   });
 
   test(`${file}: page mode names the page and carries its key; the key comes and goes in replies`, async () => {
@@ -254,7 +252,7 @@ for (const [file, src] of [
     next = () => new Response(null, { status: 204 });
     assert.equal((await ask({ op: "delete", key: "k", pk: "K1" })).pk, undefined, "a DELETE's 204 says nothing about the session");
     assert.equal((await ask({ op: "end", pk: "K1" })).pk, "", "end drops the key");
-    assert.equal((await ask({ op: "mode" })).result, "page");
+    assert.equal((await ask({ op: "mode", kept: 1 })).result, "page");
 
     // The handshake: the key the redeem issues is the one the identify after it carries, and the
     // one the page is told to keep.
@@ -277,24 +275,24 @@ for (const [file, src] of [
     };
 
     const joined = await ask({ op: "identify", assertion: "a.b.c" });
-    assert.deepEqual(joined, [[{ ok: true, result: null, pk: "K2" }, shop]], "no conflict event, the new key passed on");
+    assert.deepEqual(joined, [[{ result: null, pk: "K2" }, shop]], "no conflict event, the new key passed on");
     assert.deepEqual(lastFetch(), ["POST", "/v1/identify", { assertion: "a.b.c", origin: shop }, shop]);
     assert.equal(iframe.posted.length, 1, "joining a session is a change for the site's other tabs");
     assert.equal((await ask({ op: "identify", assertion: "x".repeat(8192) })).length, 1, "the longest assertion sent");
 
     next = () => Response.json({ error: "identity_expired", message: "expired" }, { status: 401 });
-    assert.deepEqual(await ask({ op: "identify", assertion: "a.b.c" }), [[{ ok: false, error: { code: "identity_expired", message: "expired" } }, shop]]);
+    assert.deepEqual(await ask({ op: "identify", assertion: "a.b.c" }), [[{ error: "identity_expired", message: "expired" }, shop]]);
 
     next = () => Response.json({ error: "session_conflict", message: "another session" }, { status: 409 });
     const conflict = await ask({ op: "identify", assertion: "a.b.c" });
-    assert.deepEqual(conflict.map(([m]) => m.event ?? m.error.code), ["conflict", "session_conflict"], "the event first, then the rejection");
+    assert.deepEqual(conflict.map(([m]) => m.event ?? m.error), ["conflict", "session_conflict"], "the event first, then the rejection");
     assert.equal(conflict[0][1], shop, "on the page's own port");
     const redeemed = await ask({ op: "trusted", token: "t" });
     assert.deepEqual(redeemed.map(([m]) => m.event ?? m.result), ["conflict", [shop]]);
 
     next = () => Response.json({ values: {}, page_key: "" });
     const posted = iframe.posted.length;
-    assert.deepEqual(await ask({ op: "forget", pk: "K2" }), [[{ ok: true, result: null, pk: "" }, shop]], "the page drops its key");
+    assert.deepEqual(await ask({ op: "forget", pk: "K2" }), [[{ result: null, pk: "" }, shop]], "the page drops its key");
     assert.deepEqual(lastFetch(), ["POST", "/v1/forget", undefined, shop]);
     assert.equal(iframe.fetches.at(-1).headers["Baton-Page-Key"], "K2");
     assert.equal(iframe.posted.length, posted + 1, "the site's other tabs re-read");
@@ -318,7 +316,7 @@ for (const [file, src] of [
     const off = boot(src, { trusted: [shop], page: false });
     await off.send({ baton: 1, op: "get", key: "k", pk: "K1" }, shop);
     assert.equal(off.fetches[0].headers["Baton-Page-Origin"], undefined);
-    assert.equal((await off.send({ baton: 1, op: "mode" }, shop))[0][0].result, "none");
+    assert.equal((await off.send({ baton: 1, op: "mode", kept: 1 }, shop))[0][0].result, "none");
   });
 
   test(`${file}: a browser refusing document.cookie, BroadcastChannel and permissions does not kill it`, async () => {
@@ -326,8 +324,8 @@ for (const [file, src] of [
     const iframe = boot(src, { trusted: [shop], refuses: true });
     assert.equal(typeof iframe.listeners.message, "function", "the listener is installed");
     const [[set]] = await iframe.send({ baton: 1, op: "set", key: "k", value: "v" }, shop);
-    assert.equal(set.ok, true, JSON.stringify(set));
-    const [[mode]] = await iframe.send({ baton: 1, op: "mode" }, shop);
+    assert.deepEqual(set, { result: null });
+    const [[mode]] = await iframe.send({ baton: 1, op: "mode", kept: 1 }, shop);
     assert.equal(mode.result, "page");
   });
 }
