@@ -16,11 +16,9 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,629 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
+ * Size matters (2,450 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
  * duplicated logic are not, so keep both rare.
  */
-import { KEY } from "./shared.js";
-
 const w = window;
 const d = document;
 const l = location;
@@ -77,7 +75,8 @@ try {
   const s = w.localStorage;
   s[PARAM] = 1;
   delete s[PARAM];
-  kept = keys = s;
+  keys = s;
+  kept = 1;
 } catch {}
 
 // The partner's identity assertion for this page view (docs/identity.md), from its
@@ -98,14 +97,8 @@ const tell = (type) => w.dispatchEvent(new Event("baton:" + type));
 // told of a change, so that it re-reads the session and a chat ended meanwhile goes at once.
 on("pageshow", (e) => e.persisted && tell("change"));
 
-const str = (v) => typeof v == "string";
-
 const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
-/** @type {Record<string, [(v: any) => void, (e: BatonError) => void]>} request id -> settle
- * functions, for every channel (ids are unique across them) */
-const pending = {};
-let seq = 0;
 /** @type {Record<string, Channel>} one per iframe URL */
 const channels = {};
 /** The channel that decorates link clicks: the first one created. */
@@ -135,31 +128,45 @@ const channel = (url) => {
   if (channels[url]) return channels[url];
   const origin = new URL(url).origin;
   const frame = d.createElement("iframe");
-  /** Posts one request; resolves with the result once the iframe answers. */
+  /**
+   * Posts one request with a port of its own, whose other end only the iframe holds: the answer
+   * can come from nowhere else (a frame of another site on this page can post to `window`, not
+   * there). The iframe tells the page of events on the port of the request it answered last: a
+   * conflict (a handoff or the page's identity met another session with values in this browser:
+   * the broker's 409), before the answer, or a change (another tab of this site changed the
+   * session), later.
+   */
   const post = (op, args) =>
     new Promise((resolve, reject) => {
-      const id = "" + ++seq;
-      pending[id] = [resolve, reject];
-      frame.contentWindow.postMessage({ baton: 1, id, op, pk: keys[origin], ...args }, origin);
+      const c = new MessageChannel();
+      c.port1.onmessage = ({ data: m }) => {
+        if (m.event) return tell(m.event);
+        // A page key issued (or dropped) by the broker: kept before the caller hears of it, so
+        // that its next request carries it.
+        try {
+          if (m.pk) keys[origin] = m.pk;
+          else if (m.pk === "") delete keys[origin];
+        } catch {}
+        m.error ? reject(new BatonError(m.error, m.message)) : resolve(m.result);
+      };
+      frame.contentWindow.postMessage({ baton: 1, op, pk: keys[origin], ...args }, origin, [c.port2]);
     });
 
-  /** Posts one request whose failure is not the caller's to hear of. */
-  const once = (op, args) => race(post(op, args), TIMEOUT).catch(() => {});
-  /** Resolves when requests may go: the iframe answered and any arriving token was redeemed. */
+  /**
+   * Resolves when requests may go: the iframe answered the handshake. It carries the token this
+   * page arrived with and, for the first channel only, the page's identity: the iframe redeems and
+   * presents them before it answers, so that every later request sees the session they lead to.
+   */
   const ready = new Promise((resolve) => (frame.onload = resolve))
     // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
-    // fires `load`, with an error page that never answers: the first request finds out fast.
-    .then(() => race(post("trusted"), 2000, "iframe_error"))
-    .then((patterns) => {
-      ch.trusted = patterns;
-      const t = token;
+    // fires `load`, with an error page that never answers: the first request finds out fast,
+    // unless the answer waits on the broker too.
+    .then(() => {
+      const args = { token, assertion: ch === linker && assertion };
       token = undefined;
-      // Redeemed before any other request, so that they all see the adopted session.
-      return t && once("redeem", { token: t });
+      return race(post("trusted", args), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error");
     })
-    // Then the page's identity, before any other request too. A refusal leaves the page with the
-    // session it had; a conflict is told by `listen`.
-    .then(() => assertion && ch === linker && once("identify", { assertion }));
+    .then((patterns) => (ch.trusted = patterns));
   ready.catch(() => {});
 
   /** @type {Channel} */
@@ -172,7 +179,6 @@ const channel = (url) => {
     send: (op, args, timeout) => ("sedif".includes(op[0]) && (ch.m = {}), race(ready.then(() => post(op, args)), timeout)),
   };
 
-  listen(frame, origin);
   // Another tab changed the session: tokens minted for the old one go.
   on("baton:change", () => (ch.m = {}));
   frame.src = url;
@@ -185,32 +191,6 @@ const channel = (url) => {
   if (!linker) intercept((linker = ch));
   return (channels[url] = ch);
 };
-
-/**
- * Settles the requests in `pending` as the iframe `frame` of `origin` answers them, keeps the page
- * keys it hands out, and tells the page of the events it posts.
- * @param {HTMLIFrameElement} frame
- * @param {string} origin
- */
-const listen = (frame, origin) =>
-  on("message", (e) => {
-    const m = e.data;
-    if (e.source !== frame.contentWindow || e.origin !== origin || !m || m.baton !== 1) return;
-    // "change" (another tab of this site changed the session) or "conflict" (a handoff or the
-    // page's identity met another session with values in this browser: the broker's 409).
-    if (m.event) tell(m.event);
-    // Only the broker's iframe gets here, and it echoes the ids this page made.
-    const p = pending[m.id];
-    if (!p) return;
-    delete pending[m.id];
-    // A page key issued (or dropped) by the broker: kept before the caller hears of it, so that
-    // its next request carries it.
-    try {
-      if (m.pk) keys[origin] = m.pk;
-      else if (m.pk === "") delete keys[origin];
-    } catch {}
-    m.ok ? p[0](m.result) : p[1](new BatonError(m.error.code, m.error.message));
-  });
 
 /**
  * Whether a token may go with `href` at all: its origin looks trusted and is another site's or, for
@@ -338,17 +318,14 @@ const connect = (iframeUrl, options) => {
   const ch = channel(iframeUrl);
   const timeout = (options && options.timeout) || TIMEOUT;
   const send = (op, args) => ch.send(op, args, timeout);
-  /** A request the library refuses itself: a bad key, or a value not a string. */
-  const keyed = (op, key, args, ok = 1) =>
-    ok && str(key) && KEY.test(key) ? send(op, { key, ...args }) : Promise.reject(new BatonError("bad_request"));
   return {
     ready: ch.ready,
     /** @param {string} key @returns {Promise<string | null>} */
-    get: (key) => keyed("get", key),
+    get: (key) => send("get", { key }),
     /** @param {string} key @param {string} value @returns {Promise<null>} */
-    set: (key, value) => keyed("set", key, { value }, str(value)),
+    set: (key, value) => send("set", { key, value }),
     /** @param {string} key @returns {Promise<null>} */
-    delete: (key) => keyed("delete", key),
+    delete: (key) => send("delete", { key }),
     /** Ends the session everywhere. @returns {Promise<null>} */
     end: () => send("end"),
     /** Joins the session of the customer `assertion` names (docs/identity.md). @param {string} assertion @returns {Promise<null>} */
@@ -356,7 +333,7 @@ const connect = (iframeUrl, options) => {
     /** Detaches this browser, on every site, from the session it reaches. @returns {Promise<null>} */
     forget: () => send("forget"),
     /** @returns {Promise<"unpartitioned" | "partitioned" | "page" | "none">} "page" needs storage that outlives the page */
-    mode: () => send("mode").then((m) => (m === "page" && !kept ? "none" : m)),
+    mode: () => send("mode", { kept }),
     /** @param {string} url @returns {Promise<string>} */
     handoffUrl: (url) => mint(ch, (url = abs(url)), 1, timeout).p.then((t) => decorate(url, t)),
     /**
@@ -408,17 +385,17 @@ const encode = (v) => (/^[!#-+\--:<-[\]-~]*$/.test(v) ? v : '"' + encodeURICompo
 
 /** The page's own first-party cookie `name`, decoded as `encode` wrote it, or null. */
 const readCookie = (name) => {
-  let v = null;
   try {
-    const c = d.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    if (c) {
-      v = c.slice(name.length + 1);
-      const q = /^"([^"]*)"$/.exec(v);
+    // The first cookie of that name, as `find` on the pairs would give.
+    const v = ("; " + d.cookie).split("; " + name + "=")[1];
+    if (v !== undefined) {
+      const r = v.split(";")[0];
+      const q = /^"([^"]*)"$/.exec(r);
       // A quoted value some other writer made that is not ours to decode (`"100%"`) stays raw.
-      if (q) v = decodeURIComponent(q[1]);
+      return q ? decodeURIComponent(q[1]) : r;
     }
   } catch {}
-  return v;
+  return null;
 };
 
 /**

@@ -4,7 +4,7 @@
  * Partner pages (through cookie-provider.js) post requests to this frame; it checks the sender's
  * origin against the trusted patterns from the page's `#baton-config` block, calls the broker's
  * `/v1` API with same-origin `fetch` (so the broker's cookies, partitioned by the top-level site,
- * travel with it) and answers to the sender's exact origin. See docs/PROTOCOL.md.
+ * travel with it) and answers on the port the request came with. See docs/PROTOCOL.md.
  *
  * Size matters (the page plus this script must stay under 2 KiB gzipped): short local names are
  * mangled by terser, but string literals and duplicated logic are not, so keep both rare.
@@ -28,7 +28,8 @@ let page;
 let storageAccess;
 /** @type {BroadcastChannel | undefined} tells this site's other tabs */
 let channel;
-/** The window and origin this frame last answered: where change events go. */
+/** @type {MessagePort | undefined} the port of the request this frame last answered: where change
+ * events go */
 let last;
 
 /**
@@ -62,8 +63,10 @@ const api = async (r, method, path, body) => {
   const none = res.status === 204;
   const json = none ? null : await res.json().catch(() => null);
   const j = json || {};
-  if (j.page_key) r.reply.pk = j.page_key;
-  if (none && r.k && method !== "DELETE") r.reply.pk = "";
+  // A key issued or dropped is the one the request's next call carries (the handshake's identify
+  // after its redeem).
+  if (j.page_key) r.reply.pk = r.k = j.page_key;
+  if (none && r.k && method !== "DELETE") r.reply.pk = r.k = "";
   // Another session with values in this browser (a handoff or an identity met it, and the broker
   // changed nothing): the page hears of it as an event, whatever the request's own result.
   if (res.status === 409) r.conflict = 1;
@@ -126,7 +129,7 @@ const path = (m) => "session/" + m.key;
  * one signal that tells it from a silently partitioned one), a cookie per site, the page's key,
  * or nowhere.
  */
-const mode = async () => {
+const mode = async (m) => {
   await storageAccess;
   const test = "baton-m=1;Path=/;Secure;SameSite=None";
   let shared;
@@ -138,11 +141,12 @@ const mode = async () => {
   try {
     d.cookie = test + ";Max-Age=0";
   } catch {}
-  return shared ? "unpartitioned" : keeps ? "partitioned" : page ? "page" : "none";
+  // Page mode needs the page's key to outlive the page: the library says whether it does.
+  return shared ? "unpartitioned" : keeps ? "partitioned" : page && m.kept ? "page" : "none";
 };
 
 /**
- * The operations: `[check, run]`. A request failing its check is dropped without reply. `run`
+ * The operations: `[check, run]`. A request failing its check is answered `bad_request`. `run`
  * gets the message and `call(method, path, body)`, the API bound to this request.
  * @type {Record<string, [(m: any) => unknown, (m: any, call: (method: string, path: string, body?: object) => Promise<any>, origin: string) => any]>}
  */
@@ -153,7 +157,6 @@ const ops = {
   delete: [key, (m, call) => call("DELETE", path(m)).then(changed)],
   end: [any, (m, call) => call("DELETE", "session").then(changed)],
   mode: [any, mode],
-  trusted: [any, () => trusted],
   // The broker reads the whole URL (a redirect link names where it leads) and answers 400
   // `bad_audience` when no token may go with it: for the page, that is no token, like no session.
   handoff: [
@@ -163,14 +166,6 @@ const ops = {
         .then((r) => r && r.token)
         .catch(unless("bad_audience", null)),
   ],
-  redeem: [
-    (m) => str(m.token),
-    (m, call, origin) =>
-      call("POST", "handoff/redeem", { token: m.token, origin })
-        .then(() => changed({ adopted: true }))
-        .catch(unless("session_conflict", { adopted: false, reason: "existing_session" }))
-        .catch(unless("invalid_token", { adopted: false, reason: "invalid_token" })),
-  ],
   // An assertion is at most 4096 bytes (the broker's rule, with its own error code); a page
   // posting far more than that gets no fetch of it.
   identify: [
@@ -178,29 +173,46 @@ const ops = {
     (m, call, origin) => call("POST", "identify", { assertion: m.assertion, origin }).then(() => changed(null)),
   ],
   forget: [any, (m, call) => call("POST", "forget").then(() => changed(null))],
+  // The load handshake: first the token the page arrived with is redeemed, then the page's
+  // identity presented, so that every later request of the page sees the session they lead to.
+  // Their failures are not the page's to hear of (a 409 is, as the conflict event); a page key
+  // either brings rides on this reply. Then the trusted patterns.
+  trusted: [
+    any,
+    async (m, call, origin) => {
+      if (str(m.token)) await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
+      if (ops.identify[0](m)) await ops.identify[1](m, call, origin).catch(any);
+      return trusted;
+    },
+  ],
 };
 
 /** Answers one request of a page, if its sender is trusted and the request well formed. */
 const answer = async (e) => {
   const m = e.data;
   const origin = e.origin;
-  const source = e.source;
-  const op = m && m.baton === 1 && str(m.id) && source && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
-  if (!op || !op[0](m)) return;
-  last = [source, origin];
+  // The page's own end of a channel it made for this request: the answer goes there, so to the
+  // page that sent it and to nothing else.
+  const port = e.ports[0];
+  const op = m && m.baton === 1 && port && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
+  if (!op) return;
+  last = port;
   /** @type {any} */
-  const reply = { baton: 1, id: m.id, ok: true };
+  const reply = {};
   const r = { o: origin, k: str(m.pk) && m.pk, reply };
   try {
+    // A request from a trusted page with bad arguments (a bad key, a value not a string) is
+    // answered `bad_request`, without a broker call: the library leaves that check to this frame.
+    if (!op[0](m)) throw Error("bad_request");
     reply.result = await op[1](m, (method, path, body) => api(r, method, path, body), origin);
     // Nothing this browser held reaches the session any more: neither does the page's key.
     if (m.op === "end" || m.op === "forget") reply.pk = "";
   } catch (e) {
-    reply.ok = false;
-    reply.error = { code: e.code || "bad_request", message: e.message || String(e) };
+    reply.error = e.code || "bad_request";
+    reply.message = e.message || String(e);
   }
-  if (r.conflict) source.postMessage({ baton: 1, event: "conflict" }, origin);
-  source.postMessage(reply, origin);
+  if (r.conflict) port.postMessage({ event: "conflict" });
+  port.postMessage(reply);
 };
 
 // Neither top-level (a phishing page could run it first-party) nor sandboxed (no cookies, and
@@ -219,7 +231,7 @@ if (w.top !== w && w.origin !== "null") {
   // tab is told.
   try {
     channel = new BroadcastChannel("baton");
-    channel.onmessage = () => last && last[0].postMessage({ baton: 1, event: "change" }, last[1]);
+    channel.onmessage = () => last && last.postMessage({ event: "change" });
   } catch {}
   w.addEventListener("message", answer);
 }

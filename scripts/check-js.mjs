@@ -1,5 +1,5 @@
 // Fails when static/ is not what `npm run build` makes from js/, or when a script outgrows its
-// size budget (gzip level 9, as served): cookie-provider.js and baton.mjs <= 2640 bytes each, and
+// size budget (gzip level 9, as served): cookie-provider.js and baton.mjs <= BUDGET bytes each, and
 // the iframe page plus iframe.js <= 2048 bytes together. Prints the measured figures.
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,9 +11,10 @@ import { build } from "./build-js.mjs";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** The partner script, either form. Issue 19's budget is 2304 (raised from 2048; tests/integration
  * api.rs checks it on what the server sends); the arrival paths and identity took the library to
- * 2886, and the size pass (the redirect rule moved to the broker, then golf) brought it to 2629
- * without dropping a feature. This allowance keeps that gain until the rest is found. */
-const BUDGET = 2640;
+ * 2886, and the size passes (the redirect rule moved to the broker, golf, then work moved into
+ * the iframe) brought it down without dropping a feature. This allowance, lowered with each step,
+ * keeps those gains until the rest is found. */
+const BUDGET = 2452;
 /** The iframe page and its script together. */
 const IFRAME_BUDGET = 2048;
 const gz = (text) => gzipSync(text, { level: 9 }).length;

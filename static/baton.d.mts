@@ -8,7 +8,7 @@ export type Mode = "unpartitioned" | "partitioned" | "page" | "none";
 
 /**
  * Why a request failed: `timeout`, `iframe_error` (the iframe did not load or does not answer),
- * `bad_request` (a bad key or value, refused before sending), `network` (the iframe cannot reach
+ * `bad_request` (a bad key or value, refused by the iframe), `network` (the iframe cannot reach
  * the broker), or the broker's own error code (`too_large`, `store_unavailable`...).
  */
 export class BatonError extends Error {

@@ -9,7 +9,8 @@ before(async () => {
   world = await startWorld();
   const { partners, broker } = world;
   // An "ad" that a trusted page frames: it can reach the page's broker iframe through
-  // `parent.frames` and posts requests to it, then records every answer it gets.
+  // `parent.frames` and posts requests to it, each with a port as the library sends them, then
+  // records every answer it gets, on those ports or on its window.
   partners.page(
     "evil",
     "/ad",
@@ -20,7 +21,10 @@ window.attack = () => {
   for (let i = 0; i < parent.frames.length; i++) {
     if (parent.frames[i] === window) continue;
     for (const m of [{ op: "get", key: "k" }, { op: "set", key: "k", value: "evil" }, { op: "end" }, { op: "mode" }, { op: "trusted" }])
-      parent.frames[i].postMessage({ baton: 1, id: "evil" + i + m.op, ...m }, "*");
+      for (const c of [new MessageChannel()]) {
+        c.port1.onmessage = (e) => replies.push(e.data);
+        parent.frames[i].postMessage({ baton: 1, ...m }, "*", [c.port2]);
+      }
   }
   return parent.frames.length;
 };
@@ -38,8 +42,13 @@ window.attack = () => {
   partners.page("shop", "/opener", `<!doctype html><title>shop</title><script src="${broker.scriptUrl}"></script>
 <script>window.client = Baton.connect(${JSON.stringify(broker.iframeUrl)});
 window.replies = [];
-addEventListener("message", (e) => e.data && String(e.data.id).startsWith("top-") && replies.push(e.data));
-window.post = (w) => { for (const op of ["get", "mode"]) w.postMessage({ baton: 1, id: "top-" + op, op, key: "k" }, ${JSON.stringify(broker.origin)}); };
+window.post = (w) => {
+  for (const op of ["get", "mode"]) {
+    const c = new MessageChannel();
+    c.port1.onmessage = (e) => replies.push(e.data);
+    w.postMessage({ baton: 1, op, key: "k" }, ${JSON.stringify(broker.origin)}, [c.port2]);
+  }
+};
 window.attack = (url) => { window.w = open(url); };
 </script>`);
 });
@@ -83,15 +92,17 @@ test("hostile: a frame of evil on a trusted page gets no answer and stores nothi
     const control = await shop.evaluate(
       (brokerOrigin) =>
         new Promise((resolve) => {
-          addEventListener("message", (e) => e.data && e.data.id === "ctl" && resolve(e.data));
-          document.querySelector("iframe[src*='broker']").contentWindow.postMessage({ baton: 1, id: "ctl", op: "get", key: "k" }, brokerOrigin);
+          const c = new MessageChannel();
+          c.port1.onmessage = (e) => resolve(e.data);
+          document.querySelector("iframe[src*='broker']").contentWindow.postMessage({ baton: 1, op: "get", key: "k" }, brokerOrigin, [c.port2]);
         }),
       world.broker.origin,
     );
-    assert.deepEqual(control, { baton: 1, id: "ctl", ok: true, result: "mine" });
+    assert.deepEqual(control, { result: "mine" });
 
     // Nor can the ad forge the iframe's messages to the page: the library takes only its
-    // iframe's. (A forged answer would need a pending id; a forged change event needs nothing.)
+    // iframe's. (Answers and events come only on ports the library made; it has no listener for
+    // messages posted to its window.)
     await shop.evaluate(() => {
       window.changes = 0;
       client.on("change", () => changes++);
@@ -112,7 +123,7 @@ test("hostile: the broker iframe opened top-level does not answer, even a truste
     // Control: the same messages, from the same trusted page, to its framed broker are answered.
     await shop.evaluate(() => post(document.querySelector("iframe[src*='broker']").contentWindow));
     await shop.waitForFunction(() => replies.length === 2);
-    assert.deepEqual(await shop.evaluate(() => replies.map((r) => r.ok)), [true, true], "control: the framed broker answers");
+    assert.deepEqual(await shop.evaluate(() => replies.map((r) => "result" in r)), [true, true], "control: the framed broker answers");
     await shop.evaluate(() => (replies.length = 0));
 
     const [popup] = await Promise.all([b.context.waitForEvent("page"), shop.evaluate((u) => attack(u), broker.iframeUrl)]);
