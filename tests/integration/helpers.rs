@@ -35,6 +35,11 @@ pub struct TestApp {
 /// The config every API test starts from: three trusted origins (two exact, one wildcard),
 /// short timeouts and small limits, a fixed handoff key. Tests change fields before `spawn_with`.
 pub fn test_config() -> Config {
+    Config::from_table(test_config_table()).expect("valid test config")
+}
+
+/// `test_config` as a TOML table, for tests that add a section before parsing.
+pub fn test_config_table() -> toml::Table {
     let text = format!(
         r#"
         [server]
@@ -54,7 +59,7 @@ pub fn test_config() -> Config {
         "#,
         secret = "A".repeat(43)
     );
-    Config::from_table(text.parse().expect("toml")).expect("valid test config")
+    text.parse().expect("toml")
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -36,29 +36,6 @@ fn identity_config() -> Config {
     Config::from_table(base).expect("valid config")
 }
 
-/// `helpers::test_config`'s text as a table, to add a section to.
-fn test_config_table() -> toml::Table {
-    let text = format!(
-        r#"
-        [server]
-        listen = "127.0.0.1:0"
-        public_origin = "http://broker.localhost:9000"
-        [trust]
-        origins = ["{SHOP}", "{SUPPORT}", "{WILD}"]
-        [session]
-        idle_timeout_secs = 60
-        absolute_timeout_secs = 300
-        max_value_bytes = 1024
-        max_values = 4
-        [[handoff.keys]]
-        kid = "test"
-        secret = "{secret}"
-        "#,
-        secret = "A".repeat(43)
-    );
-    toml::from_str(&text).expect("toml")
-}
-
 struct Broker {
     app: TestApp,
     keys: IdentityKeys,
