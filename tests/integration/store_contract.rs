@@ -1647,6 +1647,31 @@ async fn redis_session_is_two_compact_keys() {
     assert_eq!(encoding, "listpack");
 }
 
+/// A session `uid` written by hand in an older Redis layout, holding `chat = "old"` and reached
+/// by `old`: found by that id, written (`chat = "new"`), and bound to a fresh id, which is
+/// returned.
+async fn old_session_is_found_written_and_rebound(
+    store: &dyn SessionStore,
+    old: &IdHash,
+    uid: &Uid,
+) -> IdHash {
+    let found = store
+        .load(old, T0 + 1000)
+        .await
+        .expect("load")
+        .expect("found by its old id");
+    assert_eq!(
+        (found.uid.as_str(), found.values["chat"].as_str()),
+        (uid.as_str(), "old")
+    );
+    set(store, uid, "chat", "new", T0 + 2000)
+        .await
+        .expect("written");
+    let new_id = id_for(uid);
+    assert!(store.bind(uid, &new_id, T0 + 3000).await.expect("bind"));
+    new_id
+}
+
 /// Sessions written in the layout before two-key sessions (`P{T}id:<whole hash>` per id, a set
 /// `P{T}ids:<uid>` of them) keep working with no migration: found by their old id, written,
 /// bound to a new id, and ended with every key of both layouts.
@@ -1683,20 +1708,7 @@ async fn redis_sessions_from_before_two_key_sessions_keep_working() {
         .await
         .expect("write the old layout");
 
-    let found = store
-        .load(&hash, T0 + 1000)
-        .await
-        .expect("load")
-        .expect("found by its old id");
-    assert_eq!(
-        (found.uid.as_str(), found.values["chat"].as_str()),
-        (uid.as_str(), "old")
-    );
-    set(&store, &uid, "chat", "new", T0 + 2000)
-        .await
-        .expect("written");
-    let new_id = id_for(&uid);
-    assert!(store.bind(&uid, &new_id, T0 + 3000).await.expect("bind"));
+    let new_id = old_session_is_found_written_and_rebound(&store, &hash, &uid).await;
     for id in [&hash, &new_id] {
         let s = store
             .load(id, T0 + 4000)
@@ -1763,20 +1775,7 @@ async fn redis_sessions_from_before_slot_tags_keep_working() {
         .await
         .expect("write the old layout");
 
-    let found = store
-        .load(&old_id.hash(), T0 + 1000)
-        .await
-        .expect("load")
-        .expect("found by its old id");
-    assert_eq!(
-        (found.uid.as_str(), found.values["chat"].as_str()),
-        (uid.as_str(), "old")
-    );
-    set(&store, &uid, "chat", "new", T0 + 2000)
-        .await
-        .expect("written");
-    let new_id = id_for(&uid);
-    assert!(store.bind(&uid, &new_id, T0 + 3000).await.expect("bind"));
+    let new_id = old_session_is_found_written_and_rebound(&store, &old_id.hash(), &uid).await;
     let via_new = store
         .load(&new_id, T0 + 4000)
         .await
