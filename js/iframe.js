@@ -271,8 +271,9 @@ if (w.top !== w && w.origin !== "null") {
   } catch {}
   // A write another frame of this site finished after this page was requested may be missing
   // from the snapshot, and its change event went before the channel above was there to hear it.
+  // Both times by the wall clock (`Date.now`, as the writer took it); 50 ms for its coarsening.
   try {
-    if (+localStorage[WROTE] > performance.timeOrigin - 1e3) snap = 0;
+    if (+localStorage[WROTE] > Date.now() - performance.now() - 50) snap = 0;
   } catch {
     snap = 0;
   }
