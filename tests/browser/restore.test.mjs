@@ -4,9 +4,10 @@
 // after a write by the frame, a change in another tab, and an arrival by a link (the handshake's
 // redeem); with no cookie (a first visit) it reads as before. Chromium, third-party cookies
 // allowed and blocked; Firefox and WebKit: engines/restore.test.mjs.
+import http from "node:http";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { call, get, open, startWorld, withBrowser } from "./harness.mjs";
+import { call, get, onFreePort, open, runBroker, startBrowser, startPartners, startWorld, withBrowser } from "./harness.mjs";
 
 let world;
 before(async () => (world = await startWorld()));
@@ -22,8 +23,8 @@ async function reads() {
 }
 
 /** What the broker rendered into `page`'s iframe: the snapshot's text, or null. */
-const rendered = async (page) => {
-  const frame = page.frames().find((f) => f.url().startsWith(world.broker.iframeUrl));
+const rendered = async (page, iframeUrl = world.broker.iframeUrl) => {
+  const frame = page.frames().find((f) => f.url().startsWith(iframeUrl));
   assert.ok(frame, "the broker's iframe");
   return frame.evaluate(() => document.getElementById("baton-session")?.textContent ?? null);
 };
@@ -108,3 +109,85 @@ test("3PC blocked: after an arrival by a link, the destination's own earlier ses
     // …but the handshake redeemed the link's token first: the carried chat is what it reads.
     assert.equal(await get(shop, "chat"), "carried");
   }));
+
+/**
+ * An HTTP proxy in front of the broker on 127.0.0.1:`target` that can hold one answer of
+ * `/iframe.html` once the broker has rendered it, until released: the window in which a write
+ * by another tab lands after the page was rendered and before its iframe listens for changes.
+ */
+async function startGate(/** @type {number} */ target) {
+  /** @type {{held: () => void, release: Promise<void>} | null} */
+  let gate = null;
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers }, async (upRes) => {
+      const g = req.url?.startsWith("/iframe.html") ? gate : null;
+      if (g) {
+        gate = null;
+        const chunks = [];
+        for await (const c of upRes) chunks.push(c);
+        g.held();
+        await g.release;
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers).end(Buffer.concat(chunks));
+      } else {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      }
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: /** @type {import("node:net").AddressInfo} */ (server.address()).port,
+    /** Holds the next iframe page: resolves `held` once rendered; sent when `release` resolves. */
+    arm: (/** @type {Promise<void>} */ release) => new Promise((held) => (gate = { held: () => held(undefined), release })),
+    stop: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
+}
+
+test("3PC blocked: a write another tab finishes while the page loads is not hidden by the page's older snapshot", async () => {
+  const partners = await startPartners();
+  let gate;
+  let broker;
+  let b;
+  try {
+    [gate, broker] = await onFreePort(async (plain) => {
+      const g = await startGate(plain);
+      const origin = `http://broker.localhost:${g.port}`;
+      const r = await runBroker(plain, origin, [partners.origin("shop")], "").catch(async (e) => {
+        await g.stop();
+        throw e;
+      });
+      return [g, { ...r, iframeUrl: `${origin}/iframe.html`, origin }];
+    });
+    partners.page(
+      "shop",
+      "/",
+      `<!doctype html><meta charset="utf-8"><title>shop</title>
+<script src="${broker.origin}/cookie-provider.js"></script>
+<script>window.client = Baton.connect(${JSON.stringify(broker.iframeUrl)});</script>`,
+    );
+    b = await startBrowser({ thirdPartyCookies: "blocked" });
+    const url = partners.url("shop");
+    const writer = await open(b, url);
+    assert.deepEqual(await call(writer, "set", "chat", "v1"), { ok: true, value: null });
+    // Another tab of shop loads; its iframe page is rendered with v1, then held.
+    let release;
+    const held = gate.arm(new Promise((r) => (release = r)));
+    const reader = await b.newPage();
+    const loading = reader.goto(url);
+    await held;
+    // Meanwhile the first tab writes: its change event goes before the held frame can hear it.
+    assert.deepEqual(await call(writer, "set", "chat", "v2"), { ok: true, value: null });
+    release();
+    await loading;
+    await reader.evaluate(() => window.client.ready);
+    assert.deepEqual(JSON.parse(await rendered(reader, broker.iframeUrl)), { chat: "v1" }, "the page was rendered before the write");
+    assert.equal(await get(reader, "chat"), "v2", "the read is the write's, not the page's");
+  } finally {
+    await b?.stop();
+    await broker?.stop();
+    await gate?.stop();
+    await partners.stop();
+  }
+});
