@@ -87,7 +87,7 @@ function parseArgs(argv) {
  * iframe, or the provider); ms since the document's navigation start.
  * @param {{shop: string, echo: string, broker: string}} origins
  */
-function pages(origins) {
+function pages(origins, lib) {
   const done = `(value) => ({ value, call: performance.now() - t0, nav: performance.now() })`;
   /** @type {Record<string, (v: string) => string>} */
   const byPath = {
@@ -114,6 +114,10 @@ const add = () => document.body.appendChild(frame);
 document.body ? add() : addEventListener("DOMContentLoaded", add);
 </script>
 <body><h1>shop: ref</h1></body>`,
+    // The same, after a script as large as the library from a third site, loaded as the library
+    // is (in <head>, cacheable for 5 minutes): what any third-party script costs a first visit.
+    "/bench/ref-script": (v) => byPath["/bench/ref"](v).replace("<script>", `<script src="${origins.echo}/lib.js?v=${v}"></script>\n<script>`),
+    "/lib.js": () => lib,
     "/bench/genesys": (v) => `<!doctype html><meta charset="utf-8"><title>genesys</title>
 <script src="${origins.broker}/cookie-provider.min.js?v=${v}"></script>
 <script>
@@ -157,7 +161,13 @@ async function startSites(/** @type {"http" | "https"} */ scheme, /** @type {num
       const page = byPath[at.path];
       if (!page) return false;
       const v = new URL(req.url ?? "/", "http://x").searchParams.get("v") ?? "0";
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(page(v.replace(/[^\w-]/g, "")));
+      const js = at.path.endsWith(".js");
+      res
+        .writeHead(200, {
+          "content-type": `text/${js ? "javascript" : "html"}; charset=utf-8`,
+          "cache-control": js ? "public, max-age=300, must-revalidate" : "no-store",
+        })
+        .end(page(v.replace(/[^\w-]/g, "")));
       return true;
     });
     stops.push(server.stop);
@@ -189,7 +199,7 @@ async function startSites(/** @type {"http" | "https"} */ scheme, /** @type {num
       if (served !== (await readFile(path.join(root, "static", name), "utf8")))
         throw new Error(`the broker binary serves a ${name} that differs from static/${name}: rebuild it (cargo build)`);
     }
-    byPath = pages({ shop: site("shop"), echo: site("echo"), broker: broker.origin });
+    byPath = pages({ shop: site("shop"), echo: site("echo"), broker: broker.origin }, await readFile(path.join(root, "static", "cookie-provider.js"), "utf8"));
     return { url: (p, v) => `${site("shop")}${p}?v=${v}`, stop };
   } catch (e) {
     await stop();
@@ -228,6 +238,7 @@ function roundCases(page, sites) {
   return [
     { row: "first visit", side: "ref", run: timed("ref", true, "echo", "reference, first visit") },
     { row: "first visit", side: "baton", run: timed("genesys", true, VALUE, "loadCookie(), first visit") },
+    { row: "first visit, against iframe + a script", side: "ref", run: timed("ref-script", true, "echo", "reference with a script, first visit") },
     { row: "repeat visit", side: "ref", run: timed("ref", false, "echo", "reference, repeat visit") },
     { row: "repeat visit", side: "baton", run: timed("genesys", false, VALUE, "loadCookie(), repeat visit") },
     { row: "noise, reference vs itself", side: "baton", run: timed("ref", false, "echo", "reference, noise") },
@@ -308,8 +319,10 @@ async function measureCell(cell, opts) {
       }
       process.stderr.write(`${cell}: round ${round + 1}/${total}${round < opts.warmup ? " (warm-up)" : ""}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     }
-    // The noise row's reference is the repeat visit's (the same measure, taken twice a round).
+    // The noise row's reference is the repeat visit's (the same measure, taken twice a round);
+    // the first visit's baton samples stand against both references.
     rows.get("noise, reference vs itself").ref = rows.get("repeat visit").ref;
+    rows.get("first visit, against iframe + a script").baton = rows.get("first visit").baton;
     printTable(cell, rows, opts);
   } finally {
     await b?.stop();
