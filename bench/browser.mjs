@@ -200,7 +200,9 @@ async function startSites(/** @type {"http" | "https"} */ scheme, /** @type {num
         throw new Error(`the broker binary serves a ${name} that differs from static/${name}: rebuild it (cargo build)`);
     }
     byPath = pages({ shop: site("shop"), echo: site("echo"), broker: broker.origin }, await readFile(path.join(root, "static", "cookie-provider.js"), "utf8"));
-    return { url: (p, v) => `${site("shop")}${p}?v=${v}`, stop };
+    // `n`: every page load its own URL, so that no engine takes a load for a reload of the one
+    // before (a reload revalidates what a new visit takes from the cache); `v` names what it loads.
+    return { url: (p, v) => `${site("shop")}${p}?v=${v}&n=${newV()}`, stop };
   } catch (e) {
     await stop();
     throw e;
