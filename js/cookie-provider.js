@@ -16,8 +16,9 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,450 bytes gzipped, over the 2,304 budget): short local names are mangled by terser, string literals and
- * duplicated logic are not, so keep both rare.
+ * Size matters (2,289 bytes gzipped, within its 2,304 budget): short local names are mangled by
+ * terser, string literals and duplicated logic are not, so keep both rare; whatever needs no page
+ * (the link filter's rules, redeeming, presenting) is done in the iframe.
  */
 const w = window;
 const d = document;
@@ -72,11 +73,10 @@ let keys = {};
 /** Whether `keys` outlives this page. */
 let kept;
 try {
-  const s = w.localStorage;
-  s[PARAM] = 1;
-  delete s[PARAM];
-  keys = s;
-  kept = 1;
+  keys = w.localStorage;
+  // Set only when the write does not throw: a storage that refuses writes keeps no key.
+  kept = keys[PARAM] = 1;
+  delete keys[PARAM];
 } catch {}
 
 // The partner's identity assertion for this page view (docs/identity.md), from its
@@ -97,6 +97,9 @@ const tell = (type) => w.dispatchEvent(new Event("baton:" + type));
 // told of a change, so that it re-reads the session and a chat ended meanwhile goes at once.
 on("pageshow", (e) => e.persisted && tell("change"));
 
+/** Does nothing: for promises whose failure is already handled. */
+const quiet = () => {};
+
 const decorate = (url, t) => (t ? url + (url.includes("#") ? "&" : "#") + PARAM + t : url);
 
 /** @type {Record<string, Channel>} one per iframe URL */
@@ -113,10 +116,9 @@ let linker;
  *   before the click, by destination origin: expiry, token (null: no session; undefined: not yet)
  */
 
-/** Rejects with a `BatonError(code)` after `ms`. */
-const timer = (ms, code) => new Promise((_, reject) => setTimeout(reject, ms, new BatonError(code, code)));
-/** `p`, or a rejection with `code` if it takes longer than `ms`. */
-const race = (p, ms, code = "timeout") => Promise.race([p, timer(ms, code)]);
+/** `p`, or a rejection with `BatonError(code)` if it takes longer than `ms`. */
+const race = (p, ms, code = "timeout") =>
+  Promise.race([p, new Promise((_, reject) => setTimeout(reject, ms, new BatonError(code)))]);
 
 /**
  * The shared iframe for `url`, created on first use.
@@ -166,12 +168,13 @@ const channel = (url) => {
       token = undefined;
       return race(post("trusted", args), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error");
     })
-    .then((patterns) => (ch.trusted = patterns));
-  ready.catch(() => {});
+    .then((filter) => (ch.trusted = filter));
+  ready.catch(quiet);
 
   /** @type {Channel} */
   const ch = {
-    trusted: [],
+    // Matches nothing until the handshake brings the filter.
+    trusted: /$^/,
     m: {},
     ready,
     // `set`, `end`, `delete`, `identify` and `forget` change the session too (the ops that
@@ -182,11 +185,11 @@ const channel = (url) => {
   // Another tab changed the session: tokens minted for the old one go.
   on("baton:change", () => (ch.m = {}));
   frame.src = url;
-  frame.title = "baton";
+  // Not rendered, so not in the accessibility tree either: it needs no title.
   frame.style.display = "none";
-  const add = () => d.body.appendChild(frame);
-  // DOMContentLoaded, fired at the document, bubbles up to the window.
-  d.body ? add() : on("DOMContentLoaded", add);
+  // Into the root element at once, not waiting for <body> when the script runs in <head>: the
+  // iframe starts loading as early as it can, and a hidden frame needs no place in the body.
+  d.documentElement.append(frame);
 
   if (!linker) intercept((linker = ch));
   return (channels[url] = ch);
@@ -197,22 +200,13 @@ const channel = (url) => {
  * a redirect link of this site (`/go?to=https%3A%2F%2F...`), this page's naming another URL. Only a
  * filter, so that not every link costs a request: the broker decides from the whole URL (its
  * origins all trusted, the last one named, where a redirect chain ends, not this page's; see
- * docs/PROTOCOL.md) and refuses the rest. So a pattern matches here any origin that starts with
- * what comes before its `*` (or with the whole entry) and ends with what comes after it, a
- * superset of the origin rule that costs a few bytes instead of hundreds.
+ * docs/PROTOCOL.md) and refuses the rest. The iframe builds it, a RegExp, from the trusted
+ * patterns and this page's origin, and sends it with the handshake's answer: the rules cost the
+ * iframe's bytes, not the page's.
  * @param {Channel} ch
  * @param {string} href absolute
  */
-const dest = (ch, href) => {
-  const o = new URL(href).origin;
-  return (
-    ch.trusted.some((p) => {
-      const [s, x = ""] = p.split("*");
-      return o.startsWith(s) && o.endsWith(x);
-    }) &&
-    (o !== l.origin || /[/\\]{2}|%(25)*(2f|5c)/i.test(href.slice(o.length)))
-  );
-};
+const dest = (ch, href) => ch.trusted.test(href);
 
 /**
  * The token for following `u`, minted now unless one is on the way or kept (not expired). Kept by
@@ -227,7 +221,7 @@ const mint = (ch, u, take, timeout = TIMEOUT) => {
   let m = ch.m[u];
   if (!(m && m.e > Date.now())) {
     const n = (m = ch.m[u] = /** @type {any} */ ({ e: Date.now() + KEEP }));
-    n.p = ch.send("handoff", { url: u }, timeout).then((t) => (n.t = t), () => null);
+    n.p = ch.send("handoff", { url: u }, timeout).then((t) => (n.t = t), quiet);
   }
   if (take) delete ch.m[u];
   return m;
@@ -265,7 +259,7 @@ const intercept = (ch) => {
     const el = t.closest && (t.closest("a[href],area[href],[formaction]") || t.form || t);
     const a = el && ["href", "formaction", "action"].find((x) => el.hasAttribute(x));
     const u = a && !e.defaultPrevented && !el.closest("[data-baton=off],[download]") && urlOf(el, a);
-    return u && dest(ch, u) ? [el, a, u] : undefined;
+    return u && dest(ch, u) && [el, a, u];
   };
   /** With the token ready, decorates at once; else holds the navigation back and `nav`s later. */
   const go = (e, x, nav) => {
@@ -273,7 +267,7 @@ const intercept = (ch) => {
     if (m.t !== undefined) return m.t && put(x, m.t);
     e.preventDefault();
     race(m.p, HANDOFF_WAIT)
-      .catch(() => {})
+      .catch(quiet)
       .then((t) => nav(x, t));
   };
   const early = (e) => {
@@ -316,7 +310,7 @@ const intercept = (ch) => {
  */
 const connect = (iframeUrl, options) => {
   const ch = channel(iframeUrl);
-  const timeout = (options && options.timeout) || TIMEOUT;
+  const timeout = options?.timeout || TIMEOUT;
   const send = (op, args) => ch.send(op, args, timeout);
   return {
     ready: ch.ready,
@@ -387,15 +381,13 @@ const encode = (v) => (/^[!#-+\--:<-[\]-~]*$/.test(v) ? v : '"' + encodeURICompo
 const readCookie = (name) => {
   try {
     // The first cookie of that name, as `find` on the pairs would give.
-    const v = ("; " + d.cookie).split("; " + name + "=")[1];
-    if (v !== undefined) {
-      const r = v.split(";")[0];
-      const q = /^"([^"]*)"$/.exec(r);
-      // A quoted value some other writer made that is not ours to decode (`"100%"`) stays raw.
-      return q ? decodeURIComponent(q[1]) : r;
-    }
-  } catch {}
-  return null;
+    const r = ("; " + d.cookie).split("; " + name + "=")[1]?.split(";")[0];
+    // Only the quoted form is decoded; a quoted value some other writer made that is not ours to
+    // decode (`"100%"`) throws, and reads as no cookie, as before.
+    return r && /^"[^"]*"$/.test(r) ? decodeURIComponent(r.slice(1, -1)) : r ?? null;
+  } catch {
+    return null;
+  }
 };
 
 /**
@@ -417,7 +409,7 @@ class CookieProvider {
    */
   constructor(name, iframeUrl, showThirdPartyCookieNotification) {
     this.name = name;
-    this.callback = showThirdPartyCookieNotification;
+    this.cb = showThirdPartyCookieNotification;
     this.client = connect(iframeUrl);
   }
 
@@ -427,29 +419,26 @@ class CookieProvider {
    * chat would come back; where the broker keeps nothing (mode "none") the page's cookie stays.
    * @returns {Promise<string | null>}
    */
-  loadCookie() {
+  async loadCookie() {
     const c = this.client;
     const name = this.name;
     // Only the cookie as it was when loading began is stale: one written meanwhile (a chat that
     // just started, its save still on the way) is newer than the broker's answer.
     const before = readCookie(name);
-    return c.get(name).then((v) =>
-      v !== null
-        ? (writeCookie(name, v), v)
-        : c.mode().then((m) => {
-            if (m !== "none" && before !== null && readCookie(name) === before) writeCookie(name, null);
-            return null;
-          }),
-    );
+    const v = await c.get(name);
+    if (v !== null) writeCookie(name, v);
+    else if ((await c.mode()) !== "none" && before !== null && readCookie(name) === before) writeCookie(name, null);
+    return v;
   }
 
   /**
    * Stores the page's cookie in the broker.
    * @returns {Promise<string | null>} the value stored, or null when the page has no such cookie
    */
-  saveCookie() {
+  async saveCookie() {
     const v = readCookie(this.name);
-    return v === null ? Promise.resolve(null) : this.client.set(this.name, v).then(() => v);
+    if (v !== null) await this.client.set(this.name, v);
+    return v;
   }
 
   /**
@@ -476,15 +465,11 @@ class CookieProvider {
    * @param {(enabled: boolean) => void} [callback] defaults to the constructor's
    * @returns {Promise<boolean>}
    */
-  cookieTest(callback) {
-    const cb = callback || this.callback;
-    return this.client.mode().then(
-      (m) => m !== "none",
-      () => false,
-    ).then((ok) => {
-      if (typeof cb == "function") cb(ok);
-      return ok;
-    });
+  async cookieTest(callback) {
+    const cb = callback || this.cb;
+    const ok = await this.client.mode().then((m) => m !== "none", () => false);
+    if (typeof cb == "function") cb(ok);
+    return ok;
   }
 }
 
@@ -498,10 +483,9 @@ class CookieProvider {
 const initCookieProviderExtension = (name, iframeUrl, callback) => ($, CXBus) => {
   const plugin = CXBus.registerPlugin("CookieProvider");
   const p = new CookieProvider(name, iframeUrl, callback);
-  const quiet = () => {};
   // Widgets that wait for the restored cookie subscribe to "CookieProvider.loaded". Loaded again
   // when the session changed in another tab or the page came back from the back/forward cache.
-  const load = () => p.loadCookie().then((v) => plugin.publish && plugin.publish("loaded", v), quiet);
+  const load = () => p.loadCookie().then((v) => plugin.publish?.("loaded", v), quiet);
   load();
   p.client.on("change", load);
   if (callback) p.cookieTest();

@@ -205,15 +205,34 @@ const ops = {
   // The load handshake: first the token the page arrived with is redeemed, then the page's
   // identity presented, so that every later request of the page sees the session they lead to.
   // Their failures are not the page's to hear of (a 409 is, as the conflict event); a page key
-  // either brings rides on this reply. Then the trusted patterns.
+  // either brings rides on this reply. Then the page's link filter.
   trusted: [
     any,
     async (m, call, origin) => {
       if (str(m.token)) (snap = 0), await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
       if (ops.identify[0](m)) (snap = 0), await ops.identify[1](m, call, origin).catch(any);
-      return trusted;
+      return filter(origin);
     },
   ],
+};
+
+/**
+ * The link filter for a page of `origin` (cookie-provider.js `dest`), sent with the handshake's
+ * answer: a RegExp (postMessage clones it) matching an absolute URL whose origin looks trusted (a
+ * pattern's `*` standing for any host characters) and is not the page's, or is the page's own
+ * naming another URL after it (a redirect link: `//`, `\`, or `%2F`/`%5C` however often
+ * `%25`-encoded). Only a filter, so that not every link costs the page a request: the broker
+ * judges the whole URL (src/link.rs) and refuses the rest.
+ * @param {string} origin
+ */
+const filter = (origin) => {
+  const esc = (s) => s.replace(/[$()*+.?[\\\]^{|}]/g, "\\$&");
+  return RegExp(
+    "^(?!" + esc(origin) + "(?=/)(?!.*([/\\\\]{2}|%(25)*(2f|5c))))(" +
+      trusted.map((p) => p.split("*").map(esc).join("[^/]*")).join("|") +
+      ")/",
+    "i",
+  );
 };
 
 /** Answers one request of a page, if its sender is trusted and the request well formed. */

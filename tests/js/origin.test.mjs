@@ -162,6 +162,44 @@ for (const [file, src] of [
     assert.equal(typeof boot(src).listeners.message, "function");
   });
 
+  test(`${file}: the handshake answers the page's link filter, a superset of the broker's redirect rule`, async () => {
+    const shop = "http://shop.localhost:8080";
+    const trusted = [shop, "http://*.localhost:8080", "https://*.example.org", "http://[::1]:9000"];
+    const iframe = boot(src, { trusted });
+    const [[reply]] = await iframe.send({ baton: 1, op: "trusted" }, shop);
+    const filter = reply.result;
+    assert.ok(filter instanceof RegExp, "a RegExp, cloned to the page");
+    // [href (absolute, as the library resolves it), whether a token may be asked for]
+    const cases = [
+      ["http://support.localhost:8080/x", true],
+      ["http://a.b.localhost:8080/x?q#f", true],
+      ["https://help.example.org/", true],
+      ["http://[::1]:9000/p", true],
+      // The page's own origin: only a redirect link naming another URL after the origin.
+      [shop + "/x", false],
+      [shop + "/", false],
+      [shop + "/go?to=http%3A%2F%2Fsupport.localhost%3A8080%2F", true],
+      [shop + "/go?to=http%253A%252F%252Fsupport.localhost%253A8080", true],
+      [shop + "/go?to=http://support.localhost:8080/", true],
+      [shop + "//support.localhost:8080/", true],
+      [shop + "/go?to=%5C%5Csupport.localhost", true],
+      // Untrusted or not quite a trusted origin.
+      ["http://evil.example/?u=http://support.localhost:8080/", false],
+      ["https://example.org/", false],
+      ["http://support.localhost:8081/", false],
+      ["https://support.localhost:8080/", false],
+      ["http://shop.localhost:80800/", false],
+      ["http://shop.localhost:8080.evil.example/", false],
+      ["http://[::2]:9000/", false],
+    ];
+    const wrong = cases.filter(([href, want]) => filter.test(href) !== want).map(([href, want]) => `${href}: expected ${want}`);
+    assert.deepEqual(wrong, []);
+    // Built for the page that asked: from support, shop's plain links are another site's.
+    const [[fromSupport]] = await iframe.send({ baton: 1, op: "trusted" }, "http://support.localhost:8080");
+    assert.equal(fromSupport.result.test(shop + "/x"), true);
+    assert.equal(fromSupport.result.test("http://support.localhost:8080/x"), false);
+  });
+
   test(`${file}: calls the broker API as PROTOCOL.md says`, async () => {
     const shop = "http://shop.localhost:8080";
     const support = "http://support.localhost:8080";
@@ -212,16 +250,18 @@ for (const [file, src] of [
     // The handshake redeems the token the page arrived with before it answers; a refused token
     // (401) or a conflict (409: an event first) still answers the handshake.
     next = () => Response.json({ adopted: true, values: {} });
-    assert.deepEqual((await ask({ op: "trusted", token: "t.o.k" })).result, [shop, support]);
+    /** The handshake's answer: the link filter for a page of shop (its own plain links left alone). */
+    const isFilter = (r) => r instanceof RegExp && r.test(support + "/x") && !r.test(shop + "/x");
+    assert.ok(isFilter((await ask({ op: "trusted", token: "t.o.k" })).result));
     assert.deepEqual(lastFetch(), ["POST", "/v1/handoff/redeem", { token: "t.o.k", origin: shop }, "application/json"]);
     next = () => Response.json({ error: "session_conflict" }, { status: 409 });
     const conflict = await iframe.send({ baton: 1, op: "trusted", token: "t" }, shop);
-    assert.deepEqual(conflict.map(([m]) => m.event ?? m.result), ["conflict", [shop, support]]);
+    assert.deepEqual(conflict.map(([m]) => m.event ?? isFilter(m.result)), ["conflict", true]);
     next = () => Response.json({ error: "invalid_token" }, { status: 401 });
-    assert.deepEqual((await ask({ op: "trusted", token: "t" })).result, [shop, support]);
+    assert.ok(isFilter((await ask({ op: "trusted", token: "t" })).result));
 
     const fetched = iframe.fetches.length;
-    assert.deepEqual((await ask({ op: "trusted" })).result, [shop, support]);
+    assert.ok(isFilter((await ask({ op: "trusted" })).result));
     assert.equal(iframe.fetches.length, fetched, "a handshake with nothing to present calls nothing");
     assert.equal((await ask({ op: "mode", kept: 1 })).result, "page", "document.cookie keeps nothing in this mock");
     assert.equal((await ask({ op: "mode" })).result, "none", "page mode, but the page's storage keeps no key");
@@ -288,7 +328,7 @@ for (const [file, src] of [
     assert.deepEqual(conflict.map(([m]) => m.event ?? m.error), ["conflict", "session_conflict"], "the event first, then the rejection");
     assert.equal(conflict[0][1], shop, "on the page's own port");
     const redeemed = await ask({ op: "trusted", token: "t" });
-    assert.deepEqual(redeemed.map(([m]) => m.event ?? m.result), ["conflict", [shop]]);
+    assert.deepEqual(redeemed.map(([m]) => m.event ?? String(m.result)), ["conflict", String(/^(?!http:\/\/shop\.localhost:8080(?=\/)(?!.*([/\\]{2}|%(25)*(2f|5c))))(http:\/\/shop\.localhost:8080)\//i)]);
 
     next = () => Response.json({ values: {}, page_key: "" });
     const posted = iframe.posted.length;
