@@ -6,11 +6,15 @@
  * `/v1` API with same-origin `fetch` (so the broker's cookies, partitioned by the top-level site,
  * travel with it) and answers on the port the request came with. See docs/PROTOCOL.md.
  *
+ * In cookie modes the broker renders the session its cookie reached into this page
+ * (`#baton-session`), and the page's first reads are answered from it without a fetch, for as
+ * long as it can be right (see `snap`).
+ *
  * Size matters (the page plus this script must stay under 2 KiB gzipped): short local names are
  * mangled by terser, but string literals and duplicated logic are not, so keep both rare.
  *
  * An ES module in source (for `import`); scripts/build-js.mjs bundles it into a classic script,
- * in a closure, as the iframe page loads it.
+ * in a closure, which the broker puts inline in the iframe page (admitted by its CSP hash).
  */
 import { KEY, allowed } from "./shared.js";
 
@@ -31,6 +35,19 @@ let channel;
 /** @type {MessagePort | undefined} the port of the request this frame last answered: where change
  * events go */
 let last;
+/**
+ * @type {Record<string, string> | 0 | undefined} the session's values as the broker rendered them
+ * into this page (cookie modes only), while they can be right: dropped by anything that may have
+ * changed the session since (a write of this frame, the handshake's redeem or identity, a change
+ * in another tab, a storage-access grant put to use), and used only within SNAP_MS of this page's
+ * request. Never when the broker rendered none (no cookie came, no live session).
+ */
+let snap;
+/** How long after this page's request its snapshot may answer a read (ms): the staleness of a
+ * page loaded that long ago, for changes no event tells of (another site's tab, another device). */
+const SNAP_MS = 5e3;
+/** The iframe's `localStorage` key: when a frame of this site last finished a write (ms). */
+const WROTE = "baton-w";
 
 /**
  * Calls the broker API for one request of a page. In page mode the call names that page and
@@ -108,14 +125,19 @@ const access = async () => {
       !(await d.hasStorageAccess()) &&
       (await navigator.permissions.query({ name: "storage-access" })).state === "granted"
     )
-      await d.requestStorageAccess();
+      // The page's request went without the unpartitioned cookie; the API's will carry it.
+      (snap = 0), await d.requestStorageAccess();
   } catch {
     // No access: the partitioned cookie (or nothing) it is.
   }
 };
 
+/** Tells this site's other frames: now by the channel, and those still loading by `WROTE`. */
 const changed = (result) => {
   channel && channel.postMessage(1);
+  try {
+    localStorage[WROTE] = Date.now();
+  } catch {}
   return result;
 };
 
@@ -152,7 +174,14 @@ const mode = async (m) => {
  */
 const ops = {
   // `hasOwn`: a key like `toString` must not read the prototype.
-  get: [key, (m, call) => call("GET", "session").then((r) => (r && Object.hasOwn(r.values, m.key) ? r.values[m.key] : null))],
+  get: [
+    key,
+    async (m, call) => {
+      await storageAccess;
+      const r = snap && performance.now() < SNAP_MS ? { values: snap } : await call("GET", "session");
+      return r && Object.hasOwn(r.values, m.key) ? r.values[m.key] : null;
+    },
+  ],
   set: [(m) => key(m) && str(m.value), (m, call) => call("PUT", path(m), { value: m.value }).then(() => changed(null))],
   delete: [key, (m, call) => call("DELETE", path(m)).then(changed)],
   end: [any, (m, call) => call("DELETE", "session").then(changed)],
@@ -180,8 +209,8 @@ const ops = {
   trusted: [
     any,
     async (m, call, origin) => {
-      if (str(m.token)) await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
-      if (ops.identify[0](m)) await ops.identify[1](m, call, origin).catch(any);
+      if (str(m.token)) (snap = 0), await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
+      if (ops.identify[0](m)) (snap = 0), await ops.identify[1](m, call, origin).catch(any);
       return filter(origin);
     },
   ],
@@ -216,6 +245,8 @@ const answer = async (e) => {
   const op = m && m.baton === 1 && port && allowed(trusted, origin) && Object.hasOwn(ops, m.op) && ops[m.op];
   if (!op) return;
   last = port;
+  // Whatever may write (set, delete, end, identify, forget) ends the snapshot, before it starts.
+  if (!/^(get|mode|handoff|trusted)$/.test(m.op)) snap = 0;
   /** @type {any} */
   const reply = {};
   const r = { o: origin, k: str(m.pk) && m.pk, reply };
@@ -245,12 +276,25 @@ if (w.top !== w && w.origin !== "null") {
   // Firefox blocking every third-party cookie), the page holds the session: page mode.
   keeps = sticks("") || sticks(";Partitioned");
   page = !keeps && config.page;
+  // The session the broker rendered, in cookie modes (page mode reads with the page's key); none
+  // rendered, none here.
+  try {
+    if (keeps) snap = JSON.parse(d.getElementById("baton-session").textContent);
+  } catch {}
   storageAccess = access();
   // Firefox refuses BroadcastChannel here when it blocks every third-party cookie: then no other
   // tab is told.
   try {
     channel = new BroadcastChannel("baton");
-    channel.onmessage = () => last && last.postMessage({ event: "change" });
+    channel.onmessage = () => ((snap = 0), last && last.postMessage({ event: "change" }));
   } catch {}
+  // A write another frame of this site finished after this page was requested may be missing
+  // from the snapshot, and its change event went before the channel above was there to hear it.
+  // Both times by the wall clock (`Date.now`, as the writer took it); 50 ms for its coarsening.
+  try {
+    if (+localStorage[WROTE] > Date.now() - performance.now() - 50) snap = 0;
+  } catch {
+    snap = 0;
+  }
   w.addEventListener("message", answer);
 }

@@ -1,6 +1,6 @@
 // Fails when static/ is not what `npm run build` makes from js/, or when a script outgrows its
 // size budget (gzip level 9, as served): cookie-provider.js and baton.mjs <= BUDGET bytes each, and
-// the iframe page plus iframe.js <= 2048 bytes together. Prints the measured figures.
+// the iframe page, which carries iframe.js inline, <= 2048 bytes. Prints the measured figures.
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
  * 2886; moving work into the broker and the iframe (the redirect rule, redeeming, presenting, the
  * link filter) brought it within without dropping one. */
 const BUDGET = 2304;
-/** The iframe page and its script together. */
+/** The iframe page with its inline script, as served when it carries no session. */
 const IFRAME_BUDGET = 2048;
 const gz = (text) => gzipSync(text, { level: 9 }).length;
 
@@ -38,17 +38,24 @@ try {
 const provider = await readFile(path.join(root, "static", "cookie-provider.js"), "utf8");
 const module = await readFile(path.join(root, "static", "baton.mjs"), "utf8");
 const iframeJs = await readFile(path.join(root, "static", "iframe.js"), "utf8");
-// The iframe page as the broker renders it (templates/iframe.html), with a typical trusted list.
+// The iframe page as the broker renders it (templates/iframe.html), with a typical trusted list,
+// its script inline, and no session (the prepared page; a page with the session is sent
+// uncompressed, per request).
 const config = JSON.stringify({ trusted: ["https://shop.example.com", "https://*.example.org"], page: true });
-const page = (await readFile(path.join(root, "templates", "iframe.html"), "utf8"))
-  .replace(/\{\{ *config_json[^}]*\}\}/, config)
-  .replace(/\{\{ *script *\}\}/, "/iframe.0123456789abcdef.js");
+const template = await readFile(path.join(root, "templates", "iframe.html"), "utf8");
+const render = (session) =>
+  template
+    .replace(/\{\{ *config_json[^}]*\}\}/, () => config)
+    .replace(/\{\{ *session[^}]*\}\}/, () => session)
+    .replace(/\{\{ *script[^}]*\}\}/, () => iframeJs);
+const page = render("");
+if (page.includes("{{") || !page.includes(iframeJs)) fail("templates/iframe.html: not the shape check-js renders (config_json, session, script inline)");
+const withSession = render('<script id="baton-session" type="application/json">{"customer-defined-session-cookie":"%7B%22chatId%22%3A%22chat-1%22%7D"}</script>');
 
 const providerGz = gz(provider);
 const pageGz = gz(page);
-const iframeGz = gz(iframeJs);
 console.log(`static/cookie-provider.js: ${provider.length} bytes, ${providerGz} gzipped (budget ${BUDGET})`);
-console.log(`iframe page + static/iframe.js: ${page.length} + ${iframeJs.length} bytes, ${pageGz} + ${iframeGz} = ${pageGz + iframeGz} gzipped (budget ${IFRAME_BUDGET})`);
+console.log(`iframe page with static/iframe.js inline: ${page.length} bytes, ${pageGz} gzipped (budget ${IFRAME_BUDGET}); with a one-value session, sent uncompressed: ${withSession.length} bytes`);
 if (providerGz > BUDGET) fail(`static/cookie-provider.js is ${providerGz} bytes gzipped, over ${BUDGET}`);
 const moduleGz = gz(module);
 console.log(`static/baton.mjs: ${module.length} bytes, ${moduleGz} gzipped (budget ${BUDGET})`);
@@ -61,6 +68,6 @@ const files = packed.files.map((f) => f.path).sort();
 const expected = ["README.md", "baton.d.mts", "baton.mjs", "cookie-provider.d.ts", "cookie-provider.js", "package.json"];
 console.log(`npm pack: ${packed.name}@${packed.version}, ${files.join(", ")}`);
 if (JSON.stringify(files) !== JSON.stringify(expected)) fail(`npm pack publishes ${files.join(", ")}, expected ${expected.join(", ")}`);
-if (pageGz + iframeGz > IFRAME_BUDGET) fail(`iframe page + iframe.js are ${pageGz + iframeGz} bytes gzipped, over ${IFRAME_BUDGET}`);
+if (pageGz > IFRAME_BUDGET) fail(`the iframe page with its script is ${pageGz} bytes gzipped, over ${IFRAME_BUDGET}`);
 if (failed) process.exit(1);
 console.log("js check ok");

@@ -10,11 +10,16 @@
 //!
 //! Scripts have two URLs: the stable one (`/cookie-provider.js`, which Genesys pages use),
 //! revalidated after 5 minutes, and a versioned one (`/cookie-provider.<hash>.js`), cacheable for
-//! a year as immutable, with its Subresource Integrity value published (`baton assets`). The iframe
-//! page loads its own script by the versioned URL.
+//! a year as immutable, with its Subresource Integrity value published (`baton assets`).
 //!
-//! The iframe page is rendered once at start: its only variable part is the trusted-origin list,
-//! which is also its `frame-ancestors`, so browsers refuse to load it in any other site's frame.
+//! The iframe page carries its script inline (issue 23: one request fewer on the restore path),
+//! admitted by its CSP's `script-src 'sha256-…'` of exactly those bytes, computed here; nothing
+//! else may run in it. It is rendered once at start: its only variable part is the trusted-origin
+//! list, which is also its `frame-ancestors`, so browsers refuse to load it in any other site's
+//! frame. In cookie modes `routes::assets` adds the session the request's cookie reaches, as a
+//! JSON block before the script (`IframePage::with_session`); that page is built per request and
+//! never cached. `/iframe.js` and `/iframe.<hash>.js` are still served, for one release, to pages
+//! that load the script by URL.
 
 use std::io::Write;
 
@@ -43,9 +48,111 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 #[derive(Template)]
 #[template(path = "iframe.html")]
-struct IframePage<'a> {
-    config_json: String,
+struct IframeTemplate<'a> {
+    config_json: &'a str,
+    /// Where a session snapshot goes: `IframePage::MARK` at start, split there.
+    session: &'a str,
+    /// The script, inline.
     script: &'a str,
+}
+
+/// JSON for a `<script type="application/json">` block: no value can end the block or start a
+/// comment in it (`<`, `>`, `&` escaped), and U+2028/U+2029 are escaped too, so the text is also
+/// a JavaScript literal wherever it might be pasted. Each escape is a JSON `\u` escape inside a
+/// string (none of these characters is JSON syntax), so `JSON.parse` gives back the same values.
+pub fn script_json(value: &impl serde::Serialize) -> String {
+    let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The iframe page in two parts, split where the session snapshot goes: everything up to and
+/// including the `#baton-config` block, and the inline script. The page without a snapshot is
+/// `Assets::iframe_page`, prepared once like every asset.
+pub struct IframePage {
+    head: String,
+    tail: String,
+    /// The page's `Content-Security-Policy`.
+    pub csp: HeaderValue,
+}
+
+impl IframePage {
+    /// Stands in for the snapshot while the template is rendered once.
+    const MARK: &'static str = "\u{0}baton-session\u{0}";
+
+    /// The page with the session's `values` in `<script id="baton-session"
+    /// type="application/json">` (not executed; escaped by `script_json`), before the script,
+    /// which reads it once. Sent as it is: per request, and never compressed (nothing is
+    /// compressed per request; the page is about 3.5 KB plus the values).
+    /// The page with `values` as a response: `no-store` (it is this browser's alone, now), with
+    /// the page's CSP and CORP and the `Set-Cookie` values given, uncompressed, no `ETag`.
+    pub fn serve_with_session(
+        &self,
+        values: &crate::session::Values,
+        cookies: &[String],
+    ) -> Response {
+        let mut res = Response::new(Body::from(self.with_session(values)));
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        h.insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static("cross-origin"),
+        );
+        for c in cookies {
+            if let Ok(v) = HeaderValue::from_str(c) {
+                h.append(header::SET_COOKIE, v);
+            }
+        }
+        res
+    }
+
+    pub fn with_session(&self, values: &crate::session::Values) -> Vec<u8> {
+        let json = script_json(values);
+        let mut out = String::with_capacity(self.head.len() + json.len() + self.tail.len() + 64);
+        out.push_str(&self.head);
+        out.push_str(r#"<script id="baton-session" type="application/json">"#);
+        out.push_str(&json);
+        out.push_str("</script>");
+        out.push_str(&self.tail);
+        out.into_bytes()
+    }
+}
+
+/// The inline script's bytes, checked: the HTML parser must see them unchanged, so nothing that
+/// ends or changes a script element (`</script`, `<!--`, `<script`, case-insensitive) and no
+/// carriage return (the parser turns CR LF into LF, and the hash would no longer match).
+fn inline_script(js: &[u8]) -> Result<&str, String> {
+    let text = std::str::from_utf8(js).map_err(|_| "iframe.js is not UTF-8".to_owned())?;
+    let lower = text.to_ascii_lowercase();
+    for bad in ["</script", "<!--", "<script", "\r"] {
+        if lower.contains(bad) {
+            return Err(format!("iframe.js cannot be inlined: it contains {bad:?}"));
+        }
+    }
+    Ok(text)
+}
+
+/// The CSP source that admits exactly `script` inline: `'sha256-<base64>'`.
+pub fn script_hash(script: &str) -> String {
+    format!(
+        "'sha256-{}'",
+        STANDARD.encode(Sha256::digest(script.as_bytes()))
+    )
 }
 
 /// One encoding of an asset, ready to send.
@@ -232,7 +339,12 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 }
 
 pub struct Assets {
+    /// The iframe page without a session snapshot, prepared like every asset.
     pub iframe_page: Asset,
+    /// The same page's parts, for a page with a snapshot.
+    pub iframe: IframePage,
+    /// The iframe's script by URL (`/iframe.js`, `/iframe.<hash>.js`): no page of this version
+    /// loads it; kept one release for pages that do.
     pub iframe_js: Asset,
     pub cookie_provider: Asset,
     pub module: Asset,
@@ -245,11 +357,12 @@ pub fn cache_control(versioned: bool) -> &'static str {
     if versioned { IMMUTABLE } else { STABLE }
 }
 
-/// The iframe page's policy: it runs only the broker's own script, talks only to the broker, and
-/// may be framed only by the trusted origins.
-pub fn iframe_csp(trusted: &TrustedOrigins) -> String {
+/// The iframe page's policy: it runs only the broker's own inline script (`script_hash` of its
+/// bytes: no other inline script, no script by URL), talks only to the broker, and may be framed
+/// only by the trusted origins.
+pub fn iframe_csp(trusted: &TrustedOrigins, script_hash: &str) -> String {
     format!(
-        "default-src 'none'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
+        "default-src 'none'; script-src {script_hash}; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
         trusted.frame_ancestors()
     )
 }
@@ -258,27 +371,36 @@ impl Assets {
     /// `page_keys`: whether the iframe may fall back to page keys (`session.page_keys`).
     pub fn new(trusted: &TrustedOrigins, page_keys: bool) -> Result<Self, String> {
         let config = serde_json::json!({ "trusted": trusted.to_strings(), "page": page_keys });
-        // `<` escaped so the JSON can never close its <script> element.
-        let config_json = config.to_string().replace('<', "\\u003c");
+        let config_json = script_json(&config);
         let js = "text/javascript; charset=utf-8";
-        let iframe_js = Asset::new(IFRAME_JS.to_vec(), js);
-        let script = format!("/iframe.{}.js", iframe_js.version);
-        let html = IframePage {
-            config_json,
-            script: &script,
+        let script = inline_script(IFRAME_JS)?;
+        let html = IframeTemplate {
+            config_json: &config_json,
+            session: IframePage::MARK,
+            script,
         }
         .render()
         .map_err(|e| format!("cannot render iframe.html: {e}"))?;
-        let mut iframe_page = Asset::new(html.into_bytes(), "text/html; charset=utf-8");
+        let (head, tail) = html
+            .split_once(IframePage::MARK)
+            .ok_or("iframe.html has no place for the session")?;
+        let csp = HeaderValue::from_str(&iframe_csp(trusted, &script_hash(script)))
+            .map_err(|e| format!("invalid CSP header: {e}"))?;
+        let mut iframe_page = Asset::new(
+            format!("{head}{tail}").into_bytes(),
+            "text/html; charset=utf-8",
+        );
         // Framed by partner pages, which may require CORP of what they embed (COEP).
         iframe_page.corp = "cross-origin";
-        iframe_page.csp = Some(
-            HeaderValue::from_str(&iframe_csp(trusted))
-                .map_err(|e| format!("invalid CSP header: {e}"))?,
-        );
+        iframe_page.csp = Some(csp.clone());
         Ok(Self {
             iframe_page,
-            iframe_js,
+            iframe: IframePage {
+                head: head.to_owned(),
+                tail: tail.to_owned(),
+                csp,
+            },
+            iframe_js: Asset::new(IFRAME_JS.to_vec(), js),
             cookie_provider: Asset::partner_script(),
             module: Asset::partner_module(),
             module_types: Asset::new(BATON_DMTS.to_vec(), "application/typescript; charset=utf-8")
@@ -301,7 +423,7 @@ impl Assets {
         format!("/baton.{}.mjs", self.module.version)
     }
 
-    /// The versioned URL path of the iframe's script (the one the iframe page loads).
+    /// The versioned URL path of the iframe's script (kept one release; the page has it inline).
     pub fn versioned_iframe_js_path(&self) -> String {
         format!("/iframe.{}.js", self.iframe_js.version)
     }

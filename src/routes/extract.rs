@@ -69,6 +69,11 @@ impl Credentials {
         Ok(Self { cookies, page })
     }
 
+    /// Whether the request carries either broker cookie (a page key is not a cookie).
+    pub fn has_cookie(&self) -> bool {
+        self.cookies.unpartitioned.is_some() || self.cookies.partitioned.is_some()
+    }
+
     /// The store keys this request reaches sessions by, in the order they win: the unpartitioned
     /// cookie (shared by every site), the partitioned one, then the page key. Cookie entries carry
     /// their id, so that the winner can be re-issued.
@@ -281,24 +286,24 @@ impl SessionRequest {
 
     /// The one answer about a session: JSON `body`, with what `r.binding` gives the browser.
     pub fn respond(&self, mut body: serde_json::Value, r: &Resolved) -> Response {
-        match &r.binding {
-            Binding::Keep => Json(body).into_response(),
-            Binding::Cookies(id) => {
-                let end = r
-                    .session
-                    .created_at
-                    .saturating_add(self.config.session.timeouts().absolute_ms);
-                let max_age = (end.saturating_sub(self.now) / 1000).max(1);
-                with_cookies(
-                    Json(body).into_response(),
-                    &cookie::session_cookies(id, max_age),
-                )
-            }
-            Binding::PageKey(key) => {
-                body["page_key"] = key.as_str().into();
-                Json(body).into_response()
-            }
+        if let Binding::PageKey(key) = &r.binding {
+            body["page_key"] = key.as_str().into();
         }
+        with_cookies(Json(body).into_response(), &self.cookies_for(r))
+    }
+
+    /// The `Set-Cookie` values an answer about `r` carries: both cookies when `r.binding` says
+    /// so (lasting until the session's absolute end), else none.
+    pub fn cookies_for(&self, r: &Resolved) -> Vec<String> {
+        let Binding::Cookies(id) = &r.binding else {
+            return Vec::new();
+        };
+        let end = r
+            .session
+            .created_at
+            .saturating_add(self.config.session.timeouts().absolute_ms);
+        let max_age = (end.saturating_sub(self.now) / 1000).max(1);
+        cookie::session_cookies(id, max_age).to_vec()
     }
 }
 

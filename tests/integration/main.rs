@@ -18,6 +18,7 @@ mod page_keys;
 mod process;
 mod redis_ha;
 mod redis_reconnect;
+mod restore;
 mod secrets;
 mod soak;
 mod store_contract;

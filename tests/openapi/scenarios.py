@@ -128,6 +128,13 @@ def main() -> int:
     r = run.call("read with the partitioned cookie only", "GET", "/v1/session", 200, headers=hdr(a), cookies={PARTITIONED: sid})
     run.expect(cookies_of(r) == both, f"partitioned cookie only: expected both cookies re-issued, got {set_cookies(r)!r}")
     run.call("same-origin read without Origin", "GET", "/v1/session", 200, headers={"Sec-Fetch-Site": "same-origin"}, cookies=both)
+    # The iframe page carries the session for a frame's request with its cookie (issue 23).
+    r = run.call("iframe page with the session", "GET", "/iframe.html", 200, headers={"Sec-Fetch-Dest": "iframe"}, cookies={PARTITIONED: sid})
+    run.expect('<script id="baton-session" type="application/json">{"chat":"hello"}</script>' in r.text, f"iframe page with the session: no session block in {r.text[:300]!r}")
+    run.expect(header(r, "cache-control") == "no-store" and not header(r, "etag"), "iframe page with the session: not no-store, or a tag")
+    run.expect(cookies_of(r) == both, f"iframe page with the partitioned cookie only: expected both cookies re-issued, got {set_cookies(r)!r}")
+    r = run.call("iframe page, a cookie but not a frame", "GET", "/iframe.html", 200, headers={"Sec-Fetch-Dest": "document"}, cookies=both)
+    run.expect('<script id="baton-session"' not in r.text and header(r, "cache-control") == "no-cache", "iframe page opened top-level: carried the session")
     run.call("untrusted Origin", "GET", "/v1/session", 403, headers=hdr("https://evil.example.net"), cookies=both)
     run.call("no Origin, cross-site", "GET", "/v1/session", 403, headers={"Sec-Fetch-Site": "cross-site"}, cookies=both)
 

@@ -1,7 +1,7 @@
 // The in-page error collector for engines whose driver cannot listen for page errors (WebKit's
 // WebDriver runs scripts only once a page has loaded, and reports no console). Test servers serve
 // it at COLLECTOR_PATH on every origin and put it first in each HTML page they serve (the broker's
-// iframe page gets it from the TLS proxy, so its CSP `script-src 'self'` admits it); the WebKit
+// iframe page gets it from the TLS proxy, which adds `'self'` to its CSP's `script-src`); the WebKit
 // driver reads and empties `window[COLLECTED]` in the page and each of its frames.
 
 /** Same-origin path of the collector script on every test server. */

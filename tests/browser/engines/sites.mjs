@@ -142,17 +142,20 @@ const endToEnd = (/** @type {http.IncomingHttpHeaders} */ h) => Object.fromEntri
 
 /**
  * A TLS terminator in front of a plain-http server on 127.0.0.1:`target`: requests go through
- * unchanged (Host included), except that `/iframe.html` gets the error collector as its first
- * script and COLLECTOR_PATH is answered here (same origin as the iframe, so its CSP
- * `script-src 'self'` runs it). An HTTP proxy rather than a byte pipe: only that can inject.
+ * unchanged (Host included), except that, with `collect` (the default), `/iframe.html` gets the
+ * error collector as its first script and COLLECTOR_PATH is answered here (same origin as the
+ * iframe; the page's CSP admits only its own inline script by hash, so the proxy adds `'self'` to
+ * its `script-src`: the one change to what the broker sent). An HTTP proxy rather than a byte
+ * pipe: only that can inject.
  * @param {number} target
+ * @param {{collect?: boolean}} [opts]
  * @returns {Promise<{port: number, stop: () => Promise<void>}>}
  */
-export async function startTlsProxy(target) {
+export async function startTlsProxy(target, { collect = true } = {}) {
   const agent = new http.Agent({ keepAlive: true });
   const server = await startSiteServer("https", (req, res, at) =>
     new Promise((resolve, reject) => {
-      const inject = at.path === "/iframe.html";
+      const inject = collect && at.path === "/iframe.html";
       const headers = endToEnd(req.headers);
       // The collector goes into a fresh, uncompressed copy: no 304 for a body the browser may
       // have cached without it, no gzip to unpack.
@@ -165,7 +168,8 @@ export async function startTlsProxy(target) {
           upRes.on("data", (c) => chunks.push(c));
           upRes.on("end", () => {
             const body = Buffer.from(withCollector(Buffer.concat(chunks).toString("utf8")));
-            res.writeHead(200, { ...out, "content-length": body.length }).end(body);
+            const csp = String(out["content-security-policy"] ?? "").replace("script-src ", "script-src 'self' ");
+            res.writeHead(200, { ...out, "content-security-policy": csp, "content-length": body.length }).end(body);
             resolve(true);
           });
         } else {

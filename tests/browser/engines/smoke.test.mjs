@@ -51,7 +51,7 @@ for (const [engine, mode] of CELLS) {
       await assert.rejects(page.evaluate(() => Promise.reject(new Error("nope"))), /nope/);
 
       assert.deepEqual(await page.frameEval("third.localhost", (/** @type {number} */ n) => [location.origin, /** @type {any} */ (window).answer + n], 1), [partners.origin("third"), 43]);
-      // The broker's real iframe, cross-site (and under CSP script-src 'self').
+      // The broker's real iframe, cross-site (under its CSP: its own inline script by hash).
       assert.deepEqual(await page.frameEval("/iframe.html", () => [location.origin, document.getElementById("baton-config") !== null]), [broker.origin, true]);
       await page.frameEval("/iframe.html", () => void setTimeout(() => { throw new Error("smoke: broker frame"); }));
       await until(async () => (await page.errors()).includes("Error: smoke: broker frame"), "the broker frame's error");
