@@ -133,6 +133,27 @@ ALTER TABLE identities_v3 RENAME TO identities;
 CREATE INDEX identities_uid ON identities(uid);
 CREATE INDEX handoffs_uid ON handoffs(uid);
 ",
+    "
+-- A write touches no index (issue 23): every PUT and every touch moved `expires_at`, so each
+-- rewrote two leaves of `sessions_expires_at` at random places beside its own leaf of `sessions`.
+-- The sweep's index is now on `sweep_at`, the time the sweep next looks at a session: its
+-- `expires_at` when it is created, and again each time a sweep finds it still live (a write only
+-- moves `expires_at` later, and leaves `sweep_at` alone). `sweep_at <= expires_at` always, so no
+-- expired session is missed; a session active for hours has its index entry rewritten once per
+-- idle timeout instead of once per write. Rebuilt as step 2 was, copied in key order.
+CREATE TABLE sessions_v4 (
+    uid TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    sweep_at INTEGER NOT NULL,
+    vals TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO sessions_v4 SELECT uid, created_at, last_seen, expires_at, expires_at, vals FROM sessions ORDER BY uid;
+DROP TABLE sessions;
+ALTER TABLE sessions_v4 RENAME TO sessions;
+CREATE INDEX sessions_sweep_at ON sessions(sweep_at);
+",
 ];
 
 /// Brings the database to the newest schema. A database from a newer baton (a version past the
@@ -202,6 +223,13 @@ const MAX_GROUP: usize = 256;
 const READERS: usize = 4;
 /// Writes that may wait for the writer before callers wait to queue more.
 const QUEUE: usize = 4096;
+/// The writer's page cache. A WAL reader drops its whole cache whenever another connection has
+/// committed since its last read, so with writes going on, every read starts cold and a bigger
+/// reader cache buys nothing (measured: 64 MiB on every connection, no gain). The writer's own
+/// commits never invalidate its cache, so there it keeps the inner pages of every tree and the
+/// leaves of recently written sessions: with 10^6 sessions the inner pages alone are some 4 MB,
+/// twice SQLite's default 2 MB cache, and a write then read most of its path from the file.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// Sessions one sweep job deletes: some 20 ms of the writer (deleting a session touches pages
 /// all over its tables and indexes), so a live write queued behind it waits little longer than
 /// behind a full group.
@@ -308,6 +336,10 @@ impl SqliteStore {
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| cannot_open(path, e))?;
         prepare(&writer)?;
+        // Negative: KiB. Only the writer's cache outlives a commit (see `WRITER_CACHE_KIB`).
+        writer
+            .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(internal)?;
         migrate(&mut writer)?;
         let readers = if memory {
             None
@@ -643,18 +675,22 @@ fn save(
 ) -> Result<Session, StoreError> {
     session.last_seen = now;
     let vals = serde_json::to_string(&session.values).map_err(internal)?;
-    conn.prepare_cached(
+    let expires_at = timeouts.expires_at(session.created_at, now);
+    // `sweep_at` is not set: this statement rewrites one leaf of `sessions` and no index page.
+    exec(
+        conn,
         "UPDATE sessions SET last_seen = ?2, expires_at = ?3, vals = ?4 WHERE uid = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            session.uid,
-            now,
-            timeouts.expires_at(session.created_at, now),
-            vals
-        ])
-    })
-    .map_err(internal)?;
+        params![session.uid, now, expires_at, vals],
+    )?;
+    // Only when the timeouts were shortened since the session was last written (a restart with
+    // a new configuration) can its expiry come before the sweep's next look: bring that forward,
+    // so the first sweep after it expires still deletes it. Otherwise this matches no row and
+    // writes nothing.
+    exec(
+        conn,
+        "UPDATE sessions SET sweep_at = ?2 WHERE uid = ?1 AND sweep_at > ?2",
+        params![session.uid, expires_at],
+    )?;
     Ok(session)
 }
 
@@ -699,7 +735,8 @@ impl SessionStore for SqliteStore {
             };
             exec(
                 conn,
-                "INSERT INTO sessions (uid, created_at, last_seen, expires_at, vals) VALUES (?1, ?2, ?2, ?3, '{}')",
+                "INSERT INTO sessions (uid, created_at, last_seen, expires_at, sweep_at, vals) \
+                 VALUES (?1, ?2, ?2, ?3, ?3, '{}')",
                 params![session.uid, now, timeouts.expires_at(now, now)],
             )?;
             exec(conn, BIND_ID, params![id, session.uid])?;
@@ -923,12 +960,14 @@ impl SessionStore for SqliteStore {
         }
     }
 
-    /// In batches of `SWEEP_BATCH` sessions, each a write job of its own followed by a pause as
-    /// long as it took, so live writes take turns with the sweep and it has at most half the
-    /// writer: one `DELETE` of a million sessions that expired together held the writer (and so
-    /// every `PUT`) for seconds, and back-to-back batches of 1,000 made every `PUT` wait behind
-    /// one (`bench/scale.py`). Expired sessions are invisible to reads, so a slower sweep costs
-    /// only disk space for a while (a million: about five minutes).
+    /// In batches of `SWEEP_BATCH` sessions due (`sweep_at <= now`), each a write job of its own
+    /// followed by a pause as long as it took, so live writes take turns with the sweep and it
+    /// has at most half the writer: one `DELETE` of a million sessions that expired together held
+    /// the writer (and so every `PUT`) for seconds, and back-to-back batches of 1,000 made every
+    /// `PUT` wait behind one (`bench/scale.py`). A session due is deleted when it has expired,
+    /// and otherwise (written since: its `expires_at` moved on) due again at its expiry. Expired
+    /// sessions are invisible to reads, so a slower sweep costs only disk space for a while (a
+    /// million: about five minutes).
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |conn, _| {
             exec(
@@ -941,23 +980,47 @@ impl SessionStore for SqliteStore {
         let mut swept = 0;
         loop {
             let started = std::time::Instant::now();
-            let n = self
-                .write(move |conn, _| {
-                    exec(
-                        conn,
-                        "DELETE FROM sessions WHERE uid IN \
-                         (SELECT uid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
-                        params![now, SWEEP_BATCH],
-                    )
-                })
+            let (due, deleted) = self
+                .write(move |conn, _| sweep_batch(conn, now, SWEEP_BATCH))
                 .await?;
-            swept += n as u64;
-            if n < SWEEP_BATCH {
+            swept += deleted;
+            if due < SWEEP_BATCH {
                 return Ok(swept);
             }
             tokio::time::sleep(started.elapsed()).await;
         }
     }
+}
+
+/// One batch of the sweep: up to `limit` sessions due at `now`, each deleted if it has expired
+/// (its ids, handoff records and identity links with it, by the cascade) or else made due at its
+/// expiry. Every session it sees leaves the due range, so the next batch sees the next ones.
+/// Returns how many were due and how many of them were deleted.
+fn sweep_batch(
+    conn: &Connection,
+    now: Timestamp,
+    limit: usize,
+) -> Result<(usize, u64), StoreError> {
+    let due: Vec<(String, i64)> = conn
+        .prepare_cached("SELECT uid, expires_at FROM sessions WHERE sweep_at <= ?1 LIMIT ?2")
+        .and_then(|mut s| {
+            s.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(internal)?;
+    let mut deleted = 0;
+    for (uid, expires_at) in &due {
+        if *expires_at <= now {
+            deleted += exec(conn, "DELETE FROM sessions WHERE uid = ?1", params![uid])? as u64;
+        } else {
+            exec(
+                conn,
+                "UPDATE sessions SET sweep_at = ?2 WHERE uid = ?1",
+                params![uid, expires_at],
+            )?;
+        }
+    }
+    Ok((due.len(), deleted))
 }
 
 #[cfg(test)]
@@ -1247,30 +1310,44 @@ mod tests {
     }
 
     /// A sweep goes on batch after batch (each its own write job, so live writes take turns)
-    /// until none is full: every expired session goes in one call, the live one stays.
+    /// until none is full: every expired session goes in one call, the live one stays; and so do
+    /// more than a batch of sessions written since they were created, which are due for a look
+    /// at their first expiry (`sweep_at`) but live: each batch makes them due again at their new
+    /// expiry, and a later sweep deletes them then.
     #[test]
     fn a_sweep_deletes_every_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("baton.db");
         let store = SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open");
         let expired = 2 * SWEEP_BATCH + 7;
+        let written = SWEEP_BATCH + 3;
+        let idle = TIMEOUTS.idle_ms;
         runtime().block_on(async {
             for _ in 0..expired {
                 let id = crate::session::SessionId::generate().hash();
                 store.create(&id, 0).await.expect("create");
             }
+            let mut kept = Vec::new();
+            for _ in 0..written {
+                let id = crate::session::SessionId::generate().hash();
+                let uid = store.create(&id, 0).await.expect("create").uid;
+                let done = store.set_value(&uid, "k", "v", idle - 1, 8).await;
+                assert!(matches!(done, Ok(SetOutcome::Done(_))), "{done:?}");
+                kept.push(id);
+            }
             let live = crate::session::SessionId::generate().hash();
-            store.create(&live, TIMEOUTS.idle_ms).await.expect("create");
-            let swept = store.sweep(TIMEOUTS.idle_ms).await.expect("sweep");
+            store.create(&live, idle).await.expect("create");
+            let swept = store.sweep(idle).await.expect("sweep");
             assert_eq!(swept, expired as u64);
-            assert!(
-                store
-                    .load(&live, TIMEOUTS.idle_ms)
-                    .await
-                    .expect("load")
-                    .is_some()
-            );
-            assert_eq!(store.sweep(TIMEOUTS.idle_ms).await.expect("sweep"), 0);
+            assert!(store.load(&live, idle).await.expect("load").is_some());
+            for id in &kept {
+                let s = store.load(id, idle).await.expect("load");
+                assert!(s.is_some(), "written since it was created: live");
+            }
+            assert_eq!(store.sweep(idle).await.expect("sweep"), 0);
+            // Each was written at `idle - 1` and read at `idle` (not yet a touch step later).
+            let swept = store.sweep(2 * idle - 1).await.expect("sweep");
+            assert_eq!(swept, written as u64);
         });
     }
 }
