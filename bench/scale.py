@@ -80,6 +80,11 @@ def short(sid: str) -> str:
 
 # --- SQLite: one transaction into the schema the broker created --------------------------------
 
+# Schema step 4: `sweep_at` starts at the session's expiry (`SqliteStore::create`).
+INSERT_SESSION = ("INSERT INTO sessions (uid, created_at, last_seen, expires_at, sweep_at, vals) "
+                  "VALUES (?,?,?,?,?,?)")
+
+
 def sqlite_fill(path: Path, n: int, created: int, keep: int) -> list[str]:
     """Inserts n sessions created (and last seen) at `created`, each with one id and one value,
     exactly as `SqliteStore::create` then `set_value` leave them."""
@@ -93,15 +98,15 @@ def sqlite_fill(path: Path, n: int, created: int, keep: int) -> list[str]:
             rows_s, rows_i = [], []
             for sid, k in sessions(n, keep):
                 uid = secrets.token_hex(16)
-                rows_s.append((uid, created, created, expires, vals))
+                rows_s.append((uid, created, created, expires, expires, vals))
                 rows_i.append((id_hash(sid), uid))
                 if k:
                     kept.append(sid)
                 if len(rows_s) >= 50000:
-                    db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?)", rows_s)
+                    db.executemany(INSERT_SESSION, rows_s)
                     db.executemany("INSERT INTO session_ids VALUES (?,?)", rows_i)
                     rows_s, rows_i = [], []
-            db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?)", rows_s)
+            db.executemany(INSERT_SESSION, rows_s)
             db.executemany("INSERT INTO session_ids VALUES (?,?)", rows_i)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -434,6 +439,9 @@ def main() -> None:
             for b, _ in brokers:
                 say(f"- {b.name}: broker RSS {compare.rss_kib(b.proc.pid) / 1024:,.0f} MiB")
             throughput(brokers, rounds, seconds, a.connections)
+            for b, pop in brokers:
+                say(f"- {b.name}: broker RSS after the runs {compare.rss_kib(b.proc.pid) / 1024:,.0f} MiB "
+                    f"({compare.rss_kib(b.proc.pid) * 1024 / pop.n:,.0f} B per live session)")
             for b, _ in brokers:
                 procs.stop(b.proc)
             say(f"- load average after: {uptime()}")

@@ -225,11 +225,16 @@ const READERS: usize = 4;
 const QUEUE: usize = 4096;
 /// The writer's page cache. A WAL reader drops its whole cache whenever another connection has
 /// committed since its last read, so with writes going on, every read starts cold and a bigger
-/// reader cache buys nothing (measured: 64 MiB on every connection, no gain). The writer's own
+/// reader cache buys little while writes go on (measured: 64 MiB on every connection, no gain
+/// under a mix with writes; but see `READER_CACHE_KIB`). The writer's own
 /// commits never invalidate its cache, so there it keeps the inner pages of every tree and the
 /// leaves of recently written sessions: with 10^6 sessions the inner pages alone are some 4 MB,
 /// twice SQLite's default 2 MB cache, and a write then read most of its path from the file.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// Each reader's page cache: while no write commits (reads alone, or between commits) the
+/// readers that do most reads (`Readers::with`) keep the inner pages and the hot leaves; pages
+/// are allocated as they are read, and freed when a commit empties the cache.
+const READER_CACHE_KIB: i64 = 16 * 1024;
 /// Sessions one sweep job deletes: some 20 ms of the writer (deleting a session touches pages
 /// all over its tables and indexes), so a live write queued behind it waits little longer than
 /// behind a full group.
@@ -248,11 +253,16 @@ pub struct SqliteStore {
 struct Readers {
     /// `None` once closed.
     conns: Vec<Mutex<Option<Connection>>>,
+    /// Whose turn it is to be waited for when every reader is busy.
     next: AtomicUsize,
 }
 
 impl Readers {
-    /// Runs `f` on a free read connection (or waits briefly for one).
+    /// Runs `f` on the first free read connection in order (or waits briefly for one, the
+    /// connections taking turns). The first in order, not the next in turn: with as many
+    /// runtime threads as cores, one or two readers do nearly every read and keep their caches
+    /// warm (a cache is only as good as the share of reads that went through it since the last
+    /// commit emptied it), where reads spread over every reader each found a colder one.
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -261,17 +271,14 @@ impl Readers {
             Some(conn) => f(conn),
             None => Err(StoreError::Unavailable("the SQLite store is closed".into())),
         };
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.conns.len();
-        for i in 0..n {
-            if let Ok(conn) = self.conns[(start + i) % n].try_lock() {
+        for conn in &self.conns {
+            if let Ok(conn) = conn.try_lock() {
                 return run(&conn);
             }
         }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         // A read holds its connection for microseconds: a poisoned lock held nothing half done.
-        let conn = self.conns[start % n]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let conn = self.conns[turn].lock().unwrap_or_else(|p| p.into_inner());
         run(&conn)
     }
 
@@ -352,6 +359,8 @@ impl SqliteStore {
                     )
                     .map_err(|e| cannot_open(path, e))?;
                     prepare(&conn)?;
+                    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                        .map_err(internal)?;
                     Ok(Mutex::new(Some(conn)))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -788,6 +797,35 @@ impl SessionStore for SqliteStore {
         self.write(move |conn, _| {
             exec(conn, "DELETE FROM session_ids WHERE uid = ?1", params![uid])?;
             exec(conn, "DELETE FROM handoffs WHERE uid = ?1", params![uid]).map(|_| ())
+        })
+        .await
+    }
+
+    /// One write job: the lookup by id and the write, on the writer's connection, whose cache
+    /// (unlike a reader's, emptied by every commit) holds the inner pages of both trees. Found
+    /// live by id in the job's own transaction, the session cannot be `Missing` for the write.
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        let (id, key, value) = (id.as_str().to_owned(), key.to_owned(), value.to_owned());
+        self.write(move |conn, timeouts| {
+            let Some(mut session) = live_by_id(conn, &id, now)? else {
+                return Ok(None);
+            };
+            if !session.values.contains_key(&key) && session.values.len() >= max_values {
+                // Refused, but found: the touch `load` would have made.
+                if timeouts.touch_due(session.last_seen, now) {
+                    save(conn, session, now, timeouts)?;
+                }
+                return Ok(Some(SetOutcome::Full));
+            }
+            session.values.insert(key, value);
+            Ok(Some(SetOutcome::Done(save(conn, session, now, timeouts)?)))
         })
         .await
     }
@@ -1243,15 +1281,20 @@ mod tests {
             .map_err(internal)
     }
 
-    /// A read takes the next free reader in turn, skipping a busy one; when every reader is busy
-    /// it waits for the one its turn names rather than failing or picking out of range.
+    /// A read takes the first free reader in order, skipping a busy one; when every reader is
+    /// busy it waits for the one its turn names rather than failing or picking out of range.
     #[test]
-    fn a_read_skips_busy_readers_and_waits_its_turn_when_all_are_busy() {
+    fn a_read_takes_the_first_free_reader_and_waits_its_turn_when_all_are_busy() {
         let readers = numbered_readers();
         let busy = readers.conns[0].lock().expect("lock");
         assert_eq!(readers.with(which).expect("read"), 1, "reader 0 is busy");
         drop(busy);
-        assert_eq!(readers.with(which).expect("read"), 1, "turn 1, free");
+        assert_eq!(
+            readers.with(which).expect("read"),
+            0,
+            "reader 0 is free again"
+        );
+        assert_eq!(readers.with(which).expect("read"), 0, "and still the first");
 
         readers.next.store(6, Ordering::Relaxed);
         let conns = &readers.conns;
