@@ -80,6 +80,11 @@ def short(sid: str) -> str:
 
 # --- SQLite: one transaction into the schema the broker created --------------------------------
 
+# Schema step 4: `sweep_at` starts at the session's expiry (`SqliteStore::create`).
+INSERT_SESSION = ("INSERT INTO sessions (uid, created_at, last_seen, expires_at, sweep_at, vals) "
+                  "VALUES (?,?,?,?,?,?)")
+
+
 def sqlite_fill(path: Path, n: int, created: int, keep: int) -> list[str]:
     """Inserts n sessions created (and last seen) at `created`, each with one id and one value,
     exactly as `SqliteStore::create` then `set_value` leave them."""
@@ -93,15 +98,15 @@ def sqlite_fill(path: Path, n: int, created: int, keep: int) -> list[str]:
             rows_s, rows_i = [], []
             for sid, k in sessions(n, keep):
                 uid = secrets.token_hex(16)
-                rows_s.append((uid, created, created, expires, vals))
+                rows_s.append((uid, created, created, expires, expires, vals))
                 rows_i.append((id_hash(sid), uid))
                 if k:
                     kept.append(sid)
                 if len(rows_s) >= 50000:
-                    db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?)", rows_s)
+                    db.executemany(INSERT_SESSION, rows_s)
                     db.executemany("INSERT INTO session_ids VALUES (?,?)", rows_i)
                     rows_s, rows_i = [], []
-            db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?)", rows_s)
+            db.executemany(INSERT_SESSION, rows_s)
             db.executemany("INSERT INTO session_ids VALUES (?,?)", rows_i)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -323,7 +328,7 @@ def sweep_test(procs, binary, tmp, store, live, doomed, redis, redis_url, prefix
     p99 of the runs before it against the runs while the store deletes them."""
     at = int(time.time() * 1000) + 10**9  # placeholder; the instant is set once written
     # Writing 10^6 sessions takes a while: aim the instant after the write plus the lead.
-    est = doomed / 40000 + 5
+    est = doomed / 15000 + 10  # 10^6 took 45 s on a loaded 2-core machine (40,000/s when idle)
     at = int((time.time() + est + lead) * 1000)
     b, pop = populate(procs, binary, tmp, store, live, redis, redis_url, prefix,
                       extra=(doomed, at), sweep_secs=1)
@@ -378,6 +383,10 @@ def main() -> None:
     ap.add_argument("--sweep-seconds", type=int, default=60, help="longest the sweep test measures after the instant (default 60)")
     ap.add_argument("--seconds", type=int, help="seconds per wrk run (default 3)")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--cookies", type=int, default=COOKIES,
+                    help="sessions the throughput runs pick from, per size (default 20,000; a size "
+                         "smaller than that uses all of its own): the same for every size compares "
+                         "stores of different sizes under the same traffic")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     ap.add_argument("--memory", action="store_true", help="only the Redis bytes and keys per session (20,000 sessions)")
     ap.add_argument("--keep", action="store_true")
@@ -427,13 +436,16 @@ def main() -> None:
             brokers = []
             for i, n in enumerate(sizes):
                 brokers.append(populate(procs, binary, tmp, store, n, redis, a.redis_url,
-                                        f"{run_prefix}{i}:"))
+                                        f"{run_prefix}{i}:", keep=a.cookies))
             if store == "redis":
                 per, keys = redis_usage_per_session(redis, f"{run_prefix}0:", brokers[0][1].cookies[:1000])
                 say(f"- MEMORY USAGE per session: {per:,.0f} B, {keys:.2f} keys (1,000 sessions)")
             for b, _ in brokers:
                 say(f"- {b.name}: broker RSS {compare.rss_kib(b.proc.pid) / 1024:,.0f} MiB")
             throughput(brokers, rounds, seconds, a.connections)
+            for b, pop in brokers:
+                say(f"- {b.name}: broker RSS after the runs {compare.rss_kib(b.proc.pid) / 1024:,.0f} MiB "
+                    f"({compare.rss_kib(b.proc.pid) * 1024 / pop.n:,.0f} B per live session)")
             for b, _ in brokers:
                 procs.stop(b.proc)
             say(f"- load average after: {uptime()}")

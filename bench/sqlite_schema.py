@@ -2,13 +2,13 @@
 """Point lookups by id (the broker's own join) on a SQLite file of 10^6 sessions, schema step 2
 against step 3 (WITHOUT ROWID), alternating rounds in one process; also times step 3's rebuild.
 
-Reads the schema steps from src/session/sqlite.rs. Writes into the current directory (v2.db,
+Reads the schema steps from src/session/sqlite/schema.rs. Writes into the current directory (v2.db,
 v3.db, about 1 GB with their WAL): run it in a temp dir. `python3 bench/sqlite_schema.py`.
 """
 import random, re, shutil, sqlite3, statistics, time
 from pathlib import Path
 
-src = open(Path(__file__).resolve().parent.parent / 'src/session/sqlite.rs').read()
+src = open(Path(__file__).resolve().parent.parent / 'src/session/sqlite/schema.rs').read()
 steps = re.search(r'const MIGRATIONS: &\[&str\] = &\[(.*?)\n\];', src, re.S).group(1)
 steps = re.findall(r'"\n(.*?)\n",', steps, re.S)
 N = 1_000_000

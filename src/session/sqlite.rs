@@ -37,6 +37,8 @@ use super::{
 };
 use crate::clock::Timestamp;
 
+mod schema;
+
 /// `[store]` with `backend = "sqlite"`.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,124 +65,6 @@ impl SqliteConfig {
     }
 }
 
-/// The schema, as numbered steps: step `n` takes a database at `PRAGMA user_version = n` to
-/// `n + 1`, in one transaction with the version bump. Append a step for any change; never edit a
-/// step that has shipped. Step 0 is the schema baton first shipped without a version, written so
-/// that it also runs harmlessly on such a database.
-const MIGRATIONS: &[&str] = &[
-    "
-CREATE TABLE IF NOT EXISTS sessions (
-    uid TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    vals TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
-CREATE TABLE IF NOT EXISTS session_ids (
-    id_hash TEXT PRIMARY KEY,
-    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
-) STRICT;
-CREATE INDEX IF NOT EXISTS session_ids_uid ON session_ids(uid);
-CREATE TABLE IF NOT EXISTS handoffs (
-    jti TEXT PRIMARY KEY,
-    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE,
-    expires_at INTEGER NOT NULL
-) STRICT;
-",
-    "
--- Identity links (issue 19): the keyed hash of a partner's customer id, never the id, and the
--- session it is linked to; deleted with the session (`end`, `adopt`, `sweep`) by the cascade.
-CREATE TABLE identities (
-    subject TEXT PRIMARY KEY,
-    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
-) STRICT;
-CREATE INDEX identities_uid ON identities(uid);
-",
-    "
--- Flat cost with a million sessions (issue 23): the tables keyed by text become WITHOUT ROWID, so
--- a lookup by id or uid descends one B-tree instead of an index and then the table (a read by id
--- touched four trees, whose leaf pages are mostly outside the page cache); and handoffs get an
--- index on uid, so a session's delete no longer scans every pending token for its cascade.
--- Rebuilt the documented way (create, copy, drop, rename) with foreign keys off (`migrate`);
--- copied in key order, so the new trees are written by appending: full pages, not half-split ones.
-CREATE TABLE sessions_v3 (
-    uid TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    vals TEXT NOT NULL
-) STRICT, WITHOUT ROWID;
-INSERT INTO sessions_v3 SELECT uid, created_at, last_seen, expires_at, vals FROM sessions ORDER BY uid;
-DROP TABLE sessions;
-ALTER TABLE sessions_v3 RENAME TO sessions;
-CREATE INDEX sessions_expires_at ON sessions(expires_at);
-CREATE TABLE session_ids_v3 (
-    id_hash TEXT PRIMARY KEY,
-    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
-) STRICT, WITHOUT ROWID;
-INSERT INTO session_ids_v3 SELECT id_hash, uid FROM session_ids ORDER BY id_hash;
-DROP TABLE session_ids;
-ALTER TABLE session_ids_v3 RENAME TO session_ids;
-CREATE INDEX session_ids_uid ON session_ids(uid);
-CREATE TABLE identities_v3 (
-    subject TEXT PRIMARY KEY,
-    uid TEXT NOT NULL REFERENCES sessions(uid) ON DELETE CASCADE
-) STRICT, WITHOUT ROWID;
-INSERT INTO identities_v3 SELECT subject, uid FROM identities ORDER BY subject;
-DROP TABLE identities;
-ALTER TABLE identities_v3 RENAME TO identities;
-CREATE INDEX identities_uid ON identities(uid);
-CREATE INDEX handoffs_uid ON handoffs(uid);
-",
-];
-
-/// Brings the database to the newest schema. A database from a newer baton (a version past the
-/// last step) is refused rather than written with rules it does not know.
-///
-/// Foreign keys are off while the steps run (`PRAGMA foreign_keys` is a no-op inside a
-/// transaction, so it is set around them): a step that rebuilds a table drops the old one, and
-/// with them on, that drop would first delete every row and cascade into the ids and handoffs. A
-/// step commits only once `foreign_key_check` finds every reference whole.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "foreign_keys", "OFF")
-        .map_err(internal)?;
-    let migrated = run_steps(conn);
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(internal)?;
-    migrated
-}
-
-fn run_steps(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(internal)?;
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::Internal(format!(
-            "the database is at schema version {version}, newer than this baton knows ({}): run the newer baton, or restore a backup",
-            MIGRATIONS.len()
-        )));
-    }
-    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction().map_err(internal)?;
-        tx.execute_batch(sql).map_err(internal)?;
-        let broken: Option<String> = tx
-            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-            .optional()
-            .map_err(internal)?;
-        if let Some(table) = broken {
-            return Err(StoreError::Internal(format!(
-                "schema step {step}: a row of {table} refers to nothing; the database is unchanged"
-            )));
-        }
-        tx.pragma_update(None, "user_version", step + 1)
-            .map_err(internal)?;
-        tx.commit().map_err(internal)?;
-        tracing::info!(version = step + 1, "sqlite schema migrated");
-    }
-    Ok(())
-}
-
 /// What a write job hands back once its group is committed: it sends its result, or the commit's
 /// error.
 type Deliver = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -202,9 +86,21 @@ const MAX_GROUP: usize = 256;
 const READERS: usize = 4;
 /// Writes that may wait for the writer before callers wait to queue more.
 const QUEUE: usize = 4096;
-/// Sessions one sweep job deletes: some 20 ms of the writer (deleting a session touches pages
-/// all over its tables and indexes), so a live write queued behind it waits little longer than
-/// behind a full group.
+/// The writer's page cache. A WAL reader drops its whole cache whenever another connection has
+/// committed since its last read, so with writes going on, every read starts cold and a bigger
+/// reader cache buys little while writes go on (measured: 64 MiB on every connection, no gain
+/// under a mix with writes; but see `READER_CACHE_KIB`). The writer's own
+/// commits never invalidate its cache, so there it keeps the inner pages of every tree and the
+/// leaves of recently written sessions: with 10^6 sessions the inner pages alone are some 4 MB,
+/// twice SQLite's default 2 MB cache, and a write then read most of its path from the file.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// Each reader's page cache: while no write commits (reads alone, or between commits) the
+/// readers that do most reads (`Readers::with`) keep the inner pages and the hot leaves; pages
+/// are allocated as they are read, and freed when a commit empties the cache.
+const READER_CACHE_KIB: i64 = 16 * 1024;
+/// Sessions one sweep job looks at, deleting the expired ones: some 20 ms of the writer (deleting
+/// a session touches pages all over its tables and indexes), so a live write queued behind it
+/// waits little longer than behind a full group.
 const SWEEP_BATCH: usize = 200;
 
 pub struct SqliteStore {
@@ -220,11 +116,16 @@ pub struct SqliteStore {
 struct Readers {
     /// `None` once closed.
     conns: Vec<Mutex<Option<Connection>>>,
+    /// Whose turn it is to be waited for when every reader is busy.
     next: AtomicUsize,
 }
 
 impl Readers {
-    /// Runs `f` on a free read connection (or waits briefly for one).
+    /// Runs `f` on the first free read connection in order (or waits briefly for one, the
+    /// connections taking turns). The first in order, not the next in turn: with as many
+    /// runtime threads as cores, one or two readers do nearly every read and keep their caches
+    /// warm (a cache is only as good as the share of reads that went through it since the last
+    /// commit emptied it), where reads spread over every reader each found a colder one.
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -233,17 +134,14 @@ impl Readers {
             Some(conn) => f(conn),
             None => Err(StoreError::Unavailable("the SQLite store is closed".into())),
         };
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.conns.len();
-        for i in 0..n {
-            if let Ok(conn) = self.conns[(start + i) % n].try_lock() {
+        for conn in &self.conns {
+            if let Ok(conn) = conn.try_lock() {
                 return run(&conn);
             }
         }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         // A read holds its connection for microseconds: a poisoned lock held nothing half done.
-        let conn = self.conns[start % n]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let conn = self.conns[turn].lock().unwrap_or_else(|p| p.into_inner());
         run(&conn)
     }
 
@@ -308,7 +206,11 @@ impl SqliteStore {
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| cannot_open(path, e))?;
         prepare(&writer)?;
-        migrate(&mut writer)?;
+        // Negative: KiB. Only the writer's cache outlives a commit (see `WRITER_CACHE_KIB`).
+        writer
+            .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(internal)?;
+        schema::migrate(&mut writer)?;
         let readers = if memory {
             None
         } else {
@@ -320,6 +222,8 @@ impl SqliteStore {
                     )
                     .map_err(|e| cannot_open(path, e))?;
                     prepare(&conn)?;
+                    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                        .map_err(internal)?;
                     Ok(Mutex::new(Some(conn)))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -643,18 +547,22 @@ fn save(
 ) -> Result<Session, StoreError> {
     session.last_seen = now;
     let vals = serde_json::to_string(&session.values).map_err(internal)?;
-    conn.prepare_cached(
+    let expires_at = timeouts.expires_at(session.created_at, now);
+    // `sweep_at` is not set: this statement rewrites one leaf of `sessions` and no index page.
+    exec(
+        conn,
         "UPDATE sessions SET last_seen = ?2, expires_at = ?3, vals = ?4 WHERE uid = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            session.uid,
-            now,
-            timeouts.expires_at(session.created_at, now),
-            vals
-        ])
-    })
-    .map_err(internal)?;
+        params![session.uid, now, expires_at, vals],
+    )?;
+    // Only when the timeouts were shortened since the session was last written (a restart with
+    // a new configuration) can its expiry come before the sweep's next look: bring that forward,
+    // so the first sweep after it expires still deletes it. Otherwise this matches no row and
+    // writes nothing.
+    exec(
+        conn,
+        "UPDATE sessions SET sweep_at = ?2 WHERE uid = ?1 AND sweep_at > ?2",
+        params![session.uid, expires_at],
+    )?;
     Ok(session)
 }
 
@@ -699,7 +607,8 @@ impl SessionStore for SqliteStore {
             };
             exec(
                 conn,
-                "INSERT INTO sessions (uid, created_at, last_seen, expires_at, vals) VALUES (?1, ?2, ?2, ?3, '{}')",
+                "INSERT INTO sessions (uid, created_at, last_seen, expires_at, sweep_at, vals) \
+                 VALUES (?1, ?2, ?2, ?3, ?3, '{}')",
                 params![session.uid, now, timeouts.expires_at(now, now)],
             )?;
             exec(conn, BIND_ID, params![id, session.uid])?;
@@ -751,6 +660,35 @@ impl SessionStore for SqliteStore {
         self.write(move |conn, _| {
             exec(conn, "DELETE FROM session_ids WHERE uid = ?1", params![uid])?;
             exec(conn, "DELETE FROM handoffs WHERE uid = ?1", params![uid]).map(|_| ())
+        })
+        .await
+    }
+
+    /// One write job: the lookup by id and the write, on the writer's connection, whose cache
+    /// (unlike a reader's, emptied by every commit) holds the inner pages of both trees. Found
+    /// live by id in the job's own transaction, the session cannot be `Missing` for the write.
+    async fn load_and_set(
+        &self,
+        id: &IdHash,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        max_values: usize,
+    ) -> Result<Option<SetOutcome>, StoreError> {
+        let (id, key, value) = (id.as_str().to_owned(), key.to_owned(), value.to_owned());
+        self.write(move |conn, timeouts| {
+            let Some(mut session) = live_by_id(conn, &id, now)? else {
+                return Ok(None);
+            };
+            if !session.values.contains_key(&key) && session.values.len() >= max_values {
+                // Refused, but found: the touch `load` would have made.
+                if timeouts.touch_due(session.last_seen, now) {
+                    save(conn, session, now, timeouts)?;
+                }
+                return Ok(Some(SetOutcome::Full));
+            }
+            session.values.insert(key, value);
+            Ok(Some(SetOutcome::Done(save(conn, session, now, timeouts)?)))
         })
         .await
     }
@@ -923,12 +861,14 @@ impl SessionStore for SqliteStore {
         }
     }
 
-    /// In batches of `SWEEP_BATCH` sessions, each a write job of its own followed by a pause as
-    /// long as it took, so live writes take turns with the sweep and it has at most half the
-    /// writer: one `DELETE` of a million sessions that expired together held the writer (and so
-    /// every `PUT`) for seconds, and back-to-back batches of 1,000 made every `PUT` wait behind
-    /// one (`bench/scale.py`). Expired sessions are invisible to reads, so a slower sweep costs
-    /// only disk space for a while (a million: about five minutes).
+    /// In batches of `SWEEP_BATCH` sessions due (`sweep_at <= now`), each a write job of its own
+    /// followed by a pause as long as it took, so live writes take turns with the sweep and it
+    /// has at most half the writer: one `DELETE` of a million sessions that expired together held
+    /// the writer (and so every `PUT`) for seconds, and back-to-back batches of 1,000 made every
+    /// `PUT` wait behind one (`bench/scale.py`). A session due is deleted when it has expired,
+    /// and otherwise (written since: its `expires_at` moved on) due again at its expiry. Expired
+    /// sessions are invisible to reads, so a slower sweep costs only disk space for a while (a
+    /// million: about five minutes).
     async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |conn, _| {
             exec(
@@ -941,23 +881,47 @@ impl SessionStore for SqliteStore {
         let mut swept = 0;
         loop {
             let started = std::time::Instant::now();
-            let n = self
-                .write(move |conn, _| {
-                    exec(
-                        conn,
-                        "DELETE FROM sessions WHERE uid IN \
-                         (SELECT uid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
-                        params![now, SWEEP_BATCH],
-                    )
-                })
+            let (due, deleted) = self
+                .write(move |conn, _| sweep_batch(conn, now, SWEEP_BATCH))
                 .await?;
-            swept += n as u64;
-            if n < SWEEP_BATCH {
+            swept += deleted;
+            if due < SWEEP_BATCH {
                 return Ok(swept);
             }
             tokio::time::sleep(started.elapsed()).await;
         }
     }
+}
+
+/// One batch of the sweep: up to `limit` sessions due at `now`, each deleted if it has expired
+/// (its ids, handoff records and identity links with it, by the cascade) or else made due at its
+/// expiry. Every session it sees leaves the due range, so the next batch sees the next ones.
+/// Returns how many were due and how many of them were deleted.
+fn sweep_batch(
+    conn: &Connection,
+    now: Timestamp,
+    limit: usize,
+) -> Result<(usize, u64), StoreError> {
+    let due: Vec<(String, i64)> = conn
+        .prepare_cached("SELECT uid, expires_at FROM sessions WHERE sweep_at <= ?1 LIMIT ?2")
+        .and_then(|mut s| {
+            s.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(internal)?;
+    let mut deleted = 0;
+    for (uid, expires_at) in &due {
+        if *expires_at <= now {
+            deleted += exec(conn, "DELETE FROM sessions WHERE uid = ?1", params![uid])? as u64;
+        } else {
+            exec(
+                conn,
+                "UPDATE sessions SET sweep_at = ?2 WHERE uid = ?1",
+                params![uid, expires_at],
+            )?;
+        }
+    }
+    Ok((due.len(), deleted))
 }
 
 #[cfg(test)]
@@ -1180,15 +1144,20 @@ mod tests {
             .map_err(internal)
     }
 
-    /// A read takes the next free reader in turn, skipping a busy one; when every reader is busy
-    /// it waits for the one its turn names rather than failing or picking out of range.
+    /// A read takes the first free reader in order, skipping a busy one; when every reader is
+    /// busy it waits for the one its turn names rather than failing or picking out of range.
     #[test]
-    fn a_read_skips_busy_readers_and_waits_its_turn_when_all_are_busy() {
+    fn a_read_takes_the_first_free_reader_and_waits_its_turn_when_all_are_busy() {
         let readers = numbered_readers();
         let busy = readers.conns[0].lock().expect("lock");
         assert_eq!(readers.with(which).expect("read"), 1, "reader 0 is busy");
         drop(busy);
-        assert_eq!(readers.with(which).expect("read"), 1, "turn 1, free");
+        assert_eq!(
+            readers.with(which).expect("read"),
+            0,
+            "reader 0 is free again"
+        );
+        assert_eq!(readers.with(which).expect("read"), 0, "and still the first");
 
         readers.next.store(6, Ordering::Relaxed);
         let conns = &readers.conns;
@@ -1247,30 +1216,44 @@ mod tests {
     }
 
     /// A sweep goes on batch after batch (each its own write job, so live writes take turns)
-    /// until none is full: every expired session goes in one call, the live one stays.
+    /// until none is full: every expired session goes in one call, the live one stays; and so do
+    /// more than a batch of sessions written since they were created, which are due for a look
+    /// at their first expiry (`sweep_at`) but live: each batch makes them due again at their new
+    /// expiry, and a later sweep deletes them then.
     #[test]
     fn a_sweep_deletes_every_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("baton.db");
         let store = SqliteStore::open(path.to_str().expect("utf-8"), TIMEOUTS).expect("open");
         let expired = 2 * SWEEP_BATCH + 7;
+        let written = SWEEP_BATCH + 3;
+        let idle = TIMEOUTS.idle_ms;
         runtime().block_on(async {
             for _ in 0..expired {
                 let id = crate::session::SessionId::generate().hash();
                 store.create(&id, 0).await.expect("create");
             }
+            let mut kept = Vec::new();
+            for _ in 0..written {
+                let id = crate::session::SessionId::generate().hash();
+                let uid = store.create(&id, 0).await.expect("create").uid;
+                let done = store.set_value(&uid, "k", "v", idle - 1, 8).await;
+                assert!(matches!(done, Ok(SetOutcome::Done(_))), "{done:?}");
+                kept.push(id);
+            }
             let live = crate::session::SessionId::generate().hash();
-            store.create(&live, TIMEOUTS.idle_ms).await.expect("create");
-            let swept = store.sweep(TIMEOUTS.idle_ms).await.expect("sweep");
+            store.create(&live, idle).await.expect("create");
+            let swept = store.sweep(idle).await.expect("sweep");
             assert_eq!(swept, expired as u64);
-            assert!(
-                store
-                    .load(&live, TIMEOUTS.idle_ms)
-                    .await
-                    .expect("load")
-                    .is_some()
-            );
-            assert_eq!(store.sweep(TIMEOUTS.idle_ms).await.expect("sweep"), 0);
+            assert!(store.load(&live, idle).await.expect("load").is_some());
+            for id in &kept {
+                let s = store.load(id, idle).await.expect("load");
+                assert!(s.is_some(), "written since it was created: live");
+            }
+            assert_eq!(store.sweep(idle).await.expect("sweep"), 0);
+            // Each was written at `idle - 1` and read at `idle` (not yet a touch step later).
+            let swept = store.sweep(2 * idle - 1).await.expect("sweep");
+            assert_eq!(swept, written as u64);
         });
     }
 }

@@ -769,6 +769,49 @@ pub async fn sweep_counts_each_expired_session_once(store: Arc<dyn SessionStore>
     assert!(store.load(&fresh, now).await.expect("load").is_some());
 }
 
+/// A session written after it was created lives to its new expiry, and a sweep between its first
+/// expiry and its new one leaves it (a backend may look at it then, as SQLite does where it
+/// indexes sessions by the time to look at them); a sweep after its new expiry deletes it.
+pub async fn sweep_spares_a_session_written_since_it_was_created(store: Arc<dyn SessionStore>) {
+    let written = id();
+    let s = store.create(&written, T0).await.expect("create");
+    set(&*store, &s.uid, "chat", "later", T0 + 50_000)
+        .await
+        .expect("live");
+    let first_expiry = T0 + TIMEOUTS.idle_ms;
+    let mut swept = 0;
+    for _ in 0..20 {
+        swept += store.sweep(first_expiry + 1).await.expect("sweep");
+    }
+    assert_eq!(swept, 0, "written since: it has not expired");
+    let s = store
+        .load(&written, first_expiry + 1)
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(s.values["chat"], "later");
+    // That read touched it (its `last_seen` was a step old): its expiry moved on again.
+    let new_expiry = first_expiry + 1 + TIMEOUTS.idle_ms;
+    for _ in 0..20 {
+        swept += store.sweep(new_expiry - 1).await.expect("sweep");
+    }
+    assert_eq!(swept, 0, "not a moment before its expiry");
+    for _ in 0..1000 {
+        swept += store.sweep(new_expiry).await.expect("sweep");
+        if swept > 0 {
+            break;
+        }
+    }
+    assert_eq!(swept, 1, "deleted once its new expiry has passed");
+    assert!(
+        store
+            .load(&written, new_expiry)
+            .await
+            .expect("load")
+            .is_none()
+    );
+}
+
 /// A customer's subject hash, as the broker keeps it (`identity::SubjectSecret::hash`).
 pub fn subject(sub: &str) -> SubjectHash {
     baton::identity::SubjectSecret::new(vec![7; 32]).hash(sub)
@@ -1024,6 +1067,7 @@ macro_rules! store_contract {
             adopt_refuses_when_a_session_reached_holds_values,
             adopt_of_a_missing_session_changes_nothing, adopt_racing_a_write_loses_nothing,
             sweep_forgets_only_the_expired, sweep_counts_each_expired_session_once,
+            sweep_spares_a_session_written_since_it_was_created,
             identity_links_find_their_session, identity_link_dies_with_its_session,
             detach_keeps_only_the_identity_link);
     };
@@ -1197,7 +1241,7 @@ async fn sqlite_schema_is_versioned() {
         .expect("open")
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3, "every step, the WITHOUT ROWID rebuild the last");
+    assert_eq!(version, 4, "every step, the sweep's own index the last");
 
     rusqlite::Connection::open(path)
         .expect("open")
@@ -1284,7 +1328,7 @@ async fn sqlite_step_3_rebuilds_a_step_2_database_keeping_everything() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "step 3, then step 4 after it");
     for table in ["sessions", "session_ids", "identities"] {
         let err = conn
             .prepare(&format!("SELECT rowid FROM {table}"))
@@ -1300,6 +1344,199 @@ async fn sqlite_step_3_rebuilds_a_step_2_database_keeping_everything() {
         )
         .expect("plan");
     assert!(uses_index.contains("handoffs_uid"), "{uses_index}");
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .expect("check")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(problems.is_empty(), "dangling references: {problems:?}");
+}
+
+/// `expires_at` and `sweep_at` of session `uid`, read behind the store's back (`None`: no row).
+fn sqlite_times(path: &str, uid: &Uid) -> Option<(i64, i64)> {
+    rusqlite::Connection::open(path)
+        .expect("open the file")
+        .query_row(
+            "SELECT expires_at, sweep_at FROM sessions WHERE uid = ?1",
+            [uid.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()
+}
+
+/// SQLite's writes leave the sweep's index alone: a write moves `expires_at` (what reads go by)
+/// but not `sweep_at` (the indexed time the sweep next looks at the session), so it rewrites no
+/// index page. The sweep at `sweep_at` finds it live and makes it due at its new expiry, and
+/// the sweep then deletes it.
+#[tokio::test]
+async fn sqlite_a_write_leaves_the_sweep_index_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("baton.db");
+    let path = path.to_str().expect("utf-8 path");
+    let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("open");
+    let s = store.create(&id(), T0).await.expect("create");
+    let first = T0 + TIMEOUTS.idle_ms;
+    assert_eq!(sqlite_times(path, &s.uid), Some((first, first)), "created");
+    set(&store, &s.uid, "chat", "v", T0 + 50_000)
+        .await
+        .expect("live");
+    let second = T0 + 50_000 + TIMEOUTS.idle_ms;
+    assert_eq!(
+        sqlite_times(path, &s.uid),
+        Some((second, first)),
+        "written: its expiry moved, its sweep time did not"
+    );
+    assert_eq!(store.sweep(first).await.expect("sweep"), 0, "live");
+    assert_eq!(
+        sqlite_times(path, &s.uid),
+        Some((second, second)),
+        "looked at by the sweep: due again at its expiry"
+    );
+    assert_eq!(store.sweep(second).await.expect("sweep"), 1);
+    assert_eq!(sqlite_times(path, &s.uid), None, "deleted");
+}
+
+/// A session whose timeouts were shortened (a restart with a new configuration) is due for the
+/// sweep by its new, earlier expiry as soon as it is written: the first sweep after that expiry
+/// deletes it, as before the sweep had its own index.
+#[tokio::test]
+async fn sqlite_shorter_timeouts_bring_the_sweep_forward() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("baton.db");
+    let path = path.to_str().expect("utf-8 path");
+    let uid = {
+        let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("open");
+        let s = store.create(&id(), T0).await.expect("create");
+        store.close().await;
+        s.uid
+    };
+    let shorter = Timeouts {
+        idle_ms: 10_000,
+        absolute_ms: 300_000,
+    };
+    let store = baton::session::sqlite::SqliteStore::open(path, shorter).expect("reopen");
+    set(&store, &uid, "chat", "v", T0 + 1_000)
+        .await
+        .expect("live");
+    assert_eq!(
+        sqlite_times(path, &uid),
+        Some((T0 + 11_000, T0 + 11_000)),
+        "its sweep time follows its earlier expiry"
+    );
+    assert_eq!(store.sweep(T0 + 10_999).await.expect("sweep"), 0);
+    assert_eq!(store.sweep(T0 + 11_000).await.expect("sweep"), 1);
+}
+
+/// Schema step 4 moves the sweep's index from `expires_at` to the new `sweep_at` on a step-3
+/// database: every session, id, identity link and handoff record still reads, each session is
+/// due at its expiry (so the first sweep after it still deletes it), and the old index is gone.
+#[tokio::test]
+async fn sqlite_step_4_gives_the_sweep_its_own_index_keeping_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v3.db");
+    let path = path.to_str().expect("utf-8 path");
+    let (live, gone) = (Uid::new_in(None), Uid::new_in(None));
+    let (id, sub, jti) = (id(), subject("customer-8"), jti_for(&live));
+    {
+        // The schema exactly as step 3 left it.
+        let conn = rusqlite::Connection::open(path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE sessions (uid TEXT PRIMARY KEY, created_at INTEGER NOT NULL, \
+             last_seen INTEGER NOT NULL, expires_at INTEGER NOT NULL, vals TEXT NOT NULL) \
+             STRICT, WITHOUT ROWID;
+             CREATE INDEX sessions_expires_at ON sessions(expires_at);
+             CREATE TABLE session_ids (id_hash TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE) STRICT, WITHOUT ROWID;
+             CREATE INDEX session_ids_uid ON session_ids(uid);
+             CREATE TABLE handoffs (jti TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE, expires_at INTEGER NOT NULL) STRICT;
+             CREATE TABLE identities (subject TEXT PRIMARY KEY, uid TEXT NOT NULL \
+             REFERENCES sessions(uid) ON DELETE CASCADE) STRICT, WITHOUT ROWID;
+             CREATE INDEX identities_uid ON identities(uid);
+             CREATE INDEX handoffs_uid ON handoffs(uid);
+             PRAGMA user_version = 3;",
+        )
+        .expect("step-3 schema");
+        for (uid, last_seen, vals) in [(&live, T0 + 50_000, "{\"chat\":\"v3\"}"), (&gone, T0, "{}")]
+        {
+            conn.execute(
+                "INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    uid.as_str(),
+                    T0,
+                    last_seen,
+                    last_seen + TIMEOUTS.idle_ms,
+                    vals
+                ],
+            )
+            .expect("session");
+        }
+        conn.execute(
+            "INSERT INTO session_ids VALUES (?1, ?2)",
+            rusqlite::params![id.as_str(), live.as_str()],
+        )
+        .expect("id");
+        conn.execute(
+            "INSERT INTO identities VALUES (?1, ?2)",
+            rusqlite::params![sub.to_hex(), live.as_str()],
+        )
+        .expect("identity");
+        conn.execute(
+            "INSERT INTO handoffs VALUES (?1, ?2, ?3)",
+            rusqlite::params![jti.as_str(), live.as_str(), T0 + 100_000],
+        )
+        .expect("handoff");
+    }
+    let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("migrates");
+    let now = T0 + 60_000;
+    for uid in [&live, &gone] {
+        let (expires_at, sweep_at) = sqlite_times(path, uid).expect("kept");
+        assert_eq!(sweep_at, expires_at, "due at its expiry");
+    }
+    assert_eq!(store.sweep(now).await.expect("sweep"), 1, "the expired one");
+    assert_eq!(sqlite_times(path, &gone), None);
+    let s = store
+        .load(&id, now)
+        .await
+        .expect("load")
+        .expect("the session, by its id");
+    assert_eq!((&s.uid, s.values["chat"].as_str()), (&live, "v3"));
+    let linked = store
+        .load_identity(&sub, now)
+        .await
+        .expect("load_identity")
+        .expect("the identity link");
+    assert_eq!(linked.uid, live);
+    assert_eq!(
+        store.take_handoff(&jti, now).await.expect("take"),
+        Some(live.clone()),
+        "the handoff record"
+    );
+    store.close().await;
+
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 4);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_list('sessions') WHERE origin = 'c' ORDER BY name")
+        .expect("indexes")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(indexes, ["sessions_sweep_at"]);
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT uid, expires_at FROM sessions WHERE sweep_at <= 1 LIMIT 1",
+            [],
+            |r| r.get(3),
+        )
+        .expect("plan");
+    assert!(plan.contains("sessions_sweep_at"), "{plan}");
     let problems: Vec<String> = conn
         .prepare("PRAGMA foreign_key_check")
         .expect("check")
