@@ -1287,21 +1287,7 @@ async fn sqlite_step_3_rebuilds_a_step_2_database_keeping_everything() {
             rusqlite::params![uid.as_str(), T0, T0 + 60_000],
         )
         .expect("session");
-        conn.execute(
-            "INSERT INTO session_ids VALUES (?1, ?2)",
-            rusqlite::params![id.as_str(), uid.as_str()],
-        )
-        .expect("id");
-        conn.execute(
-            "INSERT INTO identities VALUES (?1, ?2)",
-            rusqlite::params![sub.to_hex(), uid.as_str()],
-        )
-        .expect("identity");
-        conn.execute(
-            "INSERT INTO handoffs VALUES (?1, ?2, ?3)",
-            rusqlite::params![jti.as_str(), uid.as_str(), T0 + 30_000],
-        )
-        .expect("handoff");
+        link_rows(&conn, &uid, &id, &sub, &jti, T0 + 30_000);
     }
     {
         let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("migrates");
@@ -1355,6 +1341,33 @@ async fn sqlite_step_3_rebuilds_a_step_2_database_keeping_everything() {
 }
 
 /// `expires_at` and `sweep_at` of session `uid`, read behind the store's back (`None`: no row).
+/// The rows an old schema holds for session `uid` besides its own: an id, an identity link and a
+/// pending handoff (expiring at `handoff_expires`), the same in every schema step so far.
+fn link_rows(
+    conn: &rusqlite::Connection,
+    uid: &Uid,
+    id: &IdHash,
+    sub: &SubjectHash,
+    jti: &Jti,
+    handoff_expires: i64,
+) {
+    conn.execute(
+        "INSERT INTO session_ids VALUES (?1, ?2)",
+        rusqlite::params![id.as_str(), uid.as_str()],
+    )
+    .expect("id");
+    conn.execute(
+        "INSERT INTO identities VALUES (?1, ?2)",
+        rusqlite::params![sub.to_hex(), uid.as_str()],
+    )
+    .expect("identity");
+    conn.execute(
+        "INSERT INTO handoffs VALUES (?1, ?2, ?3)",
+        rusqlite::params![jti.as_str(), uid.as_str(), handoff_expires],
+    )
+    .expect("handoff");
+}
+
 fn sqlite_times(path: &str, uid: &Uid) -> Option<(i64, i64)> {
     rusqlite::Connection::open(path)
         .expect("open the file")
@@ -1473,21 +1486,7 @@ async fn sqlite_step_4_gives_the_sweep_its_own_index_keeping_everything() {
             )
             .expect("session");
         }
-        conn.execute(
-            "INSERT INTO session_ids VALUES (?1, ?2)",
-            rusqlite::params![id.as_str(), live.as_str()],
-        )
-        .expect("id");
-        conn.execute(
-            "INSERT INTO identities VALUES (?1, ?2)",
-            rusqlite::params![sub.to_hex(), live.as_str()],
-        )
-        .expect("identity");
-        conn.execute(
-            "INSERT INTO handoffs VALUES (?1, ?2, ?3)",
-            rusqlite::params![jti.as_str(), live.as_str(), T0 + 100_000],
-        )
-        .expect("handoff");
+        link_rows(&conn, &live, &id, &sub, &jti, T0 + 100_000);
     }
     let store = baton::session::sqlite::SqliteStore::open(path, TIMEOUTS).expect("migrates");
     let now = T0 + 60_000;
