@@ -1330,14 +1330,7 @@ async fn sqlite_step_3_rebuilds_a_step_2_database_keeping_everything() {
         )
         .expect("plan");
     assert!(uses_index.contains("handoffs_uid"), "{uses_index}");
-    let problems: Vec<String> = conn
-        .prepare("PRAGMA foreign_key_check")
-        .expect("check")
-        .query_map([], |r| r.get(0))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    assert!(problems.is_empty(), "dangling references: {problems:?}");
+    assert_no_dangling_references(&conn);
 }
 
 /// `expires_at` and `sweep_at` of session `uid`, read behind the store's back (`None`: no row).
@@ -1366,6 +1359,18 @@ fn link_rows(
         rusqlite::params![jti.as_str(), uid.as_str(), handoff_expires],
     )
     .expect("handoff");
+}
+
+/// Fails when a row of a migrated database points at a session that is gone.
+fn assert_no_dangling_references(conn: &rusqlite::Connection) {
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .expect("check")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(problems.is_empty(), "dangling references: {problems:?}");
 }
 
 fn sqlite_times(path: &str, uid: &Uid) -> Option<(i64, i64)> {
@@ -1536,14 +1541,7 @@ async fn sqlite_step_4_gives_the_sweep_its_own_index_keeping_everything() {
         )
         .expect("plan");
     assert!(plan.contains("sessions_sweep_at"), "{plan}");
-    let problems: Vec<String> = conn
-        .prepare("PRAGMA foreign_key_check")
-        .expect("check")
-        .query_map([], |r| r.get(0))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    assert!(problems.is_empty(), "dangling references: {problems:?}");
+    assert_no_dangling_references(&conn);
 }
 
 /// Redis: the machine's server (or `BATON_TEST_REDIS_URL`), a fresh key prefix per test, deleted
