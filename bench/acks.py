@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # noqa: E402
 import scale  # noqa: E402
-from compare import Procs, Redis, git, note, say, version  # noqa: E402
+from compare import Procs, Redis, git, say, version  # noqa: E402
 
 
 def start_redis(procs: Procs, tmp: Path, name: str, primary: int | None = None) -> int:
@@ -98,11 +98,7 @@ def main() -> None:
         say(f"- ratio acks=1 / acks=0: **{statistics.median(ratios):.2f}** "
             f"(per round: {' '.join(f'{x:.2f}' for x in ratios)}); load average after: {scale.uptime()}")
     finally:
-        procs.stop_all()
-        if a.keep:
-            note(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        compare.clean_up(procs, tmp, a.keep)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,21 @@ def note(*args) -> None:
 
 # --- processes we start (and only those) ------------------------------------------------------
 
+def clean_up(procs: "Procs", tmp: Path, keep: bool, redis: "Redis | None" = None, prefix: str = "") -> None:
+    """What every bench script does last: stop its processes, delete its Redis keys (when it
+    wrote any, under `prefix`), and remove its temp dir unless asked to keep it."""
+    procs.stop_all()
+    if redis is not None:
+        try:
+            note(f"deleted {redis.delete_prefix(prefix)} Redis keys under {prefix}")
+        except (OSError, RuntimeError) as e:
+            note(f"could not delete Redis keys under {prefix}: {e}")
+    if keep:
+        note(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Procs:
     """Every long-running process this script starts, each in its own process group, so that
     stopping one (nginx: master and workers) never touches anything else."""
@@ -726,16 +741,7 @@ def main() -> None:
         say()
         say(f"- load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     finally:
-        procs.stop_all()
-        if redis_used:
-            try:
-                note(f"deleted {redis.delete_prefix(prefix)} Redis keys under {prefix}")
-            except (OSError, RuntimeError) as e:
-                note(f"could not delete Redis keys under {prefix}: {e}")
-        if a.keep:
-            note(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(procs, tmp, a.keep, redis if redis_used else None, prefix)
 
 
 if __name__ == "__main__":

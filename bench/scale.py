@@ -460,16 +460,7 @@ def main() -> None:
                            max_seconds=a.sweep_seconds)
             say(f"- load average after: {uptime()}")
     finally:
-        procs.stop_all()
-        if redis_used:
-            try:
-                note(f"deleted {redis.delete_prefix(run_prefix)} Redis keys under {run_prefix}")
-            except (OSError, RuntimeError) as e:
-                note(f"could not delete Redis keys under {run_prefix}: {e}")
-        if a.keep:
-            note(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        compare.clean_up(procs, tmp, a.keep, redis if redis_used else None, run_prefix)
 
 
 if __name__ == "__main__":

@@ -1559,6 +1559,15 @@ pub fn redis_config(url: &str, prefix: &str) -> baton::session::redis::RedisConf
     }
 }
 
+/// A plain connection to the test Redis at `url`, for looking at or writing keys directly.
+async fn raw_redis(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
 async fn redis_store() -> Arc<dyn SessionStore> {
     Arc::new(redis_cleanup().await)
 }
@@ -1720,11 +1729,7 @@ store_contract!(redis, redis_store());
 #[tokio::test]
 async fn redis_keys_expire_by_themselves_and_sweep_reaps() {
     let store = redis_cleanup().await;
-    let mut conn = ::redis::Client::open(store.guard.url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = raw_redis(store.guard.url.as_str()).await;
     let (old, fresh) = (id(), id());
     let s = store.create(&old, T0).await.expect("create");
     assert!(store.bind(&s.uid, &id_for(&s.uid), T0).await.expect("bind"));
@@ -1816,11 +1821,7 @@ async fn redis_sweep_goes_past_one_scan_batch() {
         .expect("open");
     // 1,500 other keys and 20 sessions (2 keys each): a hash table of 2,048 buckets, four times
     // what one SCAN step examines (500), within what one sweep examines (8 steps).
-    let mut conn = ::redis::Client::open(url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = raw_redis(url.as_str()).await;
     let mut fill = ::redis::cmd("MSET");
     for i in 0..1500 {
         fill.arg(format!("other:{i}")).arg("x");
@@ -1840,11 +1841,7 @@ async fn redis_sweep_goes_past_one_scan_batch() {
 #[tokio::test]
 async fn redis_session_is_two_compact_keys() {
     let store = redis_cleanup().await;
-    let mut conn = ::redis::Client::open(store.guard.url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = raw_redis(store.guard.url.as_str()).await;
     let first = id();
     let s = store.create(&first, T0).await.expect("create");
     set(&store, &s.uid, "chat", &"v".repeat(36), T0 + 1)
@@ -1913,11 +1910,7 @@ async fn old_session_is_found_written_and_rebound(
 async fn redis_sessions_from_before_two_key_sessions_keep_working() {
     let store = redis_cleanup().await;
     let p = store.guard.prefix.clone();
-    let mut conn = ::redis::Client::open(store.guard.url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = raw_redis(store.guard.url.as_str()).await;
     let old_id = SessionId::generate();
     let hash = old_id.hash();
     let tag = hash.tag().to_owned();
@@ -1969,11 +1962,7 @@ async fn redis_sessions_from_before_two_key_sessions_keep_working() {
 async fn redis_sessions_from_before_slot_tags_keep_working() {
     let store = redis_cleanup().await;
     let p = store.guard.prefix.clone();
-    let mut conn = ::redis::Client::open(store.guard.url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = raw_redis(store.guard.url.as_str()).await;
     let old_id = SessionId::generate();
     let hash = old_id.hash().as_str().to_owned();
     // Names from before slot tags: 32 hex each.
