@@ -16,7 +16,7 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,296 bytes gzipped, within its 2,304 budget): short local names are mangled by
+ * Size matters (2,298 bytes gzipped, within its 2,304 budget): short local names are mangled by
  * terser, string literals and duplicated logic are not, so keep both rare; whatever needs no page
  * (the link filter's rules, redeeming, presenting) is done in the iframe. A helper used once is
  * written out where it is used: terser inlines it as a function called on the spot, which costs.
@@ -57,11 +57,12 @@ class BatonError extends Error {
 }
 
 // Arrival from a handoff: take the token out of the address bar at once (it must not be
-// bookmarked, shared or left in history) and keep any other fragment part.
+// bookmarked, shared or left in history) and keep any other fragment part. An empty `#baton=`
+// carries nothing, and stays.
 /** @type {string | undefined} the token to redeem, by the first channel's iframe */
 let token;
 const hash = l.hash.replace(/([#&])baton=([^&]*)(&|$)/, (_, a, t, b) => ((token = t), b && a));
-if (token !== undefined)
+if (token)
   try {
     history.replaceState(history.state, "", l.href.split("#")[0] + hash);
   } catch {}
@@ -175,20 +176,23 @@ const channel = (url) => {
    * Resolves when requests may go: the iframe answered the handshake. It carries the token this
    * page arrived with and, for the first channel only, the page's identity: the iframe redeems and
    * presents them before it answers, so that every later request sees the session they lead to.
-   * Said at once (a frame the page wrote may have loaded already, and fires no `load` again; to a
-   * frame made here it goes nowhere: its document is still the initial about:blank) and at every `load` (a frame still loading drops what is posted before its document is
-   * there; one that reloads has lost what it heard). The first answer counts; a frame whose
-   * document had come but not yet loaded may hear both, and the iframe does the handshake's work
-   * once per document.
+   * Said at once to a frame whose document has come (a frame the page wrote may have loaded
+   * already, and fires no `load` again), and at every `load` (one that reloads has lost what it
+   * heard). Not at once while the frame still shows its initial about:blank, which this page can
+   * read (`contentDocument`; the broker's document it cannot): a message for the broker's origin
+   * would be dropped there, and Firefox reports each such drop as a console error. The first
+   * answer counts; a frame whose document had come but not yet loaded may hear both, and the
+   * iframe does the handshake's work once per document. `onload`: the page's own frame is the
+   * library's to listen to (a handler of its own on it is replaced).
    */
   const args = linker ? {} : { token, assertion };
   const ready = new Promise((resolve, reject) => {
     const hello = () => post("trusted", args).then(resolve, reject);
-    hello();
+    frame.contentDocument || hello();
     // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
     // fires `load`, with an error page that never answers: the first request finds out fast,
     // unless the answer waits on the broker too.
-    frame.addEventListener("load", () => race(hello(), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error").catch(reject));
+    frame.onload = () => race(hello(), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error").catch(reject);
   }).then((filter) => (ch.trusted = filter));
   ready.catch(quiet);
 
