@@ -8,7 +8,9 @@
 //   `load`, and does one postMessage round trip with it;
 // - baton: the page loads the broker's cookie-provider.min.js in <head>, as Genesys pages do,
 //   and restores the chat with `new CookieProvider(NAME, IFRAME_URL).loadCookie()`, a session
-//   present.
+//   present; and the fast embed: the same, but the page writes the broker's iframe itself
+//   (`<iframe src=IFRAME_URL hidden>` first in <body>, the library right after it), so that the
+//   iframe page loads alongside the library instead of after it.
 // Each in two situations: a first visit (the browser's cache holds neither the library nor the
 // iframe page: their URLs carry a query never used before) and a repeat visit (the same URLs as
 // the load just before).
@@ -127,6 +129,20 @@ let cookieProvider = new CookieProvider(${JSON.stringify(NAME)}, IFRAME_URL);
 window.result = cookieProvider.loadCookie().then(${done});
 </script>
 <body><h1>shop: genesys</h1></body>`,
+    // The fast embed: the page writes the iframe, the library adopts it (docs/genesys.md).
+    "/bench/genesys-frame": (v) => `<!doctype html><meta charset="utf-8"><title>genesys, frame</title>
+<body>
+<iframe src="${origins.broker}/iframe.html?v=${v}" hidden></iframe>
+<script src="${origins.broker}/cookie-provider.min.js?v=${v}"></script>
+<script>
+const IFRAME_URL = ${JSON.stringify(`${origins.broker}/iframe.html?v=${v}`)};
+const t0 = performance.now();
+let cookieProvider = new CookieProvider(${JSON.stringify(NAME)}, IFRAME_URL);
+// Measured only if the library adopted the page's iframe rather than making one of its own.
+window.result = cookieProvider.loadCookie().then(${done}).then((r) => (document.getElementsByTagName("iframe").length === 1 ? r : Promise.reject(new Error("the library made an iframe of its own"))));
+</script>
+<h1>shop: genesys, the page writes the iframe</h1>
+</body>`,
     // Untimed: saves the session the timed pages restore.
     "/bench/save": (v) => `<!doctype html><meta charset="utf-8"><title>save</title>
 <script src="${origins.broker}/cookie-provider.min.js?v=${v}"></script>
@@ -240,9 +256,11 @@ function roundCases(page, sites) {
   return [
     { row: "first visit", side: "ref", run: timed("ref", true, "echo", "reference, first visit") },
     { row: "first visit", side: "baton", run: timed("genesys", true, VALUE, "loadCookie(), first visit") },
+    { row: "first visit, page writes the iframe", side: "baton", run: timed("genesys-frame", true, VALUE, "loadCookie(), the page's iframe, first visit") },
     { row: "first visit, against iframe + a script", side: "ref", run: timed("ref-script", true, "echo", "reference with a script, first visit") },
     { row: "repeat visit", side: "ref", run: timed("ref", false, "echo", "reference, repeat visit") },
     { row: "repeat visit", side: "baton", run: timed("genesys", false, VALUE, "loadCookie(), repeat visit") },
+    { row: "repeat visit, page writes the iframe", side: "baton", run: timed("genesys-frame", false, VALUE, "loadCookie(), the page's iframe, repeat visit") },
     { row: "noise, reference vs itself", side: "baton", run: timed("ref", false, "echo", "reference, noise") },
   ];
 }
@@ -325,6 +343,9 @@ async function measureCell(cell, opts) {
     // the first visit's baton samples stand against both references.
     rows.get("noise, reference vs itself").ref = rows.get("repeat visit").ref;
     rows.get("first visit, against iframe + a script").baton = rows.get("first visit").baton;
+    // The fast embed's rows stand against the bare iframe of their situation.
+    rows.get("first visit, page writes the iframe").ref = rows.get("first visit").ref;
+    rows.get("repeat visit, page writes the iframe").ref = rows.get("repeat visit").ref;
     printTable(cell, rows, opts);
   } finally {
     await b?.stop();

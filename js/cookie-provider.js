@@ -16,9 +16,10 @@
  * `baton.mjs`, an ES module exporting `CookieProvider`, `initCookieProviderExtension`, `connect`
  * and `BatonError`.
  *
- * Size matters (2,289 bytes gzipped, within its 2,304 budget): short local names are mangled by
+ * Size matters (2,298 bytes gzipped, within its 2,304 budget): short local names are mangled by
  * terser, string literals and duplicated logic are not, so keep both rare; whatever needs no page
- * (the link filter's rules, redeeming, presenting) is done in the iframe.
+ * (the link filter's rules, redeeming, presenting) is done in the iframe. A helper used once is
+ * written out where it is used: terser inlines it as a function called on the spot, which costs.
  */
 const w = window;
 const d = document;
@@ -56,11 +57,12 @@ class BatonError extends Error {
 }
 
 // Arrival from a handoff: take the token out of the address bar at once (it must not be
-// bookmarked, shared or left in history) and keep any other fragment part.
-/** @type {string | undefined} the token still to redeem, by the first iframe created */
+// bookmarked, shared or left in history) and keep any other fragment part. An empty `#baton=`
+// carries nothing, and stays.
+/** @type {string | undefined} the token to redeem, by the first channel's iframe */
 let token;
 const hash = l.hash.replace(/([#&])baton=([^&]*)(&|$)/, (_, a, t, b) => ((token = t), b && a));
-if (token !== undefined)
+if (token)
   try {
     history.replaceState(history.state, "", l.href.split("#")[0] + hash);
   } catch {}
@@ -111,7 +113,13 @@ let linker;
  * @typedef {object} Channel
  * @property {(op: string, args: object, timeout: number) => Promise<any>} send
  * @property {Promise<void>} ready
- * @property {string[]} trusted
+ * @property {RegExp} trusted whether a token may go with an absolute URL at all (`trusted.test(href)`):
+ *   its origin looks trusted and is another site's or, for a redirect link of this site
+ *   (`/go?to=https%3A%2F%2F...`), this page's naming another URL. Only a filter, so that not every
+ *   link costs a request: the broker decides from the whole URL (its origins all trusted, the last
+ *   one named, where a redirect chain ends, not this page's; see docs/PROTOCOL.md) and refuses the
+ *   rest. The iframe builds it from the trusted patterns and this page's origin, and sends it with
+ *   the handshake's answer: the rules cost the iframe's bytes, not the page's.
  * @property {Record<string, {e: number, t?: string | null, p: Promise<string | null>}>} m tokens minted
  *   before the click, by destination origin: expiry, token (null: no session; undefined: not yet)
  */
@@ -121,7 +129,8 @@ const race = (p, ms, code = "timeout") =>
   Promise.race([p, new Promise((_, reject) => setTimeout(reject, ms, new BatonError(code)))]);
 
 /**
- * The shared iframe for `url`, created on first use.
+ * The shared iframe for `url`: one the page wrote itself with that very `src` (the fast embed: its
+ * load starts with the page's, not after this script's), or one created on first use.
  * @param {string} url
  * @returns {Channel}
  */
@@ -129,7 +138,16 @@ const channel = (url) => {
   url = abs(url);
   if (channels[url]) return channels[url];
   const origin = new URL(url).origin;
-  const frame = d.createElement("iframe");
+  // The resolved `src`, not the attribute's text: `iframe.html` relative or absolute alike.
+  const frame = [...d.getElementsByTagName("iframe")].find((f) => f.src === url) || d.createElement("iframe");
+  // Not rendered, so not in the accessibility tree either: it needs no title. A frame the page
+  // wrote is hidden too, should its markup have forgotten to.
+  frame.style.display = "none";
+  // A frame the page wrote keeps its `src`: set again, it would load again. One made here goes
+  // into the root element at once, not waiting for <body> when the script runs in <head>: the
+  // iframe starts loading as early as it can, and a hidden frame needs no place in the body. Its
+  // `load` cannot come before the listener below is there: it is an event of a later task.
+  frame.src || ((frame.src = url), d.documentElement.append(frame));
   /**
    * Posts one request with a port of its own, whose other end only the iframe holds: the answer
    * can come from nowhere else (a frame of another site on this page can post to `window`, not
@@ -158,17 +176,24 @@ const channel = (url) => {
    * Resolves when requests may go: the iframe answered the handshake. It carries the token this
    * page arrived with and, for the first channel only, the page's identity: the iframe redeems and
    * presents them before it answers, so that every later request sees the session they lead to.
+   * Said at once to a frame whose document has come (a frame the page wrote may have loaded
+   * already, and fires no `load` again), and at every `load` (one that reloads has lost what it
+   * heard). Not at once while the frame still shows its initial about:blank, which this page can
+   * read (`contentDocument`; the broker's document it cannot): a message for the broker's origin
+   * would be dropped there, and Firefox reports each such drop as a console error. The first
+   * answer counts; a frame whose document had come but not yet loaded may hear both, and the
+   * iframe does the handshake's work once per document. `onload`: the page's own frame is the
+   * library's to listen to (a handler of its own on it is replaced).
    */
-  const ready = new Promise((resolve) => (frame.onload = resolve))
+  const args = linker ? {} : { token, assertion };
+  const ready = new Promise((resolve, reject) => {
+    const hello = () => post("trusted", args).then(resolve, reject);
+    frame.contentDocument || hello();
     // A frame that failed to load (refused connection, CSP frame-ancestors, no script) still
     // fires `load`, with an error page that never answers: the first request finds out fast,
     // unless the answer waits on the broker too.
-    .then(() => {
-      const args = { token, assertion: ch === linker && assertion };
-      token = undefined;
-      return race(post("trusted", args), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error");
-    })
-    .then((filter) => (ch.trusted = filter));
+    frame.onload = () => race(hello(), args.token || args.assertion ? TIMEOUT : 2000, "iframe_error").catch(reject);
+  }).then((filter) => (ch.trusted = filter));
   ready.catch(quiet);
 
   /** @type {Channel} */
@@ -184,29 +209,10 @@ const channel = (url) => {
 
   // Another tab changed the session: tokens minted for the old one go.
   on("baton:change", () => (ch.m = {}));
-  frame.src = url;
-  // Not rendered, so not in the accessibility tree either: it needs no title.
-  frame.style.display = "none";
-  // Into the root element at once, not waiting for <body> when the script runs in <head>: the
-  // iframe starts loading as early as it can, and a hidden frame needs no place in the body.
-  d.documentElement.append(frame);
 
   if (!linker) intercept((linker = ch));
   return (channels[url] = ch);
 };
-
-/**
- * Whether a token may go with `href` at all: its origin looks trusted and is another site's or, for
- * a redirect link of this site (`/go?to=https%3A%2F%2F...`), this page's naming another URL. Only a
- * filter, so that not every link costs a request: the broker decides from the whole URL (its
- * origins all trusted, the last one named, where a redirect chain ends, not this page's; see
- * docs/PROTOCOL.md) and refuses the rest. The iframe builds it, a RegExp, from the trusted
- * patterns and this page's origin, and sends it with the handshake's answer: the rules cost the
- * iframe's bytes, not the page's.
- * @param {Channel} ch
- * @param {string} href absolute
- */
-const dest = (ch, href) => ch.trusted.test(href);
 
 /**
  * The token for following `u`, minted now unless one is on the way or kept (not expired). Kept by
@@ -219,16 +225,11 @@ const dest = (ch, href) => ch.trusted.test(href);
  */
 const mint = (ch, u, take, timeout = TIMEOUT) => {
   let m = ch.m[u];
-  if (!(m && m.e > Date.now())) {
-    const n = (m = ch.m[u] = /** @type {any} */ ({ e: Date.now() + KEEP }));
-    n.p = ch.send("handoff", { url: u }, timeout).then((t) => (n.t = t), quiet);
-  }
+  // `m` changes no more once set here: the promise's callback may write to it.
+  if (!(m?.e > Date.now())) (m = ch.m[u] = /** @type {any} */ ({ e: Date.now() + KEEP })).p = ch.send("handoff", { url: u }, timeout).then((t) => (m.t = t), quiet);
   if (take) delete ch.m[u];
   return m;
 };
-
-/** The absolute URL in attribute `a` of `el`. */
-const urlOf = (el, a) => abs(el.getAttribute(a));
 
 /**
  * Carries the session on clicks (and middle clicks) on links, and on form submissions, to the
@@ -245,9 +246,9 @@ const urlOf = (el, a) => abs(el.getAttribute(a));
 const intercept = (ch) => {
   /** Puts `u` with token `t` into attribute `a` of `el`, for `KEEP_HREF`. */
   const put = ([el, a, u], t) => {
-    const v = el.getAttribute(a);
+    // The value as the page wrote it, taken before it changes: setTimeout's own argument.
+    setTimeout((v) => el.setAttribute(a, v), KEEP_HREF, el.getAttribute(a));
     el.setAttribute(a, decorate(u, t));
-    setTimeout(() => el.setAttribute(a, v), KEEP_HREF);
   };
   /**
    * The link, form or button with its own `formaction` event `e` is about (`s`: the submitter),
@@ -258,8 +259,8 @@ const intercept = (ch) => {
     const t = s || e.composedPath()[0];
     const el = t.closest && (t.closest("a[href],area[href],[formaction]") || t.form || t);
     const a = el && ["href", "formaction", "action"].find((x) => el.hasAttribute(x));
-    const u = a && !e.defaultPrevented && !el.closest("[data-baton=off],[download]") && urlOf(el, a);
-    return u && dest(ch, u) && [el, a, u];
+    const u = a && !e.defaultPrevented && !el.closest("[data-baton=off],[download]") && abs(el.getAttribute(a));
+    return u && ch.trusted.test(u) && [el, a, u];
   };
   /** With the token ready, decorates at once; else holds the navigation back and `nav`s later. */
   const go = (e, x, nav) => {
@@ -270,13 +271,10 @@ const intercept = (ch) => {
       .catch(quiet)
       .then((t) => nav(x, t));
   };
-  const early = (e) => {
-    const x = of(e);
-    if (x) mint(ch, x[2]);
-  };
+  // (`x`: the listener's second parameter, which no event passes, so computed.)
+  const early = (e, x = of(e)) => x && mint(ch, x[2]);
   ["pointerover", "focusin", "pointerdown"].forEach((t) => on(t, early, 1));
-  const click = (e) => {
-    const x = of(e);
+  const click = (e, x = of(e)) => {
     if (e.button > 1 || e.altKey || !x || x[1] !== "href") return;
     const blank = e.button || e.ctrlKey || e.metaKey || e.shiftKey || x[0].target === "_blank";
     go(e, x, ([el, , u], t) => {
@@ -340,8 +338,9 @@ const connect = (iframeUrl, options) => {
      */
     open: (url, target) => {
       url = abs(url);
-      const m = dest(ch, url) && mint(ch, url, 1);
-      if (!m || m.t !== undefined) return w.open(decorate(url, m && m.t), target);
+      const m = ch.trusted.test(url) && mint(ch, url, 1);
+      // (`false.t` is undefined: no token.)
+      if (!m || m.t !== undefined) return w.open(decorate(url, m.t), target);
       const win = w.open("", target);
       if (win) {
         win.opener = null;
@@ -356,28 +355,11 @@ const connect = (iframeUrl, options) => {
      *   session with values here, and this page kept its own
      * @returns {() => void} unsubscribes
      */
-    on: (type, fn) => {
-      const e = "baton:" + type;
-      on(e, fn);
-      return () => w.removeEventListener(e, fn);
-    },
+    on: (type, fn) => (on((type = "baton:" + type), fn), () => w.removeEventListener(type, fn)),
   };
 };
 
-// The page's cookie value for a broker value (issue 20). A value made only of RFC 6265 cookie
-// octets (printable ASCII but `"`, `,`, `;` and `\`) is written as it is: that is every value the
-// Genesys widget (js-cookie) or any valid cookie writer produces, so those pass through byte for
-// byte, for readers that decode and readers that do not. Any other value could add attributes
-// (`; Domain=...`) or be cut short, so it is written as `"` + encodeURIComponent(value) + `"`: the
-// quoted form RFC 6265 allows, which js-cookie's reader unquotes and decodes itself, and which
-// no raw value can take (a raw value has no `"`). Reading undoes only that form, so a raw value,
-// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was. A
-// value with a lone surrogate, which encodeURIComponent refuses, makes loadCookie() reject
-// instead of being written.
-/** @param {string} v */
-const encode = (v) => (/^[!#-+\--:<-[\]-~]*$/.test(v) ? v : '"' + encodeURIComponent(v) + '"');
-
-/** The page's own first-party cookie `name`, decoded as `encode` wrote it, or null. */
+/** The page's own first-party cookie `name`, decoded as `writeCookie` wrote it, or null. */
 const readCookie = (name) => {
   try {
     // The first cookie of that name, as `find` on the pairs would give.
@@ -390,6 +372,16 @@ const readCookie = (name) => {
   }
 };
 
+// The page's cookie value for a broker value (issue 20). A value made only of RFC 6265 cookie
+// octets (printable ASCII but `"`, `,`, `;` and `\`) is written as it is: that is every value the
+// Genesys widget (js-cookie) or any valid cookie writer produces, so those pass through byte for
+// byte, for readers that decode and readers that do not. Any other value could add attributes
+// (`; Domain=...`) or be cut short, so it is written as `"` + encodeURIComponent(value) + `"`: the
+// quoted form RFC 6265 allows, which js-cookie's reader unquotes and decodes itself, and which
+// no raw value can take (a raw value has no `"`). Reading undoes only that form, so a raw value,
+// `%XX` runs included, is never decoded, and an earlier broker value still reads as it was. A
+// value with a lone surrogate, which encodeURIComponent refuses, makes loadCookie() reject
+// instead of being written.
 /**
  * Writes the page's cookie `name` with the only attributes it ever gets: path `/`, SameSite=Lax,
  * Secure over https, and with `v` null an expiry in the past (removed).
@@ -398,7 +390,7 @@ const readCookie = (name) => {
  */
 const writeCookie = (name, v) =>
   (d.cookie =
-    name + "=" + (v === null ? "; max-age=0" : encode(v)) + "; path=/; SameSite=Lax" + (l.protocol === "https:" ? "; Secure" : ""));
+    name + "=" + (v === null ? ";max-age=0" : /^[!#-+\--:<-[\]-~]*$/.test(v) ? v : '"' + encodeURIComponent(v) + '"') + ";path=/;SameSite=Lax" + (l.protocol === "https:" ? ";Secure" : ""));
 
 /** Genesys-compatible provider: keeps one first-party cookie in step with the broker. */
 class CookieProvider {
@@ -462,11 +454,10 @@ class CookieProvider {
 
   /**
    * Whether the broker can keep state in this browser (mode is not "none").
-   * @param {(enabled: boolean) => void} [callback] defaults to the constructor's
+   * @param {(enabled: boolean) => void} [cb] defaults to the constructor's
    * @returns {Promise<boolean>}
    */
-  async cookieTest(callback) {
-    const cb = callback || this.cb;
+  async cookieTest(cb = this.cb) {
     const ok = await this.client.mode().then((m) => m !== "none", () => false);
     if (typeof cb == "function") cb(ok);
     return ok;

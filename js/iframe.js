@@ -43,6 +43,8 @@ let last;
  * request. Never when the broker rendered none (no cookie came, no live session).
  */
 let snap;
+/** @type {Promise<void> | undefined} the handshake's work, once started (`ops.trusted`) */
+let shake;
 /** How long after this page's request its snapshot may answer a read (ms): the staleness of a
  * page loaded that long ago, for changes no event tells of (another site's tab, another device). */
 const SNAP_MS = 5e3;
@@ -205,12 +207,17 @@ const ops = {
   // The load handshake: first the token the page arrived with is redeemed, then the page's
   // identity presented, so that every later request of the page sees the session they lead to.
   // Their failures are not the page's to hear of (a 409 is, as the conflict event); a page key
-  // either brings rides on this reply. Then the page's link filter.
+  // either brings rides on this reply. Then the page's link filter. Done once per document: the
+  // library may say hello twice (at once, to a frame the page wrote, and at its `load`), and both
+  // may arrive; the second waits for the first's work instead of doing it again (two identifies
+  // at once could each create a session).
   trusted: [
     any,
     async (m, call, origin) => {
-      if (str(m.token)) (snap = 0), await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
-      if (ops.identify[0](m)) (snap = 0), await ops.identify[1](m, call, origin).catch(any);
+      await (shake ||= (async () => {
+        if (str(m.token)) (snap = 0), await call("POST", "handoff/redeem", { token: m.token, origin }).then(changed, any);
+        if (ops.identify[0](m)) (snap = 0), await ops.identify[1](m, call, origin).catch(any);
+      })());
       return filter(origin);
     },
   ],

@@ -74,14 +74,16 @@ export interface Client {
 
 /**
  * Connects to the broker iframe at `iframeUrl` (e.g. `https://broker.example.com/iframe.html`).
- * Clients of the same URL on a page share one hidden iframe.
+ * Clients of the same URL on a page share one hidden iframe: the one the page wrote itself, if its
+ * `src` resolves to exactly that URL (the fast embed: it loads alongside the library), or one
+ * the library adds.
  */
 export function connect(iframeUrl: string, options?: Options): Client;
 
 /** Genesys-compatible provider: keeps the page's first-party cookie `name` in step with the broker. */
 export class CookieProvider {
   /**
-   * Adds the hidden broker iframe to the page.
+   * Adds the hidden broker iframe to the page, or adopts the one the page wrote with that `src`.
    * @param name the session cookie's name, also the key in the broker
    * @param iframeUrl the broker's iframe URL
    * @param showThirdPartyCookieNotification default callback of `cookieTest`
