@@ -74,7 +74,7 @@ def sessions(n: int, keep: int):
 
 
 def short(sid: str) -> str:
-    """How the Redis store names an id (prelude.lua, `short`): 128 bits of its hash, base64url."""
+    """How the Redis store names an id (`short_name` in src/session/redis/mod.rs): 128 bits of its hash, base64url."""
     return urlsafe_b64encode(bytes.fromhex(id_hash(sid)[:32])).decode().rstrip("=")
 
 

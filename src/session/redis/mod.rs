@@ -10,7 +10,9 @@
 //! - `P{T}s:<uid>`: the session, a hash: `c` (created_at), `l` (last_seen), `v:<key>` (each value),
 //!   `iT:<h>` (each id that reaches it, so `end` can delete them all);
 //! - `P{T}i:<h>`: the uid an id reaches, where `<h>` is the first 128 bits of its hash in
-//!   base64url (22 characters);
+//!   base64url (22 characters), named here (`IdArgs`) and passed to the scripts beside the id's
+//!   hex: done in Lua, that conversion took as much of Redis's CPU as the rest of a read
+//!   (bench/README.md, "Redis CPU per call");
 //! - `P{T}h:<jti>`: a handoff record, a hash `u` (uid), `e` (expires_at); `P{T}hs:<uid>`: its jtis.
 //! - `P{S}sub:<subject hash>`: an identity link, the uid a customer's session is (issue 19), under
 //!   the subject's own tag `S` (`SubjectHash::slot_tag`), since one customer's sessions come and
@@ -28,8 +30,9 @@
 //! values under `hash-max-listpack-value`, 64 bytes): 498 bytes of Redis memory for a session with
 //! one 36-byte value, where the layout before (a key `P{T}id:<whole hash>` per id and a set
 //! `P{T}ids:<uid>` of them) took 853 (`bench/scale.py --memory`). Sessions written in that layout
-//! are read, touched and ended as before, with no migration: a lookup tries the old id key after
-//! the new one, `end` deletes both kinds, and binding an id moves it to the new layout.
+//! are read, touched and ended as before, with no migration: a lookup tries the old id key only
+//! when the new one is missing, `end` deletes both kinds, and binding an id moves it to the new
+//! layout.
 //!
 //! Data written before slot tags (`P s:<uid>`, `P id:<hash>`, ... with 32-hex uids and jtis) keeps
 //! working on one Redis and on Sentinel: a lookup that finds no tagged id key tries the untagged
@@ -304,9 +307,9 @@ impl RedisStore {
         format!("{}s:{uid}", self.base(uid))
     }
 
-    /// The key `idkey` names for `id`: the first 128 bits of its hash in base64url.
-    fn id_key(&self, id: &IdHash) -> String {
-        format!("{}{{{}}}i:{}", self.prefix, id.tag(), short_name(id))
+    /// The key `idkey` names for an id (its short name's tag and 22 characters).
+    fn id_key(&self, id: &IdArgs) -> String {
+        format!("{}{{{}}}i:{}", self.prefix, id.tag(), id.name())
     }
 
     /// A subject's identity link, in the subject's own slot.
@@ -317,11 +320,6 @@ impl RedisStore {
             subject.slot_tag(),
             subject.to_hex()
         )
-    }
-
-    /// The id as the scripts name it (`idkey`).
-    fn member(id: &IdHash) -> String {
-        format!("{}:{}", id.tag(), id.as_str())
     }
 
     /// A Redis Cluster adopt: every id reached in another slot than `uid` is a step of its own
@@ -341,12 +339,13 @@ impl RedisStore {
     ) -> Result<Option<AdoptOutcome>, StoreError> {
         for dry in ["1", "0"] {
             for id in foreign {
+                let id = IdArgs::of(id);
                 let reply: String = self
                     .run(
                         &self.scripts.absorb,
                         now,
-                        &[self.id_key(id)],
-                        &[&Self::member(id), uid, dry],
+                        &[self.id_key(&id)],
+                        &[&id.member, &id.short, uid, dry],
                     )
                     .await?;
                 if reply == "conflict" {
@@ -366,7 +365,35 @@ impl RedisStore {
     }
 }
 
-/// The first 128 bits of `id`'s hash in base64url (22 characters), as `short` in prelude.lua.
+/// An id as the scripts take it, two arguments (prelude.lua): its member `<tag>:<hash>`, which
+/// names it in the layout before (read on a miss only), and its short name `<tag>:<h>`, which
+/// names its key and its field in the session hash. Computed here rather than in Lua, where the
+/// hex to base64url loop doubled the Redis CPU time of a read (bench/README.md, "Redis CPU per
+/// call").
+struct IdArgs {
+    member: String,
+    short: String,
+}
+
+impl IdArgs {
+    fn of(id: &IdHash) -> Self {
+        Self {
+            member: format!("{}:{}", id.tag(), id.as_str()),
+            short: format!("{}:{}", id.tag(), short_name(id)),
+        }
+    }
+
+    fn tag(&self) -> &str {
+        self.short.split_once(':').map_or("", |(tag, _)| tag)
+    }
+
+    /// The 22 characters of the short name.
+    fn name(&self) -> &str {
+        self.short.split_once(':').map_or("", |(_, name)| name)
+    }
+}
+
+/// The first 128 bits of `id`'s hash in base64url (22 characters).
 fn short_name(id: &IdHash) -> String {
     use base64::Engine as _;
     let bytes: Vec<u8> = (0..16)
@@ -406,11 +433,12 @@ impl SessionStore for RedisStore {
     async fn create(&self, id: &IdHash, now: Timestamp) -> Result<Session, StoreError> {
         // The session takes the slot tag of the id it is created with.
         let uid = Uid::new_in(Some(id.tag()));
+        let id = IdArgs::of(id);
         self.run::<i64>(
             &self.scripts.create,
             now,
             &[self.session_key(uid.as_str())],
-            &[uid.as_str(), &Self::member(id)],
+            &[uid.as_str(), &id.member, &id.short],
         )
         .await?;
         Ok(Session {
@@ -423,12 +451,13 @@ impl SessionStore for RedisStore {
 
     async fn load(&self, id: &IdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
         let step = self.timeouts.touch_step_ms().to_string();
+        let id = IdArgs::of(id);
         let reply: Option<Vec<String>> = self
             .run(
                 &self.scripts.load,
                 now,
-                &[self.id_key(id)],
-                &[&Self::member(id), &step],
+                &[self.id_key(&id)],
+                &[&id.member, &id.short, &step],
             )
             .await?;
         let Some(mut reply) = reply else {
@@ -482,12 +511,13 @@ impl SessionStore for RedisStore {
             max_values.to_string(),
             self.timeouts.touch_step_ms().to_string(),
         );
+        let id = IdArgs::of(id);
         let reply: Option<Vec<String>> = self
             .run(
                 &self.scripts.load_and_set,
                 now,
-                &[self.id_key(id)],
-                &[&Self::member(id), key, value, &max_values, &step],
+                &[self.id_key(&id)],
+                &[&id.member, &id.short, key, value, &max_values, &step],
             )
             .await?;
         // `Missing` cannot come from the script: it finds the session and writes in one step.
@@ -542,12 +572,13 @@ impl SessionStore for RedisStore {
                 Some(_) => {}
             }
         }
+        let id = IdArgs::of(id);
         let bound: i64 = self
             .run(
                 &self.scripts.bind,
                 now,
                 &[self.session_key(uid)],
-                &[uid, &Self::member(id)],
+                &[uid, &id.member, &id.short],
             )
             .await?;
         Ok(bound == 1)
@@ -576,12 +607,12 @@ impl SessionStore for RedisStore {
                 return Ok(answer);
             }
         }
-        let (id_member, members): (String, Vec<String>) = (
-            Self::member(id),
-            here.iter().map(|r| Self::member(r)).collect(),
-        );
-        let mut args = vec![uid, id_member.as_str()];
-        args.extend(members.iter().map(String::as_str));
+        let (id, reached): (IdArgs, Vec<IdArgs>) =
+            (IdArgs::of(id), here.iter().map(|r| IdArgs::of(r)).collect());
+        let mut args = vec![uid, id.member.as_str(), id.short.as_str()];
+        for r in &reached {
+            args.extend([r.member.as_str(), r.short.as_str()]);
+        }
         let reply: Option<Vec<String>> = self
             .run(&self.scripts.adopt, now, &[self.session_key(uid)], &args)
             .await?;
@@ -767,9 +798,9 @@ impl SessionStore for RedisStore {
 mod tests {
     use super::*;
 
-    /// The Rust side names an id's key as the scripts do (`short` in prelude.lua, checked
-    /// against Redis by `store_contract::redis_session_is_two_compact_keys`): 22 characters that
-    /// are the first 16 bytes of the hash.
+    /// An id's short name, which names its key and its field (checked against Redis by
+    /// `store_contract::redis_session_is_two_compact_keys`): 22 characters that are the first 16
+    /// bytes of the hash, after the tag.
     #[test]
     fn an_id_key_is_named_by_128_bits_of_its_hash_in_base64url() {
         use base64::Engine as _;
@@ -781,6 +812,10 @@ mod tests {
             .collect();
         let short = short_name(&id);
         assert_eq!(short.len(), 22);
+        let args = IdArgs::of(&id);
+        assert_eq!(args.short, format!("abcd:{short}"));
+        assert_eq!((args.tag(), args.name()), ("abcd", short.as_str()));
+        assert_eq!(args.member, format!("abcd:{}", id.as_str()));
         assert_eq!(
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(&short)

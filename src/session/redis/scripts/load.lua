@@ -1,7 +1,7 @@
--- ARGV 6 id, 7 touch step (ms). Returns {uid, HGETALL...} or nil.
-local uid, k = find(ARGV[6])
+-- ARGV 6 id, 7 its short name, 8 touch step (ms). Returns {uid, HGETALL...} or nil.
+local uid, k = find(ARGV[6], ARGV[7])
 if not uid then return false end
-if not touch(uid, tonumber(ARGV[7])) then
+if not touch(uid, tonumber(ARGV[8])) then
   redis.call('DEL', k)
   return false
 end

@@ -19,35 +19,15 @@ end
 local function skey(uid) return base(uid) .. 's:' .. uid end
 local function hskey(uid) return base(uid) .. 'hs:' .. uid end
 local function hkey(jti) return base(jti) .. 'h:' .. jti end
--- An id as the store names it: '<tag>:<hash>', or '<hash>' (an id from before tags). Its key is
--- named by the first 128 bits of its hash in base64url (22 characters; 128 bits of a SHA-256 of
--- a 256-bit secret: no two ids meet), and the session hash lists it as field 'i<tag>:<those 22>'
--- ('i<those 22>' untagged): short enough for Redis's compact encodings (listpack values up to
--- hash-max-listpack-value, 64 bytes; fewer allocator size classes per key).
-local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-local function b64char(n) return string.sub(B64, n + 1, n + 1) end
-local function short(m)
-  local t, h = string.match(m, '^([^:]+):(%x+)$')
-  h = h or m
-  local out = {}
-  for i = 1, 30, 3 do
-    local n = tonumber(string.sub(h, i, i + 2), 16)
-    table.insert(out, b64char(math.floor(n / 64)) .. b64char(n % 64))
-  end
-  local n = tonumber(string.sub(h, 31, 32), 16)
-  table.insert(out, b64char(math.floor(n / 4)) .. b64char(n % 4 * 16))
-  return t, table.concat(out)
-end
-local function idkey(m)
-  local t, h = short(m)
-  if t then return P .. '{' .. t .. '}i:' .. h end
-  return P .. 'i:' .. h
-end
-local function idfield(m)
-  local t, h = short(m)
-  if t then return 'i' .. t .. ':' .. h end
-  return 'i' .. h
-end
+-- An id comes as two arguments: its member '<tag>:<hash>' (hex; its name in the layout before)
+-- and its short name '<tag>:<h>', where <h> is the first 128 bits of the hash in base64url (22
+-- characters; 128 bits of a SHA-256 of a 256-bit secret: no two ids meet), computed by the
+-- caller (`short_name` in mod.rs: in Lua it cost more than the rest of a read). Its key is
+-- `P{<tag>}i:<h>` and the session hash lists it as field 'i<tag>:<h>': short enough for Redis's
+-- compact encodings (listpack values up to hash-max-listpack-value, 64 bytes; fewer allocator
+-- size classes per key). Tags are 4 characters (`TAG_LEN`).
+local function idkey(s) return P .. '{' .. string.sub(s, 1, 4) .. '}i:' .. string.sub(s, 6) end
+local function idfield(s) return 'i' .. s end
 -- Where ids were before (a compatible read path, no migration): the key named by the whole hash
 -- (`P{T}id:<hash>`, untagged `P id:<hash>`), and a set `P{T}ids:<uid>` of a session's ids.
 local function oldidkey(m)
@@ -57,17 +37,20 @@ local function oldidkey(m)
 end
 local function oldidskey(uid) return base(uid) .. 'ids:' .. uid end
 
--- The uid id `m` reaches and the key that says so; nil when none.
-local function find(m)
-  for _, k in ipairs({idkey(m), oldidkey(m)}) do
-    local uid = redis.call('GET', k)
-    if uid then return uid, k end
-  end
+-- The uid id `m` (short name `s`) reaches and the key that says so; nil when none. The layouts
+-- before are only looked at when the new key is missing.
+local function find(m, s)
+  local k = idkey(s)
+  local uid = redis.call('GET', k)
+  if uid then return uid, k end
+  k = oldidkey(m)
+  uid = redis.call('GET', k)
+  if uid then return uid, k end
   if legacy then
     local h = string.match(m, ':(%x+)$')
     if h then
-      local k = P .. 'id:' .. h
-      local uid = redis.call('GET', k)
+      k = P .. 'id:' .. h
+      uid = redis.call('GET', k)
       if uid then return uid, k end
     end
   end
@@ -148,12 +131,14 @@ local function put(uid, c, field, value, max)
   return true
 end
 
--- Makes id `m` reach the live session `uid` (created at `c`) until its absolute deadline. A key
--- of `m` in an old layout goes: the new one answers first, and the old one could outlive an `end`.
-local function link(uid, m, c)
+-- Makes id `m` (short name `s`) reach the live session `uid` (created at `c`) until its absolute
+-- deadline. A key of `m` in an old layout goes: the new one answers first, and the old one could
+-- outlive an `end`.
+local function link(uid, m, s, c)
   local ttl = c + absolute - now
-  local k, f = idkey(m), idfield(m)
-  local old, at = find(m)
+  local f = idfield(s)
+  local old, at = find(m, s)
+  local k = idkey(s)
   if old and old ~= uid then
     redis.call('HDEL', skey(old), f)
     redis.call('SREM', oldidskey(old), m)
