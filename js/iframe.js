@@ -281,8 +281,9 @@ if (w.top !== w && w.origin !== "null") {
   // Whether this browser keeps any broker cookie in this frame (Firefox's Total Cookie Protection
   // silently partitions even the unpartitioned one). Where it keeps none (WebKit's default,
   // Firefox blocking every third-party cookie), the page holds the session: page mode. The
-  // partitioned test first: where third-party cookies are blocked, an unpartitioned one would be
-  // refused, and Chromium reports every refused cookie to its browser process.
+  // partitioned test first: it sticks in every cell where the other does, and where third-party
+  // cookies are blocked the unpartitioned one would only be refused (a refused cookie costs
+  // Chromium's frame time: bench/README.md, browser.mjs).
   keeps = sticks(";Partitioned") || sticks("");
   page = !keeps && config.page;
   // The session the broker rendered, in cookie modes (page mode reads with the page's key); none
