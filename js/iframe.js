@@ -280,8 +280,11 @@ if (w.top !== w && w.origin !== "null") {
   trusted = config.trusted;
   // Whether this browser keeps any broker cookie in this frame (Firefox's Total Cookie Protection
   // silently partitions even the unpartitioned one). Where it keeps none (WebKit's default,
-  // Firefox blocking every third-party cookie), the page holds the session: page mode.
-  keeps = sticks("") || sticks(";Partitioned");
+  // Firefox blocking every third-party cookie), the page holds the session: page mode. The
+  // partitioned test first: it sticks in every cell where the other does, and where third-party
+  // cookies are blocked the unpartitioned one would only be refused (a refused cookie costs
+  // Chromium's frame time: bench/README.md, browser.mjs).
+  keeps = sticks(";Partitioned") || sticks("");
   page = !keeps && config.page;
   // The session the broker rendered, in cookie modes (page mode reads with the page's key); none
   // rendered, none here.

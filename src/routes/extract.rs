@@ -47,6 +47,10 @@ pub struct Page {
 pub struct Credentials {
     cookies: RequestCookies,
     pub page: Option<Page>,
+    /// The browser says this request's context has no access to unpartitioned cookies
+    /// (`Sec-Fetch-Storage-Access: none`, Chromium with third-party cookies blocked and no
+    /// storage-access grant): an unpartitioned cookie set in the answer would be refused.
+    unpartitioned_refused: bool,
 }
 
 impl Credentials {
@@ -66,7 +70,15 @@ impl Credentials {
             }
             _ => None,
         };
-        Ok(Self { cookies, page })
+        let unpartitioned_refused = parts
+            .headers
+            .get("sec-fetch-storage-access")
+            .is_some_and(|v| v.as_bytes() == b"none");
+        Ok(Self {
+            cookies,
+            page,
+            unpartitioned_refused,
+        })
     }
 
     /// Whether the request carries either broker cookie (a page key is not a cookie).
@@ -189,13 +201,17 @@ impl SessionRequest {
     }
 
     /// What the answer re-issues when the store key of `cookie_id` won (`None`: the page key):
-    /// both cookies, unless they already both carry that id.
+    /// both cookies, unless they already both carry that id, or the partitioned one does and the
+    /// browser says it would refuse the unpartitioned one (`Sec-Fetch-Storage-Access: none`).
+    /// Re-issuing there would only set the partitioned cookie to what it already is and have the
+    /// browser block the other, on every iframe page and every call: in Chromium a blocked cookie
+    /// costs the frame's navigation commit a few ms (bench/README.md, browser.mjs).
     fn binding(&self, cookie_id: Option<&SessionId>) -> Binding {
         let c = &self.creds.cookies;
+        let unpartitioned_ok = c.unpartitioned.as_ref() == cookie_id
+            || (c.unpartitioned.is_none() && self.creds.unpartitioned_refused);
         match cookie_id {
-            Some(id)
-                if c.unpartitioned.as_ref() != Some(id) || c.partitioned.as_ref() != Some(id) =>
-            {
+            Some(id) if !unpartitioned_ok || c.partitioned.as_ref() != Some(id) => {
                 Binding::Cookies(id.clone())
             }
             _ => Binding::Keep,

@@ -271,6 +271,79 @@ async fn the_page_reissues_the_cookies_a_read_would() {
     app.stop().await;
 }
 
+/// Where the browser says the frame has no access to unpartitioned cookies
+/// (`Sec-Fetch-Storage-Access: none`: Chromium with third-party cookies blocked), the partitioned
+/// cookie alone is all it can keep: neither the page nor the API sets it again to what it is, nor
+/// sets the twin the browser would refuse. Any other value (or none) re-issues both, as before.
+#[tokio::test]
+async fn where_the_twin_would_be_refused_the_partitioned_cookie_alone_is_not_reissued() {
+    let app = spawn_app().await;
+    let res = app.put("chat", "x", SHOP, None).await;
+    let partitioned = only_cookie(res.headers(), PARTITIONED);
+    let (h, body) = page(
+        &app,
+        Some(&partitioned),
+        &[
+            ("sec-fetch-dest", "iframe"),
+            ("sec-fetch-storage-access", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(snapshot(&body), Some(serde_json::json!({ "chat": "x" })));
+    assert_eq!(
+        set_cookies(&h),
+        Vec::<String>::new(),
+        "the page sets no cookie"
+    );
+    for (access, reissued) in [("none", 0), ("inactive", 2), ("active", 2)] {
+        let api = app
+            .req(
+                reqwest::Method::GET,
+                "/v1/session",
+                Some(SHOP),
+                Some(&partitioned),
+            )
+            .header("sec-fetch-storage-access", access)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(api.status(), 200);
+        assert_eq!(
+            set_cookies(api.headers()).len(),
+            reissued,
+            "Sec-Fetch-Storage-Access: {access}"
+        );
+    }
+    // The unpartitioned cookie of a session that is no more, with the header saying `none`
+    // (which a browser would not send with it): the partitioned one's session wins and both are
+    // set to it, so that the stale one goes.
+    let stale = app.put("chat", "old", SHOP, None).await;
+    let unpartitioned = only_cookie(stale.headers(), UNPARTITIONED);
+    let end = app
+        .req(
+            reqwest::Method::DELETE,
+            "/v1/session",
+            Some(SHOP),
+            Some(&unpartitioned),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert!(end.status().is_success());
+    let (h, body) = page(
+        &app,
+        Some(&format!("{unpartitioned}; {partitioned}")),
+        &[
+            ("sec-fetch-dest", "iframe"),
+            ("sec-fetch-storage-access", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(snapshot(&body), Some(serde_json::json!({ "chat": "x" })));
+    assert_eq!(set_cookies(&h).len(), 2, "the stale twin is replaced");
+    app.stop().await;
+}
+
 /// A stuck store must not hold the page (a frame holds its parent's `load` event): the page
 /// comes without the session, soon, and the iframe's own read meets the store as before.
 #[tokio::test]
