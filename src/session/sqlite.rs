@@ -419,9 +419,7 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        if run_group(conn, group) {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
+        run_group(conn, group, commits);
         if closing.is_some() {
             return closing;
         }
@@ -429,8 +427,9 @@ fn write_loop(
     None
 }
 
-/// Runs one group; true when it was committed.
-fn run_group(conn: &Connection, group: Vec<Job>) -> bool {
+/// Runs one group, counted in `commits` if it commits, before any of its jobs is answered (so a
+/// caller that reads `commits` after its answer sees its own group counted).
+fn run_group(conn: &Connection, group: Vec<Job>, commits: &std::sync::atomic::AtomicU64) {
     let step = |sql: &str| {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([]))
@@ -443,7 +442,7 @@ fn run_group(conn: &Connection, group: Vec<Job>) -> bool {
             let (_, deliver) = job(None);
             deliver(Err(e.clone()));
         }
-        return false;
+        return;
     }
     let mut delivers = Vec::with_capacity(group.len());
     let mut broken = None;
@@ -469,11 +468,12 @@ fn run_group(conn: &Connection, group: Vec<Job>) -> bool {
     if outcome.is_err() {
         let _ = step("ROLLBACK");
     }
-    let committed = outcome.is_ok();
+    if outcome.is_ok() {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
     for deliver in delivers {
         deliver(outcome.clone());
     }
-    committed
 }
 
 /// A uid or jti is stored as its text, as it always was; text the broker never minted, read
