@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { withCollector } from "./collector.mjs";
-import { scheme, startBroker, startSiteServer, withEngine } from "./index.mjs";
+import { scheme, startSiteServer, startWorlds, withEngine } from "./index.mjs";
 
 /** @type {[import("./index.mjs").Engine, string][]} */
 const ARRIVAL_CELLS = [
@@ -73,10 +73,10 @@ async function startSites(s) {
 }
 
 /** @typedef {Awaited<ReturnType<typeof startSites>>} Sites */
-/** @typedef {{sites: Sites, broker: import("./sites.mjs").Broker}} World */
+/** @typedef {import("./sites.mjs").World<Sites>} World */
 
 /** @param {World} w */
-function addPages({ sites, broker }) {
+function addPages({ partners: sites, broker }) {
   const lib = (/** @type {string} */ nonce = "") => {
     const n = nonce && ` nonce="${nonce}"`;
     return `<script${n}>window.arrivedHash = location.hash;</script>
@@ -140,27 +140,10 @@ ${lib(NONCE)}<h1>support under CSP</h1><a id="back" href="${sites.url("shop", "/
   );
 }
 
-/** @type {Partial<Record<"http" | "https", World>>} */
-const worlds = {};
-
-before(async () => {
-  for (const s of /** @type {const} */ (["http", "https"])) {
-    const sites = await startSites(s);
-    const broker = await startBroker(s, /** @type {any} */ (sites)).catch(async (e) => {
-      await sites.stop();
-      throw e;
-    });
-    worlds[s] = { sites, broker };
-    addPages(worlds[s]);
-  }
-});
-
-after(async () => {
-  for (const w of Object.values(worlds)) {
-    await w.broker.stop();
-    await w.sites.stop();
-  }
-});
+/** @type {import("./sites.mjs").Worlds<Sites>} */
+let worlds;
+before(async () => (worlds = await startWorlds(addPages, { partners: startSites })));
+after(async () => worlds?.stop());
 
 /** The value of counter `name` in the broker's /metrics. */
 const counter = async (/** @type {World} */ w, /** @type {string} */ name) => {
@@ -172,7 +155,7 @@ for (const [engine, mode] of ARRIVAL_CELLS) {
   test(`${engine} ${mode}: an anonymous chat crosses by a shadow-root link, a form GET, a form POST, a named redirect, a hovered tracked link and a hovered target=_blank link; an open redirector to an untrusted site gets no token`, () =>
     withEngine(engine, mode, async (b) => {
       const w = /** @type {World} */ (worlds[scheme(engine)]);
-      const { sites } = w;
+      const { partners: sites } = w;
       const page = await b.open(sites.url("shop", "/"));
       let n = 0;
       /** Ends any chat everywhere and starts a new one on shop; returns its id. */
@@ -241,7 +224,7 @@ for (const [engine, mode] of ARRIVAL_CELLS) {
 test("chromium blocked: a partner page under a nonce + 'strict-dynamic' CSP restores the chat and carries it on by a link, with no CSP violation", () =>
   withEngine("chromium", "blocked", async (b) => {
     const w = /** @type {World} */ (worlds.http);
-    const { sites } = w;
+    const { partners: sites } = w;
     const page = await b.open(sites.url("shop", "/"));
     await page.evaluate("window.loaded.then(() => Baton.connect(IFRAME_URL).end())");
     await page.evaluate(`startChat("csp-chat")`);

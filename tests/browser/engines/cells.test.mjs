@@ -10,7 +10,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
-import { CELLS, scheme, startBroker, startPartners, withEngine } from "./index.mjs";
+import { CELLS, scheme, startWorlds, withEngine } from "./index.mjs";
 
 /** Where each cell keeps the session: the mode `Baton.connect(...).mode()` must report. */
 /** @type {Record<string, Record<string, string>>} */
@@ -24,12 +24,12 @@ const EXPECTED_MODE = {
 
 const NAME = "customer-defined-session-cookie";
 
-/** @typedef {{partners: import("./sites.mjs").Partners, broker: import("./sites.mjs").Broker}} World */
-/** @type {Partial<Record<"http" | "https", World>>} */
-const worlds = {};
+/** @typedef {import("./sites.mjs").World} World */
+/** @type {import("./sites.mjs").Worlds} */
+let worlds;
 /** The same, with the broker's page keys turned off (`session.page_keys = false`). */
-/** @type {Partial<Record<"http" | "https", World>>} */
-const offWorlds = {};
+/** @type {import("./sites.mjs").Worlds} */
+let offWorlds;
 
 /** Genesys pages on shop, support and evil for one world. */
 function addPages(/** @type {World} */ { partners, broker }) {
@@ -88,29 +88,13 @@ function addPages(/** @type {World} */ { partners, broker }) {
   );
 }
 
-/** Partner sites and a broker in `scheme`, with the pages above. */
-async function startWorld(/** @type {"http" | "https"} */ scheme, /** @type {string} */ toml = "") {
-  const partners = await startPartners(scheme);
-  const broker = await startBroker(scheme, partners, { toml }).catch(async (e) => {
-    await partners.stop();
-    throw e;
-  });
-  addPages({ partners, broker });
-  return { partners, broker };
-}
-
 before(async () => {
-  for (const s of /** @type {const} */ (["http", "https"])) {
-    worlds[s] = await startWorld(s);
-    offWorlds[s] = await startWorld(s, "[session]\npage_keys = false\n");
-  }
+  worlds = await startWorlds(addPages);
+  offWorlds = await startWorlds(addPages, { toml: "[session]\npage_keys = false\n" });
 });
-
 after(async () => {
-  for (const w of [...Object.values(worlds), ...Object.values(offWorlds)]) {
-    await w.broker.stop();
-    await w.partners.stop();
-  }
+  await worlds?.stop();
+  await offWorlds?.stop();
 });
 
 /** The value of counter `name` in the broker's /metrics. */

@@ -12,16 +12,16 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { CELLS, scheme, startBroker, startPartners, withEngine } from "./index.mjs";
+import { CELLS, scheme, startWorlds, withEngine } from "./index.mjs";
 
 const NAME = "customer-defined-session-cookie";
 const VALUE = "%7B%22chatId%22%3A%22chat-embed%22%7D";
 /** The library as the broker serves it (check-js keeps static/ what the build makes). */
 const LIBRARY = readFileSync(new URL("../../../static/cookie-provider.js", import.meta.url), "utf8");
 
-/** @typedef {{partners: import("./sites.mjs").Partners, broker: import("./sites.mjs").Broker}} World */
-/** @type {Partial<Record<"http" | "https", World>>} */
-const worlds = {};
+/** @typedef {import("./sites.mjs").World} World */
+/** @type {import("./sites.mjs").Worlds} */
+let worlds;
 
 /** Partner pages of one world: `/save` (the library makes its own iframe) and the three embeds. */
 function addPages(/** @type {World} */ { partners, broker }) {
@@ -85,24 +85,8 @@ ${frame}
   );
 }
 
-before(async () => {
-  for (const s of /** @type {const} */ (["http", "https"])) {
-    const partners = await startPartners(s);
-    const broker = await startBroker(s, partners).catch(async (e) => {
-      await partners.stop();
-      throw e;
-    });
-    worlds[s] = { partners, broker };
-    addPages(worlds[s]);
-  }
-});
-
-after(async () => {
-  for (const w of Object.values(worlds)) {
-    await w.broker.stop();
-    await w.partners.stop();
-  }
-});
+before(async () => (worlds = await startWorlds(addPages)));
+after(async () => worlds?.stop());
 
 /** How many iframe pages the broker of `w` has served (200 or 304). */
 const iframePages = async (/** @type {World} */ w) =>

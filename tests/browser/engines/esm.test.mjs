@@ -3,20 +3,14 @@
 // click to support (a module page too) and read there, in each engine's default cookie mode.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { scheme, startBroker, startPartners, withEngine } from "./index.mjs";
+import { scheme, startWorlds, withEngine } from "./index.mjs";
 
-/** @typedef {{partners: import("./sites.mjs").Partners, broker: import("./sites.mjs").Broker}} World */
-/** @type {Partial<Record<"http" | "https", World>>} */
-const worlds = {};
+/** @typedef {import("./sites.mjs").World} World */
+/** @type {import("./sites.mjs").Worlds} */
+let worlds;
 
 before(async () => {
-  for (const s of /** @type {const} */ (["http", "https"])) {
-    const partners = await startPartners(s);
-    const broker = await startBroker(s, partners).catch(async (e) => {
-      await partners.stop();
-      throw e;
-    });
-    worlds[s] = { partners, broker };
+  worlds = await startWorlds(({ partners, broker }) => {
     for (const [name, other] of [["shop", "support"], ["support", "shop"]]) {
       partners.page(
         name,
@@ -32,15 +26,9 @@ before(async () => {
 <body><a id="to-other" href="${partners.url(other, "/")}">${other}</a></body>`,
       );
     }
-  }
+  });
 });
-
-after(async () => {
-  for (const w of Object.values(worlds)) {
-    await w.broker.stop();
-    await w.partners.stop();
-  }
-});
+after(async () => worlds?.stop());
 
 for (const [engine, mode] of /** @type {const} */ ([["chromium", "blocked"], ["firefox", "default"], ["webkit", "default"]])) {
   test(`${engine} ${mode}: import { connect } from the package, save on shop, a link click, read on support`, () =>

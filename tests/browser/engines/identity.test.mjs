@@ -8,11 +8,11 @@
 // in the browser after forget(), while the other profile finds it again with its assertion; then,
 // without identity, (f) Back after End shows no chat (the page restored from the back/forward
 // cache) and (e) a link carrying another chat to a site that has one of its own tells the page.
-import { after, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
 import { until } from "../harness.mjs";
-import { scheme, startBroker, startPartners, withEngine, launch } from "./index.mjs";
+import { scheme, startWorlds, withEngine, launch } from "./index.mjs";
 
 /** The cells where a site's session stays on that site: identity is what joins them. */
 const CELLS = /** @type {const} */ ([
@@ -44,32 +44,18 @@ function sign({ iat = Math.floor(Date.now() / 1000), exp = iat + 300, ...claims 
   return `${input}.${createHmac("sha256", Buffer.from(SECRET, "base64url")).update(input).digest("base64url")}`;
 }
 
-/** @typedef {{partners: import("./sites.mjs").Partners, broker: import("./sites.mjs").Broker}} World */
-/** @type {Partial<Record<"http" | "https", Promise<World>>>} */
-const worlds = {};
+/** @typedef {import("./sites.mjs").World} World */
+/** @type {import("./sites.mjs").Worlds} partner sites and a broker with identity keys */
+let worlds;
 let pageCount = 0;
 
-/** Partner sites and a broker with identity keys in `s`, started on first use. */
-const world = (/** @type {"http" | "https"} */ s) =>
-  (worlds[s] ??= (async () => {
-    const partners = await startPartners(s);
-    const broker = await startBroker(s, partners, { toml: IDENTITY_TOML }).catch(async (e) => {
-      await partners.stop();
-      throw e;
-    });
-    const w = { partners, broker };
+before(async () => {
+  worlds = await startWorlds((w) => {
     // Where the pages' links go.
     for (const site of /** @type {const} */ (["shop", "support"])) page(w, site, undefined, "/landing");
-    return w;
-  })());
-
-after(async () => {
-  for (const w of Object.values(worlds)) {
-    const { partners, broker } = await w;
-    await broker.stop();
-    await partners.stop();
-  }
+  }, { toml: IDENTITY_TOML });
 });
+after(async () => worlds?.stop());
 
 /**
  * A new Genesys page on `site` (shop: the extension form, support: the instance form) carrying
@@ -137,7 +123,7 @@ const brokerChat = "Baton.connect(IFRAME_URL).get(SESSION_COOKIE_NAME)";
 for (const [engine, mode] of CELLS) {
   test(`${engine} ${mode}: an identified chat is found on another site and in another profile, not by other or refused assertions, nowhere after forget; a conflicting identify is told`, () =>
     withEngine(engine, mode, async (a) => {
-      const w = await world(scheme(engine));
+      const w = worlds[scheme(engine)];
       const { partners, broker } = w;
       const aud = broker.origin;
       // Customers of this cell only: the broker is shared by the cells of one scheme.
@@ -197,7 +183,7 @@ for (const [engine, mode] of CELLS) {
 
   test(`${engine} ${mode}: Back after End shows no chat; a link carrying a chat to a site holding another tells the page`, () =>
     withEngine(engine, mode, async (a) => {
-      const w = await world(scheme(engine));
+      const w = worlds[scheme(engine)];
       // (f) A chat carried from shop to support by a link, ended there: Back to shop (restored from
       // the back/forward cache) shows no chat, and shop's cookie is gone.
       const tab = await a.open(page(w, "shop"));

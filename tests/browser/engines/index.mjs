@@ -14,7 +14,7 @@ import { launchChromium } from "./chromium.mjs";
 import { launchFirefox } from "./firefox.mjs";
 import { launchWebKit } from "./webkit.mjs";
 
-export { makeCert, startBroker, startHttpsBroker, startHttpsPartners, startPartners, startSiteServer, startTlsProxy, TEST_HOSTS } from "./sites.mjs";
+export { makeCert, startBroker, startHttpsBroker, startHttpsPartners, startPartners, startSiteServer, startTlsProxy, startWorlds, TEST_HOSTS } from "./sites.mjs";
 export { COLLECTOR_PATH } from "./collector.mjs";
 
 /** @typedef {"chromium" | "firefox" | "webkit"} Engine */

@@ -6,22 +6,17 @@
 // Chromium's own suite (../restore.test.mjs) adds the arrival by a link.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { CELLS, scheme, startBroker, startPartners, withEngine } from "./index.mjs";
+import { CELLS, scheme, startWorlds, withEngine } from "./index.mjs";
 
 /** Where each cell keeps the session (as cells.test.mjs): cookie modes render the session. */
 const PAGE_MODE = new Set(["firefox blocked", "webkit default", "webkit itp"]);
 
-/** @typedef {{partners: import("./sites.mjs").Partners, broker: import("./sites.mjs").Broker}} World */
-/** @type {Partial<Record<"http" | "https", World>>} */
-const worlds = {};
+/** @typedef {import("./sites.mjs").World} World */
+/** @type {import("./sites.mjs").Worlds} */
+let worlds;
 
 before(async () => {
-  for (const s of /** @type {const} */ (["http", "https"])) {
-    const partners = await startPartners(s);
-    const broker = await startBroker(s, partners).catch(async (e) => {
-      await partners.stop();
-      throw e;
-    });
+  worlds = await startWorlds(({ partners, broker }) =>
     partners.page(
       "shop",
       "/",
@@ -33,17 +28,10 @@ before(async () => {
   client.on("change", () => window.changes++);
 </script>
 <body><h1>shop</h1></body>`,
-    );
-    worlds[s] = { partners, broker };
-  }
+    ),
+  );
 });
-
-after(async () => {
-  for (const w of Object.values(worlds)) {
-    await w.broker.stop();
-    await w.partners.stop();
-  }
-});
+after(async () => worlds?.stop());
 
 /** How many `GET /v1/session` the broker of `w` has answered. */
 const reads = async (/** @type {World} */ w) => {

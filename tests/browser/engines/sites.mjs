@@ -230,8 +230,48 @@ export const startPartners = (scheme) => (scheme === "https" ? startHttpsPartner
  * The real broker in `scheme`, trusting `trusted` on `partners`: harness.mjs `startBroker()` for
  * http, startHttpsBroker for https.
  * @param {"http" | "https"} scheme
- * @param {Partners} partners
+ * @param {{port: number}} partners
  * @param {{trusted?: string[], toml?: string}} [opts]
  * @returns {Promise<Broker>}
  */
 export const startBroker = (scheme, partners, opts) => (scheme === "https" ? startHttpsBroker(partners.port, opts) : startHttpBroker(partners.port, opts));
+
+/** @template [P=Partners] @typedef {{partners: P, broker: Broker}} World partner sites and the broker trusting them */
+/** @template [P=Partners] @typedef {Record<"http" | "https", World<P>> & {stop: () => Promise<void>}} Worlds */
+
+/**
+ * A world in each scheme, http then https: partner sites (`partners(scheme)`, by default
+ * startPartners), the real broker trusting them (with `toml` added to its config), then
+ * `addPages(world)`. When any step fails, what had started is stopped before the error is thrown;
+ * otherwise `stop()` stops it all.
+ * @template {{port: number, stop: () => Promise<void>}} [P=Partners]
+ * @param {(w: World<P>) => void | Promise<void>} [addPages]
+ * @param {{partners?: (scheme: "http" | "https") => Promise<P>, toml?: string}} [opts]
+ * @returns {Promise<Worlds<P>>}
+ */
+export async function startWorlds(addPages = () => {}, { partners: startSites = /** @type {any} */ (startPartners), toml } = {}) {
+  /** @type {World<P>[]} */
+  const started = [];
+  const stop = async () => {
+    for (const { partners, broker } of started) {
+      await broker.stop();
+      await partners.stop();
+    }
+  };
+  try {
+    for (const s of /** @type {const} */ (["http", "https"])) {
+      const partners = await startSites(s);
+      const broker = await startBroker(s, partners, { toml }).catch(async (e) => {
+        await partners.stop();
+        throw e;
+      });
+      started.push({ partners, broker });
+      await addPages({ partners, broker });
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const [http, https] = started;
+  return { http, https, stop };
+}

@@ -4,18 +4,15 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
-import { CELLS, scheme, startBroker, startPartners, withEngine } from "./index.mjs";
+import { CELLS, scheme, startWorlds, withEngine } from "./index.mjs";
 
-/** @typedef {{partners: import("./sites.mjs").Partners, broker: import("./sites.mjs").Broker}} World */
+/** @typedef {import("./sites.mjs").World} World */
 
-/** @type {Partial<Record<"http" | "https", World>>} one set of sites per scheme */
-const worlds = {};
+/** @type {import("./sites.mjs").Worlds} one set of sites per scheme */
+let worlds;
 
 before(async () => {
-  for (const s of /** @type {const} */ (["http", "https"])) {
-    const partners = await startPartners(s);
-    worlds[s] = { partners, broker: await startBroker(s, partners).catch(async (e) => { await partners.stop(); throw e; }) };
-    const { broker } = /** @type {World} */ (worlds[s]);
+  worlds = await startWorlds(({ partners, broker }) => {
     partners.page(
       "shop",
       "/a",
@@ -29,15 +26,9 @@ before(async () => {
     );
     partners.page("third", "/frame", `<!doctype html><title>third</title><script>window.answer = 42; throw new Error("smoke: third frame at load");</script>`);
     partners.page("support", "/b", `<!doctype html><meta charset="utf-8"><title>B</title><h1>B</h1>`);
-  }
+  });
 });
-
-after(async () => {
-  for (const w of Object.values(worlds)) {
-    await w.broker.stop();
-    await w.partners.stop();
-  }
-});
+after(async () => worlds?.stop());
 
 for (const [engine, mode] of CELLS) {
   test(`${engine} ${mode}: navigation, a real click, frameEval and errors of page and frames`, () =>
