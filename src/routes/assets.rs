@@ -59,9 +59,7 @@ async fn iframe_page(
     h: HeaderMap,
     req: Result<SessionRequest, ApiError>,
 ) -> Response {
-    let inactive = h
-        .get("sec-fetch-storage-access")
-        .is_some_and(|v| v.as_bytes() == b"inactive");
+    let inactive = super::extract::storage_access(&h) == b"inactive";
     let snapshot = match req {
         Ok(req) if !inactive && framed(&h) && req.creds.has_cookie() => {
             snapshot(&req).await.map(|r| {

@@ -53,6 +53,14 @@ pub struct Credentials {
     unpartitioned_refused: bool,
 }
 
+/// What the browser says of the request's access to unpartitioned cookies
+/// (`Sec-Fetch-Storage-Access`, which no page can set): `none`, `inactive`, `active`, or empty
+/// when absent.
+pub fn storage_access(h: &axum::http::HeaderMap) -> &[u8] {
+    h.get("sec-fetch-storage-access")
+        .map_or(b"", |v| v.as_bytes())
+}
+
 impl Credentials {
     fn from_parts(parts: &Parts, config: &Config) -> Result<Self, ApiError> {
         let cookies = RequestCookies::from_headers(&parts.headers);
@@ -70,10 +78,7 @@ impl Credentials {
             }
             _ => None,
         };
-        let unpartitioned_refused = parts
-            .headers
-            .get("sec-fetch-storage-access")
-            .is_some_and(|v| v.as_bytes() == b"none");
+        let unpartitioned_refused = storage_access(&parts.headers) == b"none";
         Ok(Self {
             cookies,
             page,
@@ -189,7 +194,8 @@ where
 
 impl SessionRequest {
     /// The live session the request reaches (see `Credentials::candidates` for which wins). When
-    /// a cookie wins, both cookies are re-issued unless they already both carry its id.
+    /// a cookie wins, both cookies are re-issued unless they already both carry its id (and one
+    /// exception: `binding`).
     pub async fn resolve(&self) -> Result<Option<Resolved>, ApiError> {
         for (hash, cookie_id) in self.creds.candidates() {
             if let Some(session) = self.store.load(&hash, self.now).await? {

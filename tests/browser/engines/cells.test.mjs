@@ -93,8 +93,8 @@ before(async () => {
   offWorlds = await startWorlds(addPages, { toml: "[session]\npage_keys = false\n" });
 });
 after(async () => {
-  await worlds?.stop();
-  await offWorlds?.stop();
+  const ends = await Promise.allSettled([worlds?.stop(), offWorlds?.stop()]);
+  for (const e of ends) if (e.status === "rejected") throw e.reason;
 });
 
 /** The value of counter `name` in the broker's /metrics. */

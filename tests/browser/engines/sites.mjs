@@ -252,11 +252,12 @@ export const startBroker = (scheme, partners, opts) => (scheme === "https" ? sta
 export async function startWorlds(addPages = () => {}, { partners: startSites = /** @type {any} */ (startPartners), toml } = {}) {
   /** @type {World<P>[]} */
   const started = [];
+  // Every world's broker and sites are stopped even when one of them fails to stop; the first
+  // failure is thrown after.
   const stop = async () => {
-    for (const { partners, broker } of started) {
-      await broker.stop();
-      await partners.stop();
-    }
+    const ends = await Promise.allSettled(started.flatMap(({ partners, broker }) => [broker.stop(), partners.stop()]));
+    const failed = ends.find((e) => e.status === "rejected");
+    if (failed) throw failed.reason;
   };
   try {
     for (const s of /** @type {const} */ (["http", "https"])) {
@@ -269,7 +270,8 @@ export async function startWorlds(addPages = () => {}, { partners: startSites = 
       await addPages({ partners, broker });
     }
   } catch (e) {
-    await stop();
+    // The set-up's error is the one to see, not a failure to stop.
+    await stop().catch(() => {});
     throw e;
   }
   const [http, https] = started;
