@@ -107,8 +107,8 @@ const READER_CACHE_KIB: i64 = 16 * 1024;
 /// with 10^6 live sessions and reads spread over 20,000 of them, most reads are due to touch (one
 /// per session per step), each a write of a random page that the GET waited a synced commit for
 /// (`bench/scale.py`: 0.44x the GET throughput of 10^3 sessions, 1.06x when the reads go to
-/// 1,000 of the 10^6; queued, 0.54-0.76x in single runs and 0.70x in README's one run: the
-/// writes remain).
+/// 1,000 of the 10^6; queued, 0.54-0.76x in single runs, 0.67-0.70x in the two full
+/// `bench/all.sh` runs since: what remains is counted in bench/README.md).
 const QUEUED_TOUCH_MIN_LIFE_MS: i64 = 60_000;
 /// Sessions one sweep job looks at, deleting the expired ones: a few milliseconds of the writer
 /// (deleting a session touches pages all over its tables and indexes), so a live write queued
